@@ -1,0 +1,3 @@
+"""oomlab: reproducible OOM-kill and swap experiments on Docker and Kubernetes."""
+
+__version__ = "0.1.0"

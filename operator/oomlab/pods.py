@@ -1,0 +1,243 @@
+"""An OOMExperiment's spec, checked, and the one Pod that runs it."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from oomlab.semantics import QoSClass, qos_class
+from oomlab.units import (
+    SizeError,
+    human,
+    parse_docker_memory_swap,
+    parse_docker_size,
+    parse_k8s_quantity,
+)
+from oomlab.workload import DEFAULT_IMAGE, WorkloadSpec
+
+GROUP = "oomlab.dev"
+VERSION = "v1alpha1"
+PLURAL = "oomexperiments"
+KIND = "OOMExperiment"
+
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_EXPERIMENT_UID = "oomlab.dev/experiment-uid"
+ANNOTATION_EXPERIMENT = "oomlab.dev/experiment"
+POD_APP = "oomlab-experiment"
+CONTAINER = "workload"
+
+CPU_MILLIS = 250
+"""Every experiment pod asks for and is limited to this much CPU, so QoS follows memory alone:
+request == limit is Guaranteed, request < limit is Burstable."""
+
+NON_ROOT_UID = 65532
+DEFAULT_TIMEOUT_S = 300
+
+
+class InvalidSpec(ValueError):
+    """The experiment cannot run as written; ``field`` names what to change."""
+
+    def __init__(self, field_path: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_path
+
+
+@dataclass(frozen=True)
+class DockerFlags:
+    memory: str | None = None
+    memory_swap: str | None = None
+    runtime: str = "runc"
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return None if self.memory is None else parse_docker_size(self.memory, flag="--memory")
+
+    @property
+    def memory_swap_bytes(self) -> int | None:
+        return None if self.memory_swap is None else parse_docker_memory_swap(self.memory_swap)
+
+    def cli(self) -> str:
+        parts = []
+        if self.memory is not None:
+            parts.append(f"--memory={self.memory}")
+        if self.memory_swap is not None:
+            parts.append(f"--memory-swap={self.memory_swap}")
+        if self.runtime != "runc":
+            parts.append(f"--runtime={self.runtime}")
+        return " ".join(parts) or "(no limits)"
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    workload: WorkloadSpec
+    limit_bytes: int
+    request_bytes: int | None
+    limit_text: str
+    request_text: str | None
+    image: str = DEFAULT_IMAGE
+    image_pull_policy: str = "IfNotPresent"
+    timeout_s: int = DEFAULT_TIMEOUT_S
+    ttl_after_finished_s: int | None = None
+    runtime_class: str | None = None
+    priority_class: str | None = None
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
+    docker: DockerFlags | None = None
+
+    @property
+    def qos(self) -> QoSClass:
+        return qos_class(self.request_bytes, self.limit_bytes, CPU_MILLIS, CPU_MILLIS)
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any], *, max_bytes: int | None = None) -> ExperimentSpec:
+        """Parse and check ``spec``; raise :class:`InvalidSpec` naming the field to fix.
+
+        The CRD's schema and CEL rules catch most of this at the API server; this is the second
+        line for clusters that predate CEL quantity functions and for the operator-wide cap.
+        """
+        raw_workload = spec.get("workload") or {}
+        try:
+            workload = WorkloadSpec.from_mapping(raw_workload)
+        except (SizeError, ValueError, TypeError) as exc:
+            raise InvalidSpec("spec.workload", str(exc)) from None
+        limits = (spec.get("resources") or {}).get("limits") or {}
+        requests = (spec.get("resources") or {}).get("requests") or {}
+        if limits.get("memory") is None:
+            raise InvalidSpec(
+                "spec.resources.limits.memory",
+                "resources.limits.memory is required: an experiment without a memory limit "
+                "could take the whole node down",
+            )
+        limit = _quantity(limits["memory"], "spec.resources.limits.memory")
+        request = None
+        if requests.get("memory") is not None:
+            request = _quantity(requests["memory"], "spec.resources.requests.memory")
+            if request > limit:
+                raise InvalidSpec(
+                    "spec.resources.requests.memory",
+                    f"resources.requests.memory ({requests['memory']}) is larger than "
+                    f"resources.limits.memory ({limits['memory']}); a request cannot exceed "
+                    "the limit",
+                )
+        if max_bytes is not None:
+            for what, value in (("workload.size", workload.size_bytes), ("limit", limit)):
+                if value > max_bytes:
+                    raise InvalidSpec(
+                        "spec.workload.size"
+                        if what == "workload.size"
+                        else "spec.resources.limits.memory",
+                        f"{what} {human(value)} is over this operator's cap of "
+                        f"{human(max_bytes)} (OOMLAB_MAX_EXPERIMENT_BYTES); use a smaller size "
+                        "or ask the cluster admin to raise the cap",
+                    )
+        docker = None
+        if spec.get("docker"):
+            raw = spec["docker"]
+            docker = DockerFlags(
+                memory=raw.get("memory"),
+                memory_swap=raw.get("memorySwap"),
+                runtime=raw.get("runtime") or "runc",
+            )
+            try:
+                _ = docker.memory_bytes, docker.memory_swap_bytes
+            except SizeError as exc:
+                raise InvalidSpec("spec.docker", str(exc)) from None
+        return cls(
+            workload=workload,
+            limit_bytes=limit,
+            request_bytes=request,
+            limit_text=str(limits["memory"]),
+            request_text=None if request is None else str(requests["memory"]),
+            image=raw_workload.get("image") or DEFAULT_IMAGE,
+            image_pull_policy=raw_workload.get("imagePullPolicy") or "IfNotPresent",
+            timeout_s=int(spec.get("timeoutSeconds") or DEFAULT_TIMEOUT_S),
+            ttl_after_finished_s=spec.get("ttlSecondsAfterFinished"),
+            runtime_class=spec.get("runtimeClassName"),
+            priority_class=spec.get("priorityClassName"),
+            node_selector=dict(spec.get("nodeSelector") or {}),
+            tolerations=list(spec.get("tolerations") or []),
+            docker=docker,
+        )
+
+
+def _quantity(value: Any, field_path: str) -> int:
+    try:
+        return parse_k8s_quantity(value, field=field_path.removeprefix("spec."))
+    except SizeError as exc:
+        raise InvalidSpec(field_path, str(exc)) from None
+
+
+_DNS_UNSAFE = re.compile(r"[^a-z0-9-]+")
+
+
+def pod_name(experiment_name: str, uid: str) -> str:
+    """A stable pod name: the same experiment always maps to the same pod (no duplicates on
+    resume), short enough to be a hostname, and unique per experiment incarnation."""
+    suffix = hashlib.sha256(uid.encode()).hexdigest()[:6]
+    stem = _DNS_UNSAFE.sub("-", experiment_name.lower()).strip("-")[: 63 - len("oomx--") - 6]
+    return f"oomx-{stem.rstrip('-')}-{suffix}"
+
+
+def build_pod(name: str, namespace: str, uid: str, spec: ExperimentSpec) -> dict[str, Any]:
+    """The experiment's Pod: least privilege, no restarts, no API token, no network needs."""
+    resources: dict[str, Any] = {
+        "limits": {"memory": spec.limit_text, "cpu": f"{CPU_MILLIS}m"},
+        "requests": {"memory": spec.request_text or spec.limit_text, "cpu": f"{CPU_MILLIS}m"},
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "activeDeadlineSeconds": spec.timeout_s,
+        "terminationGracePeriodSeconds": 5,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": NON_ROOT_UID,
+            "runAsGroup": NON_ROOT_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": CONTAINER,
+                "image": spec.image,
+                "imagePullPolicy": spec.image_pull_policy,
+                "args": spec.workload.args(),
+                "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
+                "resources": resources,
+                # On a kill the last log lines (memhog's progress) land in the pod status.
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+            }
+        ],
+    }
+    if spec.runtime_class:
+        pod_spec["runtimeClassName"] = spec.runtime_class
+    if spec.priority_class:
+        pod_spec["priorityClassName"] = spec.priority_class
+    if spec.node_selector:
+        pod_spec["nodeSelector"] = spec.node_selector
+    if spec.tolerations:
+        pod_spec["tolerations"] = spec.tolerations
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name(name, uid),
+            "namespace": namespace,
+            "labels": {
+                LABEL_NAME: POD_APP,
+                LABEL_MANAGED_BY: "oomlab-operator",
+                LABEL_EXPERIMENT_UID: uid,
+            },
+            "annotations": {ANNOTATION_EXPERIMENT: name},
+        },
+        "spec": pod_spec,
+    }

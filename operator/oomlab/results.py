@@ -1,0 +1,95 @@
+"""Outcomes and results shared by every runner (Docker, podman, a Kubernetes pod)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(StrEnum):
+    """What happened to one run of a workload."""
+
+    COMPLETED = "Completed"
+    OOM_KILLED = "OOMKilled"
+    FAILED = "Failed"
+    TIMED_OUT = "TimedOut"
+    REFUSED = "Refused"
+    """The runtime would not start the container at all (for example crun on hybrid cgroups)."""
+
+
+class Predicted(StrEnum):
+    """What the rules say will happen; Borderline when demand and capacity are too close to call."""
+
+    COMPLETED = "Completed"
+    OOM_KILLED = "OOMKilled"
+    BORDERLINE = "Borderline"
+
+
+class CgroupVersion(StrEnum):
+    V1 = "v1"
+    V2 = "v2"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the machine that ran the workload could give it."""
+
+    cgroup_version: CgroupVersion = CgroupVersion.UNKNOWN
+    swap_total_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    kernel: str | None = None
+    engine: str | None = None
+    engine_version: str | None = None
+    runtime: str | None = None
+    runtime_version: str | None = None
+    hostname: str | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a workload got, read from its JSON lines."""
+
+    allocated_bytes: int | None = None
+    processed_bytes: int | None = None
+    peak_allocated_bytes: int | None = None
+    peak_rss_bytes: int | None = None
+    summary_status: str | None = None
+    lines: int = 0
+    cgroup: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One observed run: the same shape for Docker, podman and Kubernetes."""
+
+    runner: str
+    outcome: Outcome
+    reason: str
+    exit_code: int | None = None
+    oom_killed: bool | None = None
+    progress: Progress = field(default_factory=Progress)
+    peak_usage_bytes: int | None = None
+    duration_s: float | None = None
+    host: HostFacts = field(default_factory=HostFacts)
+    runtime: str | None = None
+    log_tail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["outcome"] = self.outcome.value
+        data["host"]["cgroup_version"] = self.host.cgroup_version.value
+        return data
+
+
+def exit_code_meaning(exit_code: int) -> str:
+    """A short phrase for a container exit code, as memhog and container runtimes use them."""
+    meanings = {
+        0: "completed",
+        2: "rejected its arguments",
+        3: "hit a MemoryError",
+        137: "was killed with SIGKILL (137 = 128 + 9)",
+        143: "was stopped with SIGTERM (143 = 128 + 15)",
+    }
+    return meanings.get(exit_code, f"exited with code {exit_code}")

@@ -1,0 +1,281 @@
+"""The rules: how much memory and swap Docker and the kubelet give a container, and what follows.
+
+Everything here is pure: sizes in bytes in, allowances and predictions with one plain sentence out.
+Docker and Kubernetes are two ways to set the same two kernel limits (memory, and memory+swap on
+cgroup v1 or swap on cgroup v2); the differences users trip over are all in how each tool derives
+them, which is what this module spells out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+from oomlab.results import CgroupVersion, Predicted
+from oomlab.units import DOCKER_MIN_MEMORY_BYTES, UNLIMITED, human
+
+CRITICAL_PRIORITY = 2_000_000_000
+"""Pods at or above this priority (system-cluster-critical, system-node-critical) never get swap."""
+
+DEFAULT_MARGIN = 0.01
+"""Demand within this fraction of capacity is too close to call: Borderline."""
+
+
+class SwapBehavior(StrEnum):
+    NO_SWAP = "NoSwap"
+    LIMITED_SWAP = "LimitedSwap"
+
+
+class QoSClass(StrEnum):
+    GUARANTEED = "Guaranteed"
+    BURSTABLE = "Burstable"
+    BEST_EFFORT = "BestEffort"
+
+
+class FlagError(ValueError):
+    """A combination of memory flags the tool itself refuses, with Docker's reason."""
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """Memory and swap one container may use, and why, as a clause for a sentence.
+
+    ``memory_bytes`` None means no memory limit; ``swap_bytes`` None means swap is not limited by
+    the container's settings (only by how much swap the host has).
+    """
+
+    memory_bytes: int | None
+    swap_bytes: int | None
+    why: str
+    no_swap_cause: str | None = None
+    """When swap is zero: the short name of the rule that zeroed it (for parity explanations)."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    outcome: Predicted
+    demand_bytes: int
+    capacity_bytes: int | None
+    explanation: str
+
+
+def docker_allowance(
+    memory: int | None,
+    memory_swap: int | None,
+    *,
+    swap_accounting: bool = True,
+) -> Allowance:
+    """Docker's ``--memory`` / ``--memory-swap`` rules, the same on cgroup v1 and v2.
+
+    ``memory_swap`` is memory plus swap; None means the flag was not given, :data:`UNLIMITED`
+    means ``-1``. On cgroup v1 runc writes memory+swap to ``memory.memsw.limit_in_bytes``; on v2
+    it writes the difference to ``memory.swap.max``; the container sees the same allowance.
+    """
+    if memory is None:
+        if memory_swap is not None and memory_swap != UNLIMITED:
+            raise FlagError(
+                "--memory-swap needs --memory: Docker refuses a memory+swap limit without a "
+                "memory limit"
+            )
+        return Allowance(None, None, "no --memory was given, so the container has no limit")
+    if memory < DOCKER_MIN_MEMORY_BYTES:
+        raise FlagError(f"--memory {human(memory)} is below Docker's minimum of 6 MiB")
+    if not swap_accounting:
+        return Allowance(
+            memory,
+            None,
+            f"--memory={human(memory)}; the kernel has no swap accounting, so Docker ignores "
+            "--memory-swap and swap is limited only by the host",
+        )
+    if memory_swap is None:
+        return Allowance(
+            memory,
+            memory,
+            f"--memory={human(memory)} with --memory-swap unset, which Docker turns into "
+            f"memory+swap = 2 x {human(memory)}, so {human(memory)} of swap",
+        )
+    if memory_swap == UNLIMITED:
+        return Allowance(
+            memory, None, f"--memory={human(memory)} with --memory-swap=-1, so unlimited swap"
+        )
+    if memory_swap < memory:
+        raise FlagError(
+            f"--memory-swap {human(memory_swap)} is smaller than --memory {human(memory)}: "
+            "--memory-swap is memory plus swap, so it must be at least --memory"
+        )
+    if memory_swap == memory:
+        return Allowance(
+            memory,
+            0,
+            f"--memory={human(memory)} with --memory-swap equal to it, which means no swap",
+            no_swap_cause="docker-equal",
+        )
+    swap = memory_swap - memory
+    return Allowance(
+        memory,
+        swap,
+        f"--memory={human(memory)} with --memory-swap={human(memory_swap)} (memory plus swap), "
+        f"so {human(swap)} of swap",
+    )
+
+
+def qos_class(
+    memory_request: int | None,
+    memory_limit: int | None,
+    cpu_request_millis: int | None = None,
+    cpu_limit_millis: int | None = None,
+) -> QoSClass:
+    """The pod QoS class of a single-container pod, as the API server computes it.
+
+    A request that is not set defaults to the limit. Guaranteed needs both CPU and memory limits
+    with requests equal to them; no requests or limits at all is BestEffort.
+    """
+    memory_request = memory_limit if memory_request is None else memory_request
+    cpu_request_millis = cpu_limit_millis if cpu_request_millis is None else cpu_request_millis
+    if all(v is None for v in (memory_request, memory_limit, cpu_request_millis, cpu_limit_millis)):
+        return QoSClass.BEST_EFFORT
+    if (
+        memory_limit is not None
+        and cpu_limit_millis is not None
+        and memory_request == memory_limit
+        and cpu_request_millis == cpu_limit_millis
+    ):
+        return QoSClass.GUARANTEED
+    return QoSClass.BURSTABLE
+
+
+@dataclass(frozen=True)
+class NodeSwap:
+    """What a node offers: its kubelet's swap behaviour, cgroup version and capacities."""
+
+    swap_behavior: SwapBehavior
+    cgroup_version: CgroupVersion
+    memory_capacity_bytes: int | None
+    swap_capacity_bytes: int | None
+
+
+def kubelet_allowance(
+    memory_request: int | None,
+    memory_limit: int | None,
+    qos: QoSClass,
+    node: NodeSwap,
+    *,
+    priority: int = 0,
+) -> Allowance:
+    """Swap the kubelet gives one container (NodeSwap, Kubernetes 1.30+).
+
+    LimitedSwap gives a Burstable container ``request / node memory * node swap``; everything
+    else gets none. The first rule that zeroes swap is the one named in the explanation.
+    """
+    limit = human(memory_limit) if memory_limit is not None else "no limit"
+
+    def none(cause: str, why: str) -> Allowance:
+        return Allowance(memory_limit, 0, f"limit {limit} and no swap: {why}", cause)
+
+    if node.cgroup_version == CgroupVersion.V1:
+        return none(
+            "cgroup-v1",
+            "the node runs cgroup v1, where the kubelet sets memory+swap equal to the memory "
+            "limit (swap needs cgroup v2)",
+        )
+    if node.swap_behavior == SwapBehavior.NO_SWAP:
+        return none("no-swap", "the kubelet's swapBehavior is NoSwap")
+    if not node.swap_capacity_bytes:
+        return none("node-no-swap", "the node has no swap enabled")
+    if qos == QoSClass.GUARANTEED:
+        return none(
+            "guaranteed",
+            "the pod is Guaranteed QoS, and LimitedSwap gives swap only to Burstable pods",
+        )
+    if qos == QoSClass.BEST_EFFORT:
+        return none(
+            "best-effort",
+            "the pod is BestEffort QoS, and LimitedSwap gives swap only to Burstable pods",
+        )
+    if priority >= CRITICAL_PRIORITY:
+        return none("critical", "the pod is critical priority, which never gets swap")
+    if not memory_request:
+        return none("no-request", "the container has no memory request, so its share is zero")
+    if memory_request == memory_limit:
+        return none(
+            "request-equals-limit",
+            "the container's memory request equals its limit, which LimitedSwap excludes",
+        )
+    if not node.memory_capacity_bytes:
+        return Allowance(
+            memory_limit, None, "LimitedSwap with unknown node memory: swap share unknown"
+        )
+    share = limited_swap_bytes(memory_request, node.memory_capacity_bytes, node.swap_capacity_bytes)
+    return Allowance(
+        memory_limit,
+        share,
+        f"limit {limit} plus {human(share)} of swap: LimitedSwap gives request "
+        f"{human(memory_request)} / node memory {human(node.memory_capacity_bytes)} x node swap "
+        f"{human(node.swap_capacity_bytes)}",
+    )
+
+
+def limited_swap_bytes(request: int, node_memory: int, node_swap: int) -> int:
+    """LimitedSwap's per-container share, truncated to whole bytes like the kubelet does."""
+    return math.floor(request / node_memory * node_swap)
+
+
+def usable_swap(allowance: Allowance, host_swap_bytes: int | None) -> tuple[int | None, str]:
+    """Swap the container can really use: its allowance, capped by what the host has enabled."""
+    if allowance.swap_bytes == 0:
+        return 0, ""
+    if host_swap_bytes is None:
+        return allowance.swap_bytes, ""
+    if host_swap_bytes == 0:
+        return 0, "; but the host has no swap enabled, so none of it exists"
+    if allowance.swap_bytes is None or allowance.swap_bytes > host_swap_bytes:
+        return host_swap_bytes, f"; the host has only {human(host_swap_bytes)} of swap"
+    return allowance.swap_bytes, ""
+
+
+def predict(
+    demand_bytes: int,
+    allowance: Allowance,
+    *,
+    host_swap_bytes: int | None,
+    margin: float = DEFAULT_MARGIN,
+    subject: str = "Docker",
+) -> Prediction:
+    """OOMKilled, Completed or Borderline for a workload needing ``demand_bytes`` at its peak."""
+    if allowance.memory_bytes is None:
+        return Prediction(
+            Predicted.COMPLETED,
+            demand_bytes,
+            None,
+            f"{subject}: {allowance.why}; nothing stops the workload short of the host's memory.",
+        )
+    swap, swap_note = usable_swap(allowance, host_swap_bytes)
+    if swap is None:
+        return Prediction(
+            Predicted.COMPLETED,
+            demand_bytes,
+            None,
+            f"{subject}: {allowance.why}{swap_note}; with unlimited swap the workload's "
+            f"{human(demand_bytes)} fits.",
+        )
+    capacity = allowance.memory_bytes + swap
+    gap = capacity - demand_bytes
+    needs = f"the workload needs about {human(demand_bytes)} against {human(capacity)}"
+    if abs(gap) <= margin * capacity:
+        outcome = Predicted.BORDERLINE
+        verdict = "too close to call"
+    elif gap < 0:
+        outcome = Predicted.OOM_KILLED
+        verdict = "so the kernel OOM-kills it"
+    else:
+        outcome = Predicted.COMPLETED
+        verdict = "so it completes" + (
+            ", partly in swap" if demand_bytes > allowance.memory_bytes else ""
+        )
+    return Prediction(
+        outcome,
+        demand_bytes,
+        capacity,
+        f"{subject}: {allowance.why}{swap_note}; {needs}, {verdict}.",
+    )

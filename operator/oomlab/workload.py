@@ -1,0 +1,169 @@
+"""The workload (``workloads/memhog.py``) as oomlab sees it: a spec, its arguments, its output.
+
+memhog knows nothing of oomlab; its contract is its command line and its JSON lines. This module
+is the only place that speaks that contract.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from oomlab.results import Progress
+from oomlab.units import MiB, SizeError, format_binary, parse_binary_size
+
+DEFAULT_IMAGE = "oomlab/memhog:dev"
+
+INTERPRETER_OVERHEAD_BYTES = 12 * MiB
+"""What python3 itself holds on top of the workload's buffers (measured: see README)."""
+
+EXIT_COMPLETED = 0
+EXIT_BAD_ARGUMENTS = 2
+EXIT_MEMORY_ERROR = 3
+
+
+class Mode(StrEnum):
+    BULK = "bulk"
+    """The seed: allocate everything in chunks and hold it all until the end."""
+    STREAMING = "streaming"
+    """The proposed fix: the same bytes through a bounded window of chunks."""
+    LEAK = "leak"
+    """Grow by a step every interval up to the size."""
+    SPIKE = "spike"
+    """A steady base with one short spike up to the size."""
+
+
+_DEFAULT_CHUNK = {Mode.BULK: 500 * MiB, Mode.STREAMING: 50 * MiB}
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    mode: Mode = Mode.BULK
+    size_bytes: int = 1000 * MiB
+    chunk_bytes: int | None = None
+    window: int | None = None
+    step_bytes: int | None = None
+    interval_s: float | None = None
+    base_bytes: int | None = None
+    hold_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.window is not None and self.window < 1:
+            raise SizeError(f"window must be at least 1, not {self.window}")
+        if self.interval_s is not None and self.interval_s < 0:
+            raise SizeError(f"interval must not be negative, not {self.interval_s}")
+        if self.hold_s < 0:
+            raise SizeError(f"hold must not be negative, not {self.hold_s}")
+        if self.base_bytes is not None and self.base_bytes >= self.size_bytes:
+            raise SizeError("spike base must be smaller than the size (the spike's peak)")
+
+    def peak_live_bytes(self) -> int:
+        """The most workload memory alive at once."""
+        if self.mode == Mode.STREAMING:
+            chunk = self.chunk_bytes or _DEFAULT_CHUNK[Mode.STREAMING]
+            return min(self.size_bytes, (self.window or 2) * chunk)
+        return self.size_bytes
+
+    def demand_bytes(self, overhead: int = INTERPRETER_OVERHEAD_BYTES) -> int:
+        """Peak memory the container needs: live buffers plus the interpreter."""
+        return self.peak_live_bytes() + overhead
+
+    def args(self) -> list[str]:
+        """memhog's command line (after the entrypoint)."""
+        args = [self.mode.value, "--size", format_binary(self.size_bytes)]
+        if self.chunk_bytes is not None:
+            args += ["--chunk", format_binary(self.chunk_bytes)]
+        if self.window is not None:
+            args += ["--window", str(self.window)]
+        if self.step_bytes is not None:
+            args += ["--step", format_binary(self.step_bytes)]
+        if self.interval_s is not None:
+            args += ["--interval", f"{self.interval_s:g}"]
+        if self.base_bytes is not None:
+            args += ["--base", format_binary(self.base_bytes)]
+        if self.hold_s:
+            args += ["--hold", f"{self.hold_s:g}"]
+        return args
+
+    def describe(self) -> str:
+        size = format_binary(self.size_bytes)
+        if self.mode == Mode.STREAMING:
+            chunk = format_binary(self.chunk_bytes or _DEFAULT_CHUNK[Mode.STREAMING])
+            return f"streaming {size} in {chunk} chunks, window {self.window or 2}"
+        if self.mode == Mode.BULK:
+            return f"bulk {size} in {format_binary(self.chunk_bytes or 500 * MiB)} chunks"
+        if self.mode == Mode.LEAK:
+            return f"leak to {size}"
+        return f"spike to {size}"
+
+    @classmethod
+    def from_mapping(cls, spec: Mapping[str, Any]) -> WorkloadSpec:
+        """From an OOMExperiment's ``spec.workload`` (camelCase, memhog size strings)."""
+
+        def size(key: str) -> int | None:
+            value = spec.get(key)
+            return None if value is None else parse_binary_size(value, field=f"workload.{key}")
+
+        try:
+            mode = Mode(spec.get("mode", Mode.BULK.value))
+        except ValueError:
+            modes = ", ".join(m.value for m in Mode)
+            raise SizeError(f"workload.mode {spec.get('mode')!r} is not one of {modes}") from None
+        interval = spec.get("interval")
+        return cls(
+            mode=mode,
+            size_bytes=size("size") or 1000 * MiB,
+            chunk_bytes=size("chunk"),
+            window=spec.get("window"),
+            step_bytes=size("step"),
+            interval_s=None if interval is None else float(interval),
+            base_bytes=size("base"),
+            hold_s=float(spec.get("hold", 0) or 0),
+        )
+
+
+def parse_lines(lines: Iterable[str]) -> Progress:
+    """How far the workload got: the last progress line, the summary, the peak seen.
+
+    Lines that are not memhog JSON (a runtime's own messages, a line cut by a kill) are skipped.
+    """
+    allocated = processed = peak = peak_rss = None
+    status = None
+    cgroup: dict[str, Any] | None = None
+    count = 0
+    for raw in lines:
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(record, dict) or "event" not in record:
+            continue
+        count += 1
+        event = record["event"]
+        if isinstance(record.get("cgroup"), dict):
+            cgroup = record["cgroup"]
+        if record.get("allocated_bytes") is not None:
+            allocated = int(record["allocated_bytes"])
+            peak = max(peak or 0, allocated)
+        if record.get("processed_bytes") is not None:
+            processed = int(record["processed_bytes"])
+        if record.get("rss_bytes") is not None:
+            peak_rss = max(peak_rss or 0, int(record["rss_bytes"]))
+        if event == "summary":
+            status = record.get("status")
+            if record.get("peak_allocated_bytes") is not None:
+                peak = int(record["peak_allocated_bytes"])
+            if record.get("peak_rss_bytes") is not None:
+                peak_rss = int(record["peak_rss_bytes"])
+    return Progress(
+        allocated_bytes=allocated,
+        processed_bytes=processed,
+        peak_allocated_bytes=peak,
+        peak_rss_bytes=peak_rss,
+        summary_status=status,
+        lines=count,
+        cgroup=cgroup,
+    )

@@ -1,0 +1,55 @@
+"""The CLI's promises that need no engine: bad input is one line, no traceback, non-zero exit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from oomlab.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["docker", "run", "--memory", "500x"], "not a Docker size"),
+        (["docker", "run", "--memory", "500m", "--memory-swap", "100m"], "at least --memory"),
+        (["docker", "run", "--size", "500m"], "ambiguous"),
+        (["docker", "matrix", "--mode", "explode"], "not one of"),
+        (["predict", "--memory", "4m"], "6 MiB"),
+    ],
+)
+def test_bad_flags_fail_before_any_engine(args: list[str], needle: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert needle in result.output
+    assert "Traceback" not in result.output
+
+
+def test_real_process_prints_one_line_and_no_traceback() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "oomlab.cli", "docker", "run", "--memory", "500x"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "500x" in proc.stderr
+
+
+def test_predict_needs_no_engine() -> None:
+    result = runner.invoke(
+        app, ["predict", "--memory", "500m", "--memory-swap", "500m", "--host-swap", "2Gi"]
+    )
+    assert result.exit_code == 0
+    assert "OOMKilled" in result.output
+    result = runner.invoke(
+        app, ["predict", "--memory", "500m", "--memory-swap", "1g", "--host-swap", "2Gi"]
+    )
+    assert "Completed" in result.output
