@@ -32,7 +32,7 @@ app = typer.Typer(
 docker_app = typer.Typer(help="Run experiments on a local Docker (or podman) engine.")
 app.add_typer(docker_app, name="docker")
 
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 150)
 err = Console(stderr=True)
 
 UNSET = "unset"
@@ -150,32 +150,33 @@ def render(rows: Sequence[Row], title: str) -> Table:
         f"memory {human(host.memory_total_bytes)}, kernel {host.kernel}"
     )
     table = Table(title=title, caption=caption, show_lines=True)
-    for column in ("engine/runtime", "workload", "flags", "predicted", "observed", "exit"):
-        table.add_column(column, no_wrap=column != "workload")
-    table.add_column("got to", justify="right")
-    table.add_column("peak mem+swap", justify="right")
-    table.add_column("time", justify="right")
-    table.add_column("why", ratio=1)
+    table.add_column("run", no_wrap=True)
+    table.add_column("predicted", no_wrap=True)
+    table.add_column("observed", no_wrap=True)
+    table.add_column("got to", justify="right", no_wrap=True)
+    table.add_column("peak\nmem+swap", justify="right", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
+    table.add_column("why", ratio=1, min_width=40)
     for row in rows:
         result = row.result
-        observed = _outcome_style(result.outcome.value) if result else "[magenta]error[/]"
         agree = {True: " ✓", False: " [bold red]✗[/]", None: ""}[row.agrees]
-        oom = ""
-        if result and result.oom_killed is not None:
-            oom = " OOM" if result.oom_killed else ""
+        if result:
+            oom = " OOMKilled" if result.oom_killed else ""
+            code = "" if result.exit_code is None else f"\nexit {result.exit_code}{oom}"
+            observed = _outcome_style(result.outcome.value) + agree + code
+        else:
+            observed = "[magenta]error[/]"
         got = result.progress.allocated_bytes if result else None
         why = row.prediction.explanation if row.prediction else ""
         if result and result.outcome in (Outcome.REFUSED, Outcome.FAILED, Outcome.TIMED_OUT):
-            why = f"{result.reason}. {why}"
+            why = f"Observed: {result.reason}. Predicted: {why}"
         elif row.error:
             why = row.error
         table.add_row(
-            f"{row.run.engine}/{row.run.runtime}",
-            row.run.workload.describe(),
-            "\n".join(row.run.flags()) or "(none)",
+            f"{row.run.engine}/{row.run.runtime}\n{row.run.workload.describe()}\n"
+            + (" ".join(row.run.flags()) or "(no limits)"),
             _outcome_style(row.prediction.outcome.value if row.prediction else None),
-            observed + agree,
-            f"{result.exit_code}{oom}" if result and result.exit_code is not None else "-",
+            observed,
             human(got) if got is not None else "-",
             human(result.peak_usage_bytes) if result and result.peak_usage_bytes else "-",
             f"{result.duration_s:.1f}s" if result and result.duration_s is not None else "-",
@@ -203,6 +204,7 @@ def run_with_progress(runs: Sequence[ContainerRun], *, quiet: bool) -> list[Row]
                 f"  {row.run.engine}/{row.run.runtime} {row.run.workload.describe()} "
                 f"{' '.join(row.run.flags())}: {outcome}",
                 highlight=False,
+                soft_wrap=True,
             )
             bar.advance(task)
 

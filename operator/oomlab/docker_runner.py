@@ -28,6 +28,9 @@ RUN_LABEL = "oomlab.dev/run"
 EVIDENCE_FRACTION = 0.9
 NOFILE_LIMIT = 20000
 """podman asks for more open files than this machine's hard limit by default; ask for this."""
+NPROC_LIMIT = 4096
+"""podman 4.3 otherwise asks runc for an nproc limit it may not set ("error setting rlimit type
+6: operation not permitted")."""
 
 
 class EngineError(RuntimeError):
@@ -72,10 +75,13 @@ def classify_exit(
     peak_usage_bytes: int | None = None,
     limit_bytes: int | None = None,
 ) -> tuple[Outcome, str]:
-    """A container's end, as the engine reports it, in oomlab's terms with a reason."""
+    """A container's end, as the engine reports it, in oomlab's terms with a reason.
+
+    ``error`` is the runtime's message when starting the container failed.
+    """
     if timed_out:
         return Outcome.TIMED_OUT, "still running at the timeout, so it was killed"
-    if error and exit_code not in (0, 137):
+    if error:
         return Outcome.REFUSED, f"the runtime refused to start it: {error}"
     if oom_killed:
         return Outcome.OOM_KILLED, f"the kernel OOM-killed it (exit {exit_code}, OOMKilled=true)"
@@ -229,7 +235,7 @@ def run_docker(run: ContainerRun, client: Any | None = None) -> RunResult:
         host,
         exit_code=state.get("ExitCode"),
         oom_killed=state.get("OOMKilled"),
-        error=error or state.get("Error", ""),
+        error=error,
         timed_out=timed_out,
         logs=logs,
         peak=sampler.peak,
@@ -290,16 +296,34 @@ def podman_host_facts() -> HostFacts:
     return replace(local, engine="podman", engine_version=proc.stdout.strip() or None)
 
 
+def ensure_podman_image(image: str) -> None:
+    """Copy ``image`` from the Docker engine into podman's store when podman lacks it."""
+    if _podman("image", "exists", image).returncode == 0:
+        return
+    if shutil.which("docker") is None:
+        raise EngineError(f"image {image} is not in podman and there is no docker to copy it from")
+    pipeline = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", 'docker save "$1" | podman load -q', "_", image],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    if pipeline.returncode != 0:
+        raise EngineError(
+            f"could not copy {image} from Docker to podman: {pipeline.stderr.strip()}"
+        )
+
+
 def run_podman(run: ContainerRun) -> RunResult:
-    """The same run through the podman CLI (rootful; the image must be loaded into podman)."""
+    """The same run through the podman CLI (rootful); the image is copied over from Docker."""
     if shutil.which("podman") is None:
         raise EngineError("podman is not installed: apt-get install podman")
+    ensure_podman_image(run.image)
     host = podman_host_facts()
     name = f"oomlab-{uuid.uuid4().hex[:12]}"
     create = [
         "create", "--name", name, "--network", "none", "--read-only", "--cap-drop", "ALL",
         "--security-opt", "no-new-privileges", "--env", "PYTHONUNBUFFERED=1",
-        "--ulimit", f"nofile={NOFILE_LIMIT}:{NOFILE_LIMIT}", "--runtime", run.runtime,
+        "--ulimit", f"nofile={NOFILE_LIMIT}:{NOFILE_LIMIT}",
+        "--ulimit", f"nproc={NPROC_LIMIT}:{NPROC_LIMIT}", "--runtime", run.runtime,
         "--label", f"{RUN_LABEL}={name}", *run.flags(), run.image, *run.workload.args(),
     ]  # fmt: skip
     proc = _podman(*create)
@@ -336,7 +360,7 @@ def run_podman(run: ContainerRun) -> RunResult:
         host,
         exit_code=state.get("ExitCode"),
         oom_killed=state.get("OOMKilled"),
-        error=error or state.get("Error", ""),
+        error=error,
         timed_out=timed_out,
         logs=logs,
         peak=sampler.peak,

@@ -1,0 +1,93 @@
+# oomlab: the targets the README names. Everything runs from a clean checkout as root.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SWAP_SIZE ?= 2G
+KUBECONFIG_LOCAL ?= /var/lib/oomlab/cluster/kubeconfig
+PYTEST := $(BIN)/pytest
+
+.PHONY: help
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(BIN)/oomlab: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+.PHONY: venv
+venv: $(BIN)/oomlab ## Make .venv with oomlab and the dev tools.
+
+.PHONY: docker-up
+docker-up: ## Start a Docker engine (Debian docker.io) unless one answers.
+	hack/docker-up.sh
+
+.PHONY: images
+images: docker-up ## Build the offline base image, the workload and operator images.
+	hack/images.sh
+
+.PHONY: swap-on
+swap-on: ## Enable a $(SWAP_SIZE) swapfile owned by oomlab (the seed needs swap).
+	hack/swap.sh on $(SWAP_SIZE)
+
+.PHONY: setup
+setup: venv images swap-on ## Everything the Docker side needs.
+
+.PHONY: demo
+demo: setup ## The main job: the seed experiment on the local Docker engine, as a table.
+	$(BIN)/oomlab demo
+
+.PHONY: matrix
+matrix: setup ## The runtime matrix (Docker + podman, runc + crun, swap flags) with a chart.
+	$(BIN)/oomlab docker matrix --engine docker,podman --runtime runc,crun --plot matrix.png
+
+.PHONY: lint
+lint: venv ## ruff, mypy and shellcheck.
+	$(BIN)/ruff check operator tests bench workloads
+	$(BIN)/ruff format --check operator tests bench workloads
+	$(BIN)/mypy
+	@if command -v shellcheck >/dev/null; then shellcheck -x hack/*.sh .ci/run; \
+	  else echo "shellcheck not installed: skipped"; fi
+
+.PHONY: test-unit
+test-unit: venv ## Unit tier: pure rules, memhog, manifests; seconds, no services.
+	$(PYTEST) tests/unit
+
+.PHONY: test-docker
+test-docker: setup ## Docker tier: real engine, real OOM kills; minutes.
+	$(PYTEST) tests/docker
+
+.PHONY: cluster-up
+cluster-up: images ## Build Kubernetes from source (cached) and start a local single-node cluster.
+	hack/k8s-build.sh
+	hack/local-cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster and remove everything it made.
+	hack/local-cluster.sh down
+
+.PHONY: test-e2e
+test-e2e: venv ## E2E tier: deploys the operator into the cluster at $$KUBECONFIG.
+	KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(PYTEST) tests/e2e
+
+.PHONY: test
+test: lint test-unit test-docker cluster-up test-e2e ## All tiers on this machine (what .ci/run runs).
+
+.PHONY: bench
+bench: setup ## Benchmarks: kit overhead vs docker CLI, memhog fill rate vs stress-ng.
+	$(BIN)/python bench/kit_overhead.py
+	$(BIN)/python bench/fill_rate.py
+
+.PHONY: down
+down: ## Undo setup: cluster, swapfile, Docker engine we started.
+	-hack/local-cluster.sh down
+	-hack/swap.sh off
+	-hack/docker-down.sh
+
+.PHONY: clean
+clean: ## Remove the venv and caches in the tree.
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
