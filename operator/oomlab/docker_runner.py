@@ -160,11 +160,11 @@ def docker_client() -> Any:
     return client
 
 
-def docker_host_facts(client: Any) -> HostFacts:
+def docker_host_facts(client: Any, runtime: str = "runc") -> HostFacts:
     info = client.info()
     version = client.version()
     local = local_host_facts()
-    runtime = info.get("DefaultRuntime")
+    runtime_version = (info.get("RuncCommit") or {}).get("ID") if runtime == "runc" else None
     return replace(
         local,
         cgroup_version={"1": CgroupVersion.V1, "2": CgroupVersion.V2}.get(
@@ -174,7 +174,20 @@ def docker_host_facts(client: Any) -> HostFacts:
         engine="docker",
         engine_version=version.get("Version"),
         runtime=runtime,
+        runtime_version=runtime_version or _runtime_version(runtime),
     )
+
+
+def _runtime_version(runtime: str) -> str | None:
+    """``crun --version`` and friends: the first line's last word."""
+    path = shutil.which(runtime)
+    if path is None:
+        return None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        proc = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=5)
+        first = proc.stdout.strip().splitlines()[:1]
+        return first[0].split()[-1] if first else None
+    return None
 
 
 def run_docker(run: ContainerRun, client: Any | None = None) -> RunResult:
@@ -182,7 +195,7 @@ def run_docker(run: ContainerRun, client: Any | None = None) -> RunResult:
     import docker
 
     client = client or docker_client()
-    host = docker_host_facts(client)
+    host = docker_host_facts(client, run.runtime)
     kwargs: dict[str, Any] = {
         "command": run.workload.args(),
         "environment": {"PYTHONUNBUFFERED": "1"},
@@ -317,7 +330,9 @@ def run_podman(run: ContainerRun) -> RunResult:
     if shutil.which("podman") is None:
         raise EngineError("podman is not installed: apt-get install podman")
     ensure_podman_image(run.image)
-    host = podman_host_facts()
+    host = replace(
+        podman_host_facts(), runtime=run.runtime, runtime_version=_runtime_version(run.runtime)
+    )
     name = f"oomlab-{uuid.uuid4().hex[:12]}"
     create = [
         "create", "--name", name, "--network", "none", "--read-only", "--cap-drop", "ALL",
