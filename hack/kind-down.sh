@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Removes what hack/kind-up.sh made: the kind cluster, and the Docker network kind-up created
+# for it (only if kind-up created it and nothing else uses it). Idempotent.
+# Host swap is left alone unless --swap-off is given (then hack/swap.sh off, which removes only
+# the swapfile it created). Images stay in the Docker engine.
+#
+# Usage: hack/kind-down.sh [--name NAME] [--kubeconfig PATH] [--swap-off]
+set -euo pipefail
+
+HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+if [[ -f "${HACK_DIR}/k8s-env.sh" ]]; then
+  # shellcheck source=hack/k8s-env.sh
+  source "${HACK_DIR}/k8s-env.sh"
+fi
+# shellcheck source=hack/lib.sh
+source "${HACK_DIR}/lib.sh"
+
+NAME=oomlab
+KUBECONFIG_OUT=""
+SWAP_OFF=0
+NETWORK="${OOMLAB_KIND_DOCKER_NETWORK-oomlab-kind}"
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --name) NAME="${2:?--name needs a value}"; shift 2 ;;
+    --name=*) NAME="${1#*=}"; shift ;;
+    --kubeconfig) KUBECONFIG_OUT="${2:?--kubeconfig needs a path}"; shift 2 ;;
+    --kubeconfig=*) KUBECONFIG_OUT="${1#*=}"; shift ;;
+    --swap-off) SWAP_OFF=1; shift ;;
+    -h | --help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) oomlab_die "unknown argument: $1" ;;
+  esac
+done
+
+if [[ -z "${KUBECONFIG_OUT}" ]]; then
+  if [[ -n "${KUBECONFIG:-}" ]]; then
+    KUBECONFIG_OUT="${KUBECONFIG%%:*}"
+  elif [[ "$(id -u)" -eq 0 ]]; then
+    KUBECONFIG_OUT="${OOMLAB_STATE}/kind/kubeconfig"
+  else
+    KUBECONFIG_OUT="${HOME}/.kube/kind-${NAME}"
+  fi
+fi
+
+if KIND="$(oomlab_kind_bin)"; then
+  if "${KIND}" get clusters 2>/dev/null | grep -qx "${NAME}"; then
+    if [[ -f "${KUBECONFIG_OUT}" ]]; then
+      oomlab_run "${KIND}" delete cluster --name "${NAME}" --kubeconfig "${KUBECONFIG_OUT}"
+    else
+      oomlab_run "${KIND}" delete cluster --name "${NAME}"
+    fi
+  else
+    oomlab_log "no kind cluster named ${NAME}"
+  fi
+else
+  oomlab_warn "no kind binary found: cannot look for cluster ${NAME}"
+fi
+
+if [[ -n "${NETWORK}" ]] && oomlab_docker_ok &&
+  oomlab_docker network inspect "${NETWORK}" >/dev/null 2>&1; then
+  created_by="$(oomlab_docker network inspect --format '{{ index .Labels "oomlab.dev/created-by" }}' "${NETWORK}" 2>/dev/null || true)"
+  users="$(oomlab_docker network inspect --format '{{ len .Containers }}' "${NETWORK}" 2>/dev/null || echo 1)"
+  if [[ "${created_by}" == kind-up && "${users}" == 0 ]]; then
+    oomlab_run "$(oomlab_docker_bin)" network rm "${NETWORK}" >/dev/null
+  else
+    oomlab_log "leaving Docker network ${NETWORK} (created by '${created_by:-someone else}', ${users} containers)"
+  fi
+fi
+
+if [[ "${SWAP_OFF}" -eq 1 ]]; then
+  if [[ -x "${HACK_DIR}/swap.sh" ]]; then
+    if [[ "$(id -u)" -eq 0 ]]; then
+      "${HACK_DIR}/swap.sh" off
+    else
+      sudo --preserve-env env "PATH=${PATH}" "${HACK_DIR}/swap.sh" off
+    fi
+  else
+    oomlab_warn "hack/swap.sh is missing: swap left as it is"
+  fi
+fi
+oomlab_log "kind cluster ${NAME} is down"
