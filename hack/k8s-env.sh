@@ -1,0 +1,32 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # variables are used by the scripts that source this file
+# Pinned versions and cache paths shared by hack/k8s-build.sh and hack/local-cluster.sh.
+# Source it; it defines variables and small helpers and runs nothing (it sources hack/lib.sh).
+# Every pin can be overridden from the environment.
+
+# shellcheck source=hack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+: "${OOMLAB_CACHE:=/var/cache/oomlab}"
+: "${OOMLAB_K8S_VERSION:=v1.34.4}"
+: "${OOMLAB_ETCD_VERSION:=v3.6.16}"
+: "${OOMLAB_KIND_VERSION:=v0.30.0}"
+: "${OOMLAB_ACTIONLINT_VERSION:=v1.7.12}"
+
+# Kubernetes binaries built by hack/k8s-build.sh (kube-proxy is used by the local cluster).
+OOMLAB_K8S_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+
+OOMLAB_K8S_BIN="${OOMLAB_CACHE}/bin/k8s-${OOMLAB_K8S_VERSION}"
+OOMLAB_ETCD_BIN="${OOMLAB_CACHE}/bin/etcd-${OOMLAB_ETCD_VERSION}"
+OOMLAB_KIND_BIN="${OOMLAB_CACHE}/bin/kind-${OOMLAB_KIND_VERSION}"
+OOMLAB_ACTIONLINT_BIN="${OOMLAB_CACHE}/bin/actionlint-${OOMLAB_ACTIONLINT_VERSION}"
+
+# Go keeps everything it downloads and compiles under the cache, so a later run reuses it.
+oomlab_go_env() {
+  export GOPATH="${OOMLAB_CACHE}/go/path"
+  export GOMODCACHE="${OOMLAB_CACHE}/go/mod"
+  export GOCACHE="${OOMLAB_CACHE}/go/build-cache"
+  export GOTOOLCHAIN=local
+  export GOFLAGS="-mod=mod -buildvcs=false"
+  export CGO_ENABLED=0
+}

@@ -1,0 +1,134 @@
+# shellcheck shell=bash
+# Shared helpers for the hack/*.sh scripts. Source it; it defines variables and functions and
+# runs nothing. Several scripts (and engineers) add to it: append, keep names oomlab_*.
+#
+#   HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+#   source "${HACK_DIR}/lib.sh"
+
+: "${OOMLAB_CACHE:=/var/cache/oomlab}"   # downloads and build outputs worth keeping
+: "${OOMLAB_STATE:=/var/lib/oomlab}"     # state of things we started (logs, swapfile)
+: "${OOMLAB_RUN:=/run/oomlab}"           # pidfiles and markers; gone after a reboot, like the processes
+
+# shellcheck disable=SC2034  # for the scripts that source this file
+OOMLAB_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# Logging: everything a script does is said on stderr.
+oomlab_log() { printf '+++ [%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+oomlab_warn() { printf '!!! [%s] warning: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+oomlab_die() { printf '!!! %s\n' "$*" >&2; exit 1; }
+
+# Say a command, then run it.
+oomlab_run() {
+  printf '+++ [%s] $ %s\n' "$(date -u +%H:%M:%S)" "$*" >&2
+  "$@"
+}
+
+oomlab_need_root() {
+  [[ "$(id -u)" -eq 0 ]] || oomlab_die "$(basename "$0") must run as root (it $1)"
+}
+
+oomlab_have() { command -v "$1" >/dev/null 2>&1; }
+
+# True when Debian package $1 is installed.
+oomlab_pkg_installed() {
+  [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" == "installed" ]]
+}
+
+# Install the Debian packages among "$@" that are missing. Waits for the dpkg lock (other
+# scripts may be installing at the same time) and runs `apt-get update` only when needed.
+oomlab_apt_install() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    oomlab_pkg_installed "${pkg}" || missing+=("${pkg}")
+  done
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    return 0
+  fi
+  oomlab_need_root "installs ${missing[*]}"
+  local apt=(apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
+  oomlab_log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >&2; then
+    oomlab_log "install failed; refreshing package lists and trying again"
+    oomlab_run "${apt[@]}" update >&2
+    oomlab_run "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >&2
+  fi
+}
+
+# The Debian mirror apt uses (for debootstrap), from deb822 sources or sources.list.
+oomlab_debian_mirror() {
+  local f uri=""
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [[ -f "${f}" ]] || continue
+    # The URIs of the stanza whose Suites name plain bookworm (not -security, not -updates).
+    uri="$(awk '
+      /^[[:space:]]*$/ { if (u != "" && s) { print u; exit } u=""; s=0; next }
+      $1=="URIs:" { u=$2 }
+      $1=="Suites:" { for (i=2; i<=NF; i++) if ($i ~ /^[a-z]+$/) s=1 }
+      END { if (u != "" && s) print u }' "${f}" | head -n1)"
+    [[ -n "${uri}" ]] && break
+  done
+  if [[ -z "${uri}" && -f /etc/apt/sources.list ]]; then
+    uri="$(awk '$1=="deb" && $3 !~ /-(security|updates|backports)/ { for (i=2; i<=NF; i++) if ($i ~ /^(https?|file):/) { print $i; exit } }' \
+      /etc/apt/sources.list)"
+  fi
+  printf '%s\n' "${uri:-http://deb.debian.org/debian}"
+}
+
+# The Docker client our scripts use. /usr/local/bin/docker on these machines is a newer client
+# than Debian's engine; it negotiates the API version down, but OOMLAB_DOCKER can force either.
+oomlab_docker_bin() {
+  if [[ -n "${OOMLAB_DOCKER:-}" ]]; then
+    printf '%s\n' "${OOMLAB_DOCKER}"
+  elif [[ -x /usr/bin/docker ]]; then
+    printf '%s\n' /usr/bin/docker
+  else
+    command -v docker || printf '%s\n' docker
+  fi
+}
+
+oomlab_docker() { "$(oomlab_docker_bin)" "$@"; }
+
+# True when a Docker engine answers.
+oomlab_docker_ok() { oomlab_docker info >/dev/null 2>&1; }
+
+# --- kind helpers (hack/kind-up.sh, hack/kind-down.sh) ---
+
+# The host's cgroup version for the memory controller: "v2" when /sys/fs/cgroup is the unified
+# hierarchy (cgroup2fs), "v1" otherwise (legacy or hybrid, where memory is on v1).
+oomlab_cgroup_version() {
+  if [[ "$(stat -fc %T /sys/fs/cgroup 2>/dev/null || true)" == cgroup2fs ]]; then
+    echo v2
+  else
+    echo v1
+  fi
+}
+
+# The kind binary: `kind` on PATH, else the one hack/k8s-build.sh built for the pinned version,
+# else ${OOMLAB_CACHE}/bin/kind. Prints nothing (and fails) when there is none.
+oomlab_kind_bin() {
+  local c
+  if command -v kind >/dev/null 2>&1; then
+    command -v kind
+    return 0
+  fi
+  for c in "${OOMLAB_KIND_BIN:-}/kind" "${OOMLAB_CACHE}/bin/kind-${OOMLAB_KIND_VERSION:-}/kind" \
+    "${OOMLAB_CACHE}/bin/kind"; do
+    if [[ -x "${c}" && ! -d "${c}" ]]; then
+      printf '%s\n' "${c}"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# kubectl: the one on PATH, else the one hack/k8s-build.sh built.
+oomlab_kubectl_bin() {
+  if command -v kubectl >/dev/null 2>&1; then
+    command -v kubectl
+  elif [[ -n "${OOMLAB_K8S_BIN:-}" && -x "${OOMLAB_K8S_BIN}/kubectl" ]]; then
+    printf '%s\n' "${OOMLAB_K8S_BIN}/kubectl"
+  else
+    return 1
+  fi
+}
