@@ -1,0 +1,183 @@
+"""The operator, deployed with ``kubectl apply -k manifests/``, on a real cluster whose kubelet's
+runtime is OOM-killed by the kernel. Every claim of the operator issue, observed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cluster import (
+    OPERATOR_DEPLOYMENT,
+    OPERATOR_NAMESPACE,
+    ROOT,
+    TERMINAL,
+    Namespace,
+    experiment,
+    kubeconfig,
+    kubectl,
+    small_spec,
+)
+
+MiB = 2**20
+SAMPLES = ROOT / "manifests" / "samples"
+
+
+def sample(name: str) -> dict[str, Any]:
+    body: dict[str, Any] = yaml.safe_load((SAMPLES / f"{name}.yaml").read_text())
+    body["metadata"].pop("namespace", None)
+    return body
+
+
+def test_seed_oom_is_oom_killed_below_its_limit(ns: Namespace) -> None:
+    ns.apply(sample("seed-oom"))
+    status = ns.wait_terminal("seed-oom")
+    kube = status["kubernetes"]
+    assert status["phase"] == "OOMKilled", status
+    assert kube["outcome"] == "OOMKilled"
+    assert kube["exitCode"] == 137
+    assert kube["reason"] in ("OOMKilled", "OOMKilledByEvidence")
+    assert 0 < kube["allocatedBytes"] < 500 * MiB
+    assert kube["qosClass"] == "Guaranteed"
+    assert kube["podName"] and kube["nodeName"]
+    # Docker with --memory=500m --memory-swap=500m is OOM-killed too: predicted at once.
+    assert status["docker"]["predictedOutcome"] == "OOMKilled"
+    assert status["parity"]["result"] == "Match"
+    assert len(ns.pods_of("seed-oom")) == 1
+
+
+def test_streaming_completes_under_the_same_limit(ns: Namespace) -> None:
+    ns.apply(sample("streaming"))
+    status = ns.wait_terminal("streaming")
+    assert status["phase"] == "Completed", status
+    assert status["kubernetes"]["exitCode"] == 0
+    assert status["kubernetes"]["outcome"] == "Completed"
+
+
+def test_seed_swap_mismatch_is_explained_after_oomlab_parity(ns: Namespace) -> None:
+    ns.apply(sample("seed-swap"))
+    status = ns.wait_terminal("seed-swap")
+    assert status["phase"] == "OOMKilled", status
+    assert status["kubernetes"]["qosClass"] == "Burstable"
+    assert status["kubernetes"]["predictedSwapBytes"] == 0
+    # the Docker side, observed on this host's engine through the kit
+    proc = subprocess.run(
+        [sys.executable, "-m", "oomlab.cli", "parity", "seed-swap", "-n", ns.name],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={"KUBECONFIG": kubeconfig() or "", "PATH": "/usr/local/bin:/usr/bin:/bin"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    status = ns.status("seed-swap")
+    observed = status["docker"]["observed"]
+    assert observed["outcome"] == "Completed"
+    assert observed["exitCode"] == 0
+    assert status["docker"]["source"] == "Observed"
+    assert status["parity"]["result"] == "Mismatch"
+    explanation = status["parity"]["explanation"]
+    assert "NoSwap" in explanation or "cgroup v1" in explanation, explanation
+
+
+def test_events_and_printer_columns(ns: Namespace) -> None:
+    ns.apply(experiment("columns", small_spec()))
+    ns.wait_terminal("columns")
+    reasons = {event.reason for event in ns.events_of("columns")}
+    assert reasons, "no Kubernetes events on the experiment"
+    table = kubectl("get", "oomx", "-n", ns.name).stdout
+    header = table.splitlines()[0].split()
+    assert header[:6] == ["NAME", "PHASE", "OUTCOME", "DOCKER", "PARITY", "NODE"]
+    assert "Completed" in table.splitlines()[1]
+
+
+def test_operator_restart_mid_run_keeps_one_pod_and_the_result(ns: Namespace) -> None:
+    spec = small_spec(workload={"mode": "bulk", "size": "16Mi", "hold": 20})
+    ns.apply(experiment("restart", spec))
+    ns.wait_for("restart", lambda s: s.get("phase") == "Running", timeout=120)
+    kubectl("-n", OPERATOR_NAMESPACE, "delete", "pod", "-l", "app.kubernetes.io/component=operator",
+            "--wait=true")  # fmt: skip
+    kubectl("-n", OPERATOR_NAMESPACE, "rollout", "status", f"deployment/{OPERATOR_DEPLOYMENT}",
+            "--timeout=180s")  # fmt: skip
+    status = ns.wait_terminal("restart", timeout=180)
+    assert status["phase"] == "Completed", status
+    assert len(ns.pods_of("restart")) == 1
+
+
+def test_thirty_at_once_none_lost_none_duplicated(ns: Namespace) -> None:
+    names = [f"burst-{i:02d}" for i in range(30)]
+    spec = small_spec(
+        workload={"mode": "bulk", "size": "8Mi"}, resources={"limits": {"memory": "48Mi"}}
+    )
+    for name in names:
+        ns.apply(experiment(name, spec))
+    deadline = time.monotonic() + 600
+    pending = set(names)
+    while pending and time.monotonic() < deadline:
+        pending = {n for n in pending if ns.status(n).get("phase") not in TERMINAL}
+        time.sleep(1)
+    assert not pending, f"not terminal after 10 minutes: {sorted(pending)}"
+    for name in names:
+        assert ns.status(name)["phase"] == "Completed", (name, ns.status(name))
+        assert len(ns.pods_of(name)) == 1, name
+
+
+def test_over_cap_lands_in_invalid_with_a_sentence(ns: Namespace) -> None:
+    body = yaml.safe_load((SAMPLES / "invalid" / "over-cap.yaml").read_text())
+    body["metadata"].pop("namespace", None)
+    name = body["metadata"]["name"]
+    ns.apply(body)
+    status = ns.wait_terminal(name, timeout=60)
+    assert status["phase"] == "Invalid"
+    assert "cap" in status["message"]
+    valid = next(c for c in status["conditions"] if c["type"] == "Valid")
+    assert valid["status"] == "False"
+    assert ns.pods_of(name) == []
+
+
+def test_missing_image_with_pull_never_fails_with_its_reason(ns: Namespace) -> None:
+    spec = small_spec()
+    spec["workload"]["image"] = "oomlab/does-not-exist:dev"
+    ns.apply(experiment("no-image", spec))
+    status = ns.wait_terminal("no-image", timeout=120)
+    assert status["phase"] == "Failed"
+    assert status["kubernetes"]["reason"] == "ErrImageNeverPull"
+
+
+def test_timeout_marks_timed_out_and_removes_the_pod(ns: Namespace) -> None:
+    spec = small_spec(workload={"mode": "bulk", "size": "8Mi", "hold": 300}, timeoutSeconds=8)
+    ns.apply(experiment("slow", spec))
+    status = ns.wait_terminal("slow", timeout=120)
+    assert status["phase"] == "TimedOut"
+    deadline = time.monotonic() + 60
+    while ns.pods_of("slow") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ns.pods_of("slow") == []
+
+
+def test_deleting_the_experiment_removes_its_pod(ns: Namespace) -> None:
+    spec = small_spec(workload={"mode": "bulk", "size": "8Mi", "hold": 300})
+    ns.apply(experiment("gone", spec))
+    ns.wait_for("gone", lambda s: s.get("phase") == "Running", timeout=120)
+    pod = ns.pods_of("gone")[0].metadata.name
+    ns.delete("gone")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        names = [p.metadata.name for p in ns.core.list_namespaced_pod(ns.name).items]
+        if pod not in names and ns.get("gone") is None:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"pod {pod} or the experiment outlived the deletion")
+
+
+@pytest.mark.parametrize("path", sorted((SAMPLES).glob("*.yaml")), ids=lambda p: Path(p).stem)
+def test_every_sample_reaches_a_terminal_phase(ns: Namespace, path: Path) -> None:
+    if path.name == "kustomization.yaml":
+        pytest.skip("not an experiment")
+    body = yaml.safe_load(path.read_text())
+    body["metadata"].pop("namespace", None)
+    ns.apply(body)
+    status = ns.wait_terminal(body["metadata"]["name"], timeout=240)
+    assert status["phase"] in ("Completed", "OOMKilled"), status
