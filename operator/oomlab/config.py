@@ -1,11 +1,14 @@
 """The operator's configuration, from environment variables, checked once at startup.
 
-| variable | values | default |
-|---|---|---|
-| ``OOMLAB_SWAP_BEHAVIOR`` | ``NoSwap`` or ``LimitedSwap`` (the kubelets' ``memorySwap.swapBehavior``) | NoSwap |
-| ``OOMLAB_NODE_CGROUP_VERSION`` | ``v1``, ``v2`` or ``auto`` (take the workload's own report) | auto |
-| ``OOMLAB_MAX_EXPERIMENT_BYTES`` | binary size (``8Gi``) or bytes: the cap on limit and size | 8Gi |
-| ``OOMLAB_DOCKER_HOST_SWAP_BYTES`` | binary size or bytes (``0`` = no swap) of the Docker host | unset |
+``OOMLAB_SWAP_BEHAVIOR``
+    ``NoSwap`` (default) or ``LimitedSwap``: the kubelets' ``memorySwap.swapBehavior``.
+``OOMLAB_NODE_CGROUP_VERSION``
+    ``v1``, ``v2`` or ``auto`` (default: what the workload reports about its cgroup, else
+    unknown).
+``OOMLAB_MAX_EXPERIMENT_BYTES``
+    Binary size (``8Gi``, the default) or bytes: the cap on a workload's size and memory limit.
+``OOMLAB_DOCKER_HOST_SWAP_BYTES``
+    Binary size or bytes (``0``: no swap) of the Docker host, for Docker predictions.
 
 Unset ``OOMLAB_DOCKER_HOST_SWAP_BYTES`` means: assume the Docker host has at least as much swap as
 the flags ask for.

@@ -93,6 +93,15 @@ def _allowance_note(docker: Allowance, kubernetes: Allowance | None) -> str:
     )
 
 
+def _implicit(docker: Allowance) -> str:
+    if not docker.implicit_swap:
+        return ""
+    return (
+        " (--memory-swap is unset, and Docker's rule makes memory+swap 2 x --memory, "
+        "so swap equal to --memory)"
+    )
+
+
 def _swap(allowance: Allowance) -> str:
     return "unlimited" if allowance.swap_bytes is None else human(allowance.swap_bytes)
 
@@ -109,14 +118,17 @@ def _why_differ(docker: Allowance, kubernetes: Allowance | None) -> str:
     kube_swap = kubernetes.swap_bytes
     if kube_swap == 0 and docker_swap != 0:
         cause = _WHY_NO_SWAP.get(kubernetes.no_swap_cause or "", "Kubernetes gives it no swap")
-        return f"Docker gives {_swap(docker)} of swap, Kubernetes none, because {cause}"
+        return (
+            f"Docker gives {_swap(docker)} of swap{_implicit(docker)}, Kubernetes none, "
+            f"because {cause}"
+        )
     if docker_swap == 0 and kube_swap != 0:
         cause = _WHY_NO_SWAP.get(docker.no_swap_cause or "", "Docker gives it no swap")
         return f"Kubernetes gives {_swap(kubernetes)} of swap (LimitedSwap) but {cause}"
     if kube_swap is not None and (docker_swap is None or docker_swap > kube_swap):
         return (
             f"LimitedSwap gives only {human(kube_swap)} of swap (request / node memory x node "
-            f"swap) where Docker gives {_swap(docker)}"
+            f"swap) where Docker gives {_swap(docker)}{_implicit(docker)}"
         )
     if docker_swap is not None and (kube_swap is None or kube_swap > docker_swap):
         return f"Kubernetes gives {_swap(kubernetes)} of swap where Docker gives {_swap(docker)}"

@@ -50,6 +50,8 @@ class Allowance:
     why: str
     no_swap_cause: str | None = None
     """When swap is zero: the short name of the rule that zeroed it (for parity explanations)."""
+    implicit_swap: bool = False
+    """Docker only: the swap comes from leaving --memory-swap unset (the 2 x --memory rule)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ def docker_allowance(
             memory,
             f"--memory={human(memory)} with --memory-swap unset, which Docker turns into "
             f"memory+swap = 2 x {human(memory)}, so {human(memory)} of swap",
+            implicit_swap=True,
         )
     if memory_swap == UNLIMITED:
         return Allowance(

@@ -1,0 +1,343 @@
+"""Thin Kubernetes I/O for the operator and ``oomlab parity``: plain dicts in and out.
+
+Every call goes through the official client with ``_preload_content=False`` so that documents are
+the API server's own JSON (camelCase, every field kept), the same shape kopf hands to handlers
+and the pure modules read. Status writes are read-modify-write with the resourceVersion as a
+precondition, retried on conflict: the operator's handlers and ``oomlab parity`` (another process)
+can write the same experiment without losing each other's fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from oomlab.config import OperatorConfig
+from oomlab.pods import GROUP, PLURAL, VERSION, ExperimentSpec
+from oomlab.results import RunResult
+from oomlab.status import (
+    NodeFacts,
+    assemble,
+    docker_observation,
+    node_facts_from_node,
+    status_of,
+    status_patch,
+)
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT_S = 15.0
+MERGE_PATCH = "application/merge-patch+json"
+CONFLICT_ATTEMPTS = 8
+LOG_TAIL_LINES = 40
+
+_lock = threading.Lock()
+_api_client: client.ApiClient | None = None
+
+
+class NotFound(LookupError):
+    """The experiment (or another object) does not exist."""
+
+
+class StatusConflict(RuntimeError):
+    """The experiment kept changing under us; the caller may retry later."""
+
+
+def load_client_config() -> client.ApiClient:
+    """In-cluster service account if there is one, else KUBECONFIG / ~/.kube/config."""
+    global _api_client
+    with _lock:
+        if _api_client is None:
+            configuration = client.Configuration()
+            try:
+                config.load_incluster_config(  # type: ignore[no-untyped-call]
+                    client_configuration=configuration
+                )
+            except config.ConfigException:
+                config.load_kube_config(  # type: ignore[no-untyped-call]
+                    client_configuration=configuration
+                )
+            # Handlers run in threads; the default pool of 4 connections would be the bottleneck.
+            configuration.connection_pool_maxsize = 32
+            _api_client = client.ApiClient(configuration)
+        return _api_client
+
+
+def reset_client() -> None:
+    """Forget the client (tests, or after KUBECONFIG changed)."""
+    global _api_client
+    with _lock:
+        _api_client = None
+
+
+def _core() -> client.CoreV1Api:
+    return client.CoreV1Api(load_client_config())
+
+
+def _custom() -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(load_client_config())
+
+
+def _json(response: Any) -> Any:
+    return json.loads(response.data or b"null")
+
+
+def error_message(exc: ApiException) -> str:
+    """The API server's own sentence from an error response (its Status.message)."""
+    try:
+        body = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return str(exc.reason or exc)
+
+
+# --------------------------------------------------------------------------------------------
+# experiments
+
+
+def get_experiment(namespace: str, name: str) -> dict[str, Any]:
+    """The experiment as the API server has it; raises :class:`NotFound`."""
+    found = find_experiment(namespace, name)
+    if found is None:
+        raise NotFound(f"OOMExperiment {namespace}/{name} not found")
+    return found
+
+
+def find_experiment(namespace: str, name: str) -> dict[str, Any] | None:
+    """The experiment, or None when it does not exist."""
+    try:
+        response = _custom().get_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            _preload_content=False,
+            _request_timeout=REQUEST_TIMEOUT_S,
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    result: dict[str, Any] = _json(response)
+    return result
+
+
+def patch_status(
+    namespace: str, name: str, patch: Mapping[str, Any], *, resource_version: str | None = None
+) -> dict[str, Any]:
+    """A JSON merge patch on the status subresource; returns the whole object after it."""
+    body: dict[str, Any] = {"status": dict(patch)}
+    if resource_version is not None:
+        body["metadata"] = {"resourceVersion": resource_version}
+    response = _custom().patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        name,
+        body,
+        _content_type=MERGE_PATCH,
+        _preload_content=False,
+        _request_timeout=REQUEST_TIMEOUT_S,
+    )
+    result: dict[str, Any] = _json(response)
+    return result
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    before: dict[str, Any]
+    after: dict[str, Any]
+    body: dict[str, Any]
+    """The experiment as the API server returned it after the patch."""
+
+
+DesiredStatus = Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
+
+
+def update_status(
+    namespace: str,
+    name: str,
+    desired: DesiredStatus,
+    *,
+    current: Mapping[str, Any] | None = None,
+    uid: str | None = None,
+) -> StatusChange | None:
+    """Set the experiment's status to ``desired(body)``, patching only what differs.
+
+    ``desired`` gets the experiment as it is now and returns the whole desired status (None: leave
+    it). Returns None when the experiment is gone (or is another incarnation than ``uid``) or
+    nothing changed. On a conflict the experiment is read again and ``desired`` asked again.
+    """
+    body = dict(current) if current is not None else find_experiment(namespace, name)
+    for _ in range(CONFLICT_ATTEMPTS):
+        if body is None or (uid is not None and body["metadata"].get("uid") != uid):
+            return None
+        before = status_of(body)
+        wanted = desired(body)
+        if wanted is None:
+            return None
+        patch = status_patch(before, wanted)
+        if not patch:
+            return None
+        try:
+            after_body = patch_status(
+                namespace, name, patch, resource_version=body["metadata"].get("resourceVersion")
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            if exc.status != 409:
+                raise
+            body = find_experiment(namespace, name)
+            continue
+        return StatusChange(before=before, after=status_of(after_body), body=after_body)
+    raise StatusConflict(f"status of {namespace}/{name} kept changing; giving up for now")
+
+
+# --------------------------------------------------------------------------------------------
+# pods and nodes
+
+
+def create_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """Create the pod; raises ApiException (409 if it exists) as the API server answered."""
+    response = _core().create_namespaced_pod(
+        pod["metadata"]["namespace"],
+        cast(Any, dict(pod)),
+        _preload_content=False,
+        _request_timeout=REQUEST_TIMEOUT_S,
+    )
+    result: dict[str, Any] = _json(response)
+    return result
+
+
+def read_pod(namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        response = _core().read_namespaced_pod(
+            name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_S
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    result: dict[str, Any] = _json(response)
+    return result
+
+
+def delete_pod(namespace: str, name: str, *, grace_period_s: int | None = None) -> bool:
+    """Delete the pod (background propagation); False when it was already gone."""
+    try:
+        _core().delete_namespaced_pod(
+            name,
+            namespace,
+            grace_period_seconds=grace_period_s,
+            propagation_policy="Background",
+            _preload_content=False,
+            _request_timeout=REQUEST_TIMEOUT_S,
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def read_pod_log_tail(namespace: str, name: str, lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The last ``lines`` lines of the workload's log; [] when the log is gone or unreadable."""
+    try:
+        response: Any = _core().read_namespaced_pod_log(
+            name,
+            namespace,
+            tail_lines=lines,
+            _preload_content=False,
+            _request_timeout=REQUEST_TIMEOUT_S,
+        )
+    except ApiException as exc:
+        if exc.status in (400, 403, 404):
+            log.info("no log for pod %s/%s: %s", namespace, name, error_message(exc))
+            return []
+        raise
+    text: str = (response.data or b"").decode("utf-8", errors="replace")
+    return text.splitlines()
+
+
+def get_node_facts(name: str) -> NodeFacts | None:
+    """Memory and swap capacity of a node; None when it cannot be read (gone, or no RBAC)."""
+    try:
+        response = _core().read_node(
+            name, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_S
+        )
+    except ApiException as exc:
+        if exc.status in (403, 404):
+            log.warning("cannot read node %s: %s", name, error_message(exc))
+            return None
+        raise
+    return node_facts_from_node(_json(response))
+
+
+# --------------------------------------------------------------------------------------------
+# Docker parity
+
+
+def record_docker_observation(
+    namespace: str,
+    name: str,
+    result: RunResult,
+    *,
+    config: OperatorConfig | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Write status.docker.observed for one Docker run, then docker.outcome/source and parity.
+
+    Uses the same builder as the operator (:func:`oomlab.status.assemble`), reading the node the
+    experiment ran on for LimitedSwap's share. Returns the experiment's status after the write.
+    Raises :class:`NotFound` when the experiment does not exist, InvalidSpec when its spec is
+    unusable.
+    """
+    operator_config = config or OperatorConfig()
+    moment = now or datetime.now(UTC)
+    body = get_experiment(namespace, name)
+    spec = ExperimentSpec.from_spec(body.get("spec") or {})
+    node_name = (status_of(body).get("kubernetes") or {}).get("nodeName")
+    node = get_node_facts(node_name) if node_name else None
+    observed = docker_observation(result, moment)
+
+    def desired(current: Mapping[str, Any]) -> Mapping[str, Any]:
+        return assemble(current, spec, operator_config, moment, node=node, docker_observed=observed)
+
+    change = update_status(namespace, name, desired, current=body)
+    if change is not None:
+        return change.after
+    return status_of(get_experiment(namespace, name))
+
+
+__all__ = [
+    "ApiException",
+    "NodeFacts",
+    "NotFound",
+    "StatusChange",
+    "StatusConflict",
+    "create_pod",
+    "delete_pod",
+    "error_message",
+    "find_experiment",
+    "get_experiment",
+    "get_node_facts",
+    "load_client_config",
+    "patch_status",
+    "read_pod",
+    "read_pod_log_tail",
+    "record_docker_observation",
+    "update_status",
+]

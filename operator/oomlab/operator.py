@@ -1,0 +1,536 @@
+"""The OOMExperiment operator: kopf handlers that call the pure modules and write the status.
+
+Run with ``kopf run --standalone --all-namespaces --liveness=http://0.0.0.0:8080/healthz -m
+oomlab.operator``.
+
+* create/resume: check the spec (a user error -> Invalid, never an exception), create the one pod
+  (deterministic name; an existing one is adopted, so a restart never duplicates it), write the
+  Docker prediction and Pending.
+* pod events: classify the pod, read the workload's progress, write the Kubernetes facts, the
+  prediction for its node and parity. Events are posted on the experiment for each phase change.
+* deadlines: an in-process alarm per experiment (no kopf timer, so no finalizer and deletion never
+  hangs) times the experiment out and removes finished pods after ttlSecondsAfterFinished.
+  Alarms are rebuilt from the status on every restart (resume), so none is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from oomlab import kube
+from oomlab.classify import Phase, PodVerdict, classify_pod, explain_creation_error
+from oomlab.config import ConfigError, OperatorConfig
+from oomlab.pods import (
+    GROUP,
+    LABEL_NAME,
+    PLURAL,
+    POD_APP,
+    VERSION,
+    ExperimentSpec,
+    InvalidSpec,
+    build_pod,
+    pod_name,
+)
+from oomlab.results import Outcome, Progress
+from oomlab.status import (
+    CONDITION_POD_CREATED,
+    NodeFacts,
+    Observation,
+    PodFacts,
+    assemble,
+    cleanup_deadline,
+    condition_of,
+    invalid_spec_message,
+    is_terminal,
+    observation_from_verdict,
+    owner_experiment,
+    phase_of,
+    phase_transition,
+    rejected_status,
+    status_of,
+    timed_out_observation,
+    timeout_deadline,
+)
+from oomlab.workload import parse_lines
+
+log = logging.getLogger("oomlab.operator")
+
+NODE_FACTS_TTL = timedelta(minutes=5)
+ALARM_RETRY_S = 5.0
+CREATE_RETRY_S = 5.0
+POD_DELETED = "The pod was deleted before the workload finished."
+WARNING_PHASES = {Phase.OOM_KILLED, Phase.FAILED, Phase.TIMED_OUT, Phase.INVALID}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------------------------
+# operator-wide state: configuration, node facts, alarms, what the probe reports
+
+
+Action = Callable[[], Coroutine[Any, Any, None]]
+
+
+class Alarms:
+    """One-shot timers on the event loop, keyed (``timeout/<uid>``, ``cleanup/<uid>``).
+
+    Setting a key again replaces its alarm. A failing action is retried after a pause.
+    """
+
+    def __init__(self) -> None:
+        self._handles: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def set(self, key: str, at: datetime, action: Action) -> None:
+        self.cancel(key)
+        delay = max(0.0, (at - _now()).total_seconds())
+        loop = asyncio.get_running_loop()
+        self._handles[key] = loop.call_later(delay, self._fire, key, action)
+
+    def cancel(self, key: str) -> None:
+        handle = self._handles.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+
+    def cancel_all(self) -> None:
+        for key in list(self._handles):
+            self.cancel(key)
+
+    def pending(self) -> list[str]:
+        return sorted(self._handles)
+
+    def _fire(self, key: str, action: Action) -> None:
+        self._handles.pop(key, None)
+        task = asyncio.ensure_future(self._run(key, action))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, key: str, action: Action) -> None:
+        try:
+            await action()
+        except Exception:
+            log.exception("alarm %s failed; retrying in %ss", key, ALARM_RETRY_S)
+            if key not in self._handles:
+                self.set(key, _now() + timedelta(seconds=ALARM_RETRY_S), action)
+
+
+@dataclass
+class OperatorState:
+    config: OperatorConfig = field(default_factory=OperatorConfig)
+    alarms: Alarms = field(default_factory=Alarms)
+    phases: dict[str, str] = field(default_factory=dict)
+    """Phase by experiment uid, for the probe."""
+    nodes: dict[str, tuple[datetime, NodeFacts | None]] = field(default_factory=dict)
+
+
+state = OperatorState()
+
+
+async def node_facts(name: str | None) -> NodeFacts | None:
+    """A node's memory and swap capacity, cached for a few minutes."""
+    if not name:
+        return None
+    cached = state.nodes.get(name)
+    if cached is not None and _now() - cached[0] < NODE_FACTS_TTL:
+        return cached[1]
+    facts = await asyncio.to_thread(kube.get_node_facts, name)
+    state.nodes[name] = (_now(), facts)
+    return facts
+
+
+# --------------------------------------------------------------------------------------------
+# startup, probe, cleanup
+
+
+@kopf.on.startup()
+def configure(*, settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
+    """Settings and configuration; a bad configuration stops the operator at once."""
+    try:
+        state.config = OperatorConfig.from_env()
+    except ConfigError as exc:
+        raise kopf.PermanentError(str(exc)) from None
+    try:
+        kube.load_client_config()
+    except Exception as exc:
+        raise kopf.PermanentError(f"cannot configure the Kubernetes client: {exc}") from None
+    settings.peering.standalone = True
+    settings.posting.level = logging.INFO
+    settings.posting.reporting_component = "oomlab-operator"
+    settings.posting.event_name_prefix = "oomlab-"
+    # kopf's bookkeeping in annotations of our own group; status stays exactly the documented one.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="oomlab.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="oomlab.dev", key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = "oomlab.dev/kopf-finalizer"
+    # Watch streams end on the server's side before the client gives up, so reconnects are clean.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 60
+    settings.networking.connect_timeout = 10
+    # Only the experiments' pods are watched, filtered by the API server.
+    settings.watching.label_selectors["v1", "pods"] = f"{LABEL_NAME}={POD_APP}"
+    logger.info("oomlab operator configured: %s", state.config.describe())
+
+
+@kopf.on.cleanup()
+def stop_alarms(**_: Any) -> None:
+    state.alarms.cancel_all()
+
+
+@kopf.on.probe(id="experiments")
+def experiments_seen(**_: Any) -> dict[str, Any]:
+    by_phase: dict[str, int] = {}
+    for phase in state.phases.values():
+        by_phase[phase] = by_phase.get(phase, 0) + 1
+    return {"seen": len(state.phases), "byPhase": by_phase, "alarms": len(state.alarms.pending())}
+
+
+# --------------------------------------------------------------------------------------------
+# writing the status
+
+
+def _announce(body: Mapping[str, Any], old: Phase | None, new: Phase, message: str) -> None:
+    """A Kubernetes Event on the experiment for one phase transition."""
+    text = f"{old.value if old else 'New'} -> {new.value}: {message}"
+    if new in WARNING_PHASES:
+        kopf.warn(as_body(body), reason=new.value, message=text)
+    else:
+        kopf.info(as_body(body), reason=new.value, message=text)
+
+
+def as_body(document: Mapping[str, Any]) -> kopf.Body:
+    """A kopf Body view of a plain dict (an object as the API server returned it)."""
+    return kopf.Body(cast(kopf.RawBody, dict(document)))
+
+
+async def write_status(
+    namespace: str,
+    name: str,
+    uid: str,
+    desired: kube.DesiredStatus,
+    *,
+    current: Mapping[str, Any] | None = None,
+) -> kube.StatusChange | None:
+    """Patch what changed, announce a phase transition, and (re)arm the experiment's alarms."""
+    change = await asyncio.to_thread(
+        kube.update_status, namespace, name, desired, current=current, uid=uid
+    )
+    if change is None:
+        if current is not None:
+            arm_alarms(current)  # after a restart nothing may change, but alarms must exist
+        return None
+    transition = phase_transition(change.before, change.after)
+    if transition is not None:
+        old, new = transition
+        _announce(change.body, old, new, str(change.after.get("message", "")))
+    state.phases[uid] = str(change.after.get("phase"))
+    timed_out_now = transition is not None and transition[1] == Phase.TIMED_OUT
+    arm_alarms(change.body, timed_out_now=timed_out_now)
+    return change
+
+
+def arm_alarms(body: Mapping[str, Any], *, timed_out_now: bool = False) -> None:
+    """Timeout while the experiment runs; pod removal on a timeout or after its ttl."""
+    meta = body.get("metadata") or {}
+    namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    try:
+        spec = ExperimentSpec.from_spec(body.get("spec") or {})
+    except InvalidSpec:
+        return
+    phase = phase_of(status_of(body))
+    if phase is not None and phase.terminal:
+        state.alarms.cancel(f"timeout/{uid}")
+        pod = pod_name(name, uid)
+        if timed_out_now:
+            state.alarms.set(f"cleanup/{uid}", _now(), lambda: _delete_pod(namespace, pod))
+        elif (deadline := cleanup_deadline(body, spec)) is not None:
+            # Times come from the kubelet's clock: never wait longer than the ttl from now.
+            latest = _now() + timedelta(seconds=spec.ttl_after_finished_s or 0)
+            state.alarms.set(
+                f"cleanup/{uid}", min(deadline, latest), lambda: _delete_pod(namespace, pod)
+            )
+        return
+    deadline = timeout_deadline(body, spec)
+    if deadline is not None:
+        latest = _now() + timedelta(seconds=spec.timeout_s)
+        state.alarms.set(
+            f"timeout/{uid}", min(deadline, latest), lambda: time_out(namespace, name, uid)
+        )
+
+
+async def _delete_pod(namespace: str, name: str) -> None:
+    if await asyncio.to_thread(kube.delete_pod, namespace, name):
+        log.info("deleted pod %s/%s", namespace, name)
+
+
+# --------------------------------------------------------------------------------------------
+# experiments: create / resume
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+async def start_experiment(
+    *, body: kopf.Body, namespace: str | None, name: str, uid: str, **_: Any
+) -> None:
+    """Exactly one pod per experiment; Invalid with a sentence for a spec that cannot run."""
+    assert namespace is not None  # OOMExperiment is namespaced
+    current = dict(body)
+    state.phases[uid] = str(status_of(current).get("phase", Phase.PENDING.value))
+    if is_terminal(current):
+        arm_alarms(current, timed_out_now=phase_of(status_of(current)) == Phase.TIMED_OUT)
+        return
+    try:
+        spec = ExperimentSpec.from_spec(
+            body.get("spec") or {}, max_bytes=state.config.max_experiment_bytes
+        )
+    except InvalidSpec as exc:
+        message = invalid_spec_message(exc.field, str(exc))
+        await write_status(
+            namespace,
+            name,
+            uid,
+            lambda cur: rejected_status(
+                cur,
+                phase=Phase.INVALID,
+                reason="InvalidSpec",
+                message=message,
+                now=_now(),
+                spec_valid=False,
+            ),
+            current=current,
+        )
+        return
+    if await _pod_vanished(current, namespace, name, uid):
+        return
+    created = await _create_or_adopt_pod(current, spec, namespace, name, uid)
+    if created is None:
+        return
+    pod = pod_name(name, uid)
+    observation = Observation(
+        phase=Phase.PENDING,
+        reason="PodCreated",
+        message=f"Pod {pod} was created; waiting for it to start.",
+        pod=PodFacts(name=pod),
+    )
+    await write_status(
+        namespace,
+        name,
+        uid,
+        lambda cur: assemble(
+            cur, spec, state.config, _now(), observation=observation, pod_created=created
+        ),
+        current=current,
+    )
+
+
+async def _pod_vanished(body: dict[str, Any], namespace: str, name: str, uid: str) -> bool:
+    """True (and Failed written) when the pod was created once but is gone: deleted while the
+    operator was down. Running the workload a second time would not be the same experiment."""
+    created = condition_of(status_of(body), CONDITION_POD_CREATED)
+    if created is None or created.get("status") != "True":
+        return False
+    if await asyncio.to_thread(kube.read_pod, namespace, pod_name(name, uid)) is not None:
+        return False
+    try:
+        spec = ExperimentSpec.from_spec(body.get("spec") or {})
+    except InvalidSpec:
+        return False
+    gone = PodVerdict(Phase.FAILED, Outcome.FAILED, "PodDeleted", POD_DELETED)
+    observation = observation_from_verdict(gone, {}, None)
+    await write_status(
+        namespace,
+        name,
+        uid,
+        lambda cur: assemble(cur, spec, state.config, _now(), observation=observation),
+        current=body,
+    )
+    return True
+
+
+async def _create_or_adopt_pod(
+    body: dict[str, Any], spec: ExperimentSpec, namespace: str, name: str, uid: str
+) -> tuple[str, str] | None:
+    """(reason, message) for the PodCreated condition, or None when the pod was refused."""
+    pod = build_pod(name, namespace, uid, spec)
+    kopf.adopt(pod, owner=as_body(body))
+    try:
+        await asyncio.to_thread(kube.create_pod, pod)
+        return "Created", f"Created pod {pod['metadata']['name']}."
+    except ApiException as exc:
+        if exc.status == 409:
+            return await _adopt_existing(pod["metadata"]["name"], namespace, uid)
+        phase, reason, sentence = explain_creation_error(exc.status or 0, kube.error_message(exc))
+    except HTTPError as exc:
+        raise kopf.TemporaryError(
+            f"cannot reach the API server: {exc}", delay=CREATE_RETRY_S
+        ) from exc
+    if phase == Phase.PENDING:
+        raise kopf.TemporaryError(sentence, delay=CREATE_RETRY_S)
+    await write_status(
+        namespace,
+        name,
+        uid,
+        lambda cur: rejected_status(
+            cur,
+            phase=phase,
+            reason=reason,
+            message=sentence,
+            now=_now(),
+            spec_valid=True,
+            spec=spec,
+            config=state.config,
+        ),
+        current=body,
+    )
+    return None
+
+
+async def _adopt_existing(pod: str, namespace: str, uid: str) -> tuple[str, str]:
+    existing = await asyncio.to_thread(kube.read_pod, namespace, pod)
+    if existing is None:
+        raise kopf.TemporaryError(f"pod {pod} exists but cannot be read yet", delay=1)
+    owner = owner_experiment(existing)
+    if owner is None or owner.uid != uid:
+        raise kopf.PermanentError(f"pod {pod} exists and belongs to something else")
+    return "Adopted", f"Pod {pod} already existed (an operator restart); it was adopted."
+
+
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+def spec_changed(*, body: kopf.Body, **_: Any) -> None:
+    """Experiments are immutable: a run cannot change its settings half-way."""
+    kopf.warn(
+        body,
+        reason="SpecChangeIgnored",
+        message="Changes to spec after creation are ignored; delete and re-create the "
+        "experiment to run it with new settings.",
+    )
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def experiment_event(
+    *, type: str, body: kopf.Body, namespace: str | None, name: str, uid: str, **_: Any
+) -> None:
+    """Keeps the probe's counts; on deletion drops the alarms and removes the pod at once
+    (garbage collection through ownerReferences would too, a little later)."""
+    if type != "DELETED":
+        state.phases[uid] = str(status_of(body).get("phase", Phase.PENDING.value))
+        return
+    state.phases.pop(uid, None)
+    state.alarms.cancel(f"timeout/{uid}")
+    state.alarms.cancel(f"cleanup/{uid}")
+    if namespace:
+        await _delete_pod(namespace, pod_name(name, uid))
+
+
+# --------------------------------------------------------------------------------------------
+# pods -> status
+
+
+@kopf.on.event("", "v1", "pods", labels={LABEL_NAME: POD_APP})
+async def pod_event(*, type: str, body: kopf.Body, namespace: str | None, **_: Any) -> None:
+    """Classify the experiment's pod and write what it says to the experiment."""
+    pod = dict(body)
+    owner = owner_experiment(pod)
+    if owner is None or namespace is None:
+        return
+    parent = await asyncio.to_thread(kube.find_experiment, namespace, owner.name)
+    if parent is None or parent["metadata"].get("uid") != owner.uid or is_terminal(parent):
+        return
+    if parent["metadata"].get("deletionTimestamp"):
+        return
+    try:
+        spec = ExperimentSpec.from_spec(parent.get("spec") or {})
+    except InvalidSpec:
+        return
+    progress = await workload_progress(namespace, pod)
+    verdict = classify_pod(
+        pod,
+        limit_bytes=spec.limit_bytes,
+        allocated_bytes=progress.allocated_bytes if progress else None,
+    )
+    if type == "DELETED" and not verdict.phase.terminal:
+        verdict = PodVerdict(Phase.FAILED, Outcome.FAILED, "PodDeleted", POD_DELETED)
+    node = await node_facts((pod.get("spec") or {}).get("nodeName"))
+    observation = observation_from_verdict(verdict, pod, progress)
+    await write_status(
+        namespace,
+        owner.name,
+        owner.uid,
+        lambda cur: assemble(cur, spec, state.config, _now(), observation=observation, node=node),
+        current=parent,
+    )
+
+
+def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for container in (pod.get("status") or {}).get("containerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated")
+        if terminated:
+            return dict(terminated)
+    return None
+
+
+async def workload_progress(namespace: str, pod: Mapping[str, Any]) -> Progress | None:
+    """memhog's progress once the container ended: from the termination message (the last log
+    lines, FallbackToLogsOnError), else from the log itself (exit 0 leaves no message)."""
+    terminated = _terminated(pod)
+    if terminated is None:
+        return None
+    progress = parse_lines(str(terminated.get("message") or "").splitlines())
+    if progress.lines and progress.allocated_bytes is not None:
+        return progress
+    name = (pod.get("metadata") or {}).get("name", "")
+    lines = await asyncio.to_thread(kube.read_pod_log_tail, namespace, name)
+    from_log = parse_lines(lines)
+    return from_log if from_log.lines else progress
+
+
+# --------------------------------------------------------------------------------------------
+# timeout
+
+
+async def time_out(namespace: str, name: str, uid: str) -> None:
+    """TimedOut once timeoutSeconds passed since the pod started (or since creation)."""
+    body = await asyncio.to_thread(kube.find_experiment, namespace, name)
+    if body is None or body["metadata"].get("uid") != uid or is_terminal(body):
+        return
+    try:
+        spec = ExperimentSpec.from_spec(body.get("spec") or {})
+    except InvalidSpec:
+        return
+    deadline = timeout_deadline(body, spec)
+    if deadline is not None and deadline > _now():
+        arm_alarms(body)
+        return
+    pod = pod_name(name, uid)
+    lines = await asyncio.to_thread(kube.read_pod_log_tail, namespace, pod)
+    progress = parse_lines(lines) if lines else None
+    recorded = status_of(body).get("kubernetes") or {}
+    node = await node_facts(recorded.get("nodeName"))
+    moment = _now()
+    await write_status(
+        namespace,
+        name,
+        uid,
+        lambda cur: assemble(
+            cur,
+            spec,
+            state.config,
+            moment,
+            observation=timed_out_observation(spec, cur, progress, moment),
+            node=node,
+        ),
+        current=body,
+    )

@@ -1,0 +1,102 @@
+"""The real operator (kopf's KopfRunner, in this process) against the real API server in
+KUBECONFIG. Every test gets its own namespace and its own operator instance watching only that
+namespace, so nothing here touches other namespaces or races an operator deployed in the cluster.
+
+Skipped, with the reason, when KUBECONFIG is unset, the API server does not answer, or the CRD is
+not installed (``kubectl apply -f manifests/crd/``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from kopf.testing import KopfRunner
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from operator_lab import Lab
+
+from oomlab import kube
+from oomlab.pods import GROUP, PLURAL
+
+
+@pytest.fixture(scope="session")
+def api_client() -> client.ApiClient:
+    if not os.environ.get("KUBECONFIG"):
+        pytest.skip("KUBECONFIG is not set: no cluster to run the operator against")
+    try:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+        api = client.ApiClient()
+        client.VersionApi(api).get_code(_request_timeout=5)
+    except Exception as exc:  # any failure to reach the cluster is a reason to skip
+        pytest.skip(f"the cluster in KUBECONFIG does not answer: {exc}")
+    try:
+        client.ApiextensionsV1Api(api).read_custom_resource_definition(
+            f"{PLURAL}.{GROUP}", _request_timeout=5
+        )
+    except ApiException as exc:
+        pytest.skip(f"CRD {PLURAL}.{GROUP} is not installed ({exc.status}): kubectl apply -f "
+                    "manifests/crd/")  # fmt: skip
+    deployed = client.AppsV1Api(api).list_deployment_for_all_namespaces(
+        label_selector="app.kubernetes.io/name=oomlab,app.kubernetes.io/component=operator",
+        _request_timeout=5,
+    )
+    running = [f"{d.metadata.namespace}/{d.metadata.name}" for d in deployed.items
+               if (d.spec.replicas or 0) > 0]  # fmt: skip
+    if running:
+        pytest.skip(
+            f"an operator is deployed in the cluster ({', '.join(running)}); it would race "
+            "this tier's own operator (tests/e2e covers the deployed one)"
+        )
+    kube.reset_client()
+    return api
+
+
+@pytest.fixture
+def namespace(api_client: client.ApiClient) -> Iterator[str]:
+    name = f"oomlab-op-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(api_client)
+    core.create_namespace({"metadata": {"name": name, "labels": {"oomlab.dev/test": "operator"}}})
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(ApiException):
+            core.delete_namespace(name, propagation_policy="Background")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def run_operator(
+    namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., contextlib.AbstractContextManager[KopfRunner]]:
+    """``with run_operator(env={...}) as runner:`` runs the operator on this test's namespace."""
+
+    @contextlib.contextmanager
+    def running(env: dict[str, str] | None = None) -> Iterator[KopfRunner]:
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        args = [
+            "run", "--standalone", "--namespace", namespace, "-m", "oomlab.operator",
+            f"--liveness=http://127.0.0.1:{free_port()}/healthz",
+        ]  # fmt: skip
+        with KopfRunner(args, timeout=60) as runner:
+            time.sleep(1.5)  # startup: settings, CRD scan, first listing
+            yield runner
+
+    return running
+
+
+@pytest.fixture
+def lab(api_client: client.ApiClient, namespace: str) -> Lab:
+    return Lab(api_client, namespace)

@@ -1,0 +1,484 @@
+"""The kopf handlers against a fake API (kube.py's functions replaced with unittest.mock).
+
+The fake keeps experiments and pods in dicts, applies JSON merge patches with the resourceVersion
+precondition like the API server, and answers 409 for a pod that already exists. What is checked
+is what a user would see: pods created, status written, Events posted, nothing raised for a user's
+mistake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import kopf
+import pytest
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from oomlab import kube
+from oomlab import operator as op
+from oomlab.config import OperatorConfig
+from oomlab.pods import pod_name
+from oomlab.status import NodeFacts, rfc3339
+
+MiB = 2**20
+GiB = 2**30
+NS = "lab"
+UID = "4be0a3e2-8f3a-4d7e-b1a3-6d2f0c9e5a10"
+FIXTURES = Path(__file__).parent / "fixtures" / "pods"
+SEED_OOM = {
+    "workload": {"mode": "bulk", "size": "1000Mi", "chunk": "500Mi", "imagePullPolicy": "Never"},
+    "resources": {"requests": {"memory": "500Mi"}, "limits": {"memory": "500Mi"}},
+    "docker": {"memory": "500m", "memorySwap": "500m"},
+    "timeoutSeconds": 300,
+}
+
+
+def merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+def api_error(status: int, message: str) -> ApiException:
+    error = ApiException(status=status, reason="error")
+    error.body = json.dumps({"kind": "Status", "code": status, "message": message})
+    return error
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.experiments: dict[str, dict[str, Any]] = {}
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.logs: dict[str, list[str]] = {}
+        self.patches: list[dict[str, Any]] = []
+        self.deleted: list[str] = []
+        self.log_reads = 0
+        self.fail_next_patch_with: int | None = None
+        self.create_error: ApiException | None = None
+        self.version = 100
+
+    def add_experiment(self, name: str, spec: dict[str, Any], uid: str = UID) -> dict[str, Any]:
+        self.version += 1
+        body = {
+            "apiVersion": "oomlab.dev/v1alpha1",
+            "kind": "OOMExperiment",
+            "metadata": {
+                "name": name,
+                "namespace": NS,
+                "uid": uid,
+                "generation": 1,
+                "resourceVersion": str(self.version),
+                "creationTimestamp": rfc3339(datetime.now(UTC)),
+            },
+            "spec": spec,
+        }
+        self.experiments[name] = body
+        return copy.deepcopy(body)
+
+    # --- kube.py's functions
+    def find_experiment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        found = self.experiments.get(name)
+        return copy.deepcopy(found) if found else None
+
+    def patch_status(
+        self,
+        namespace: str,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        if self.fail_next_patch_with is not None:
+            status, self.fail_next_patch_with = self.fail_next_patch_with, None
+            self.version += 1
+            self.experiments[name]["metadata"]["resourceVersion"] = str(self.version)
+            raise api_error(status, "the object has been modified")
+        body = self.experiments[name]
+        if resource_version is not None and resource_version != body["metadata"]["resourceVersion"]:
+            raise api_error(409, "the object has been modified")
+        self.patches.append(copy.deepcopy(dict(patch)))
+        merge(body.setdefault("status", {}), patch)
+        self.version += 1
+        body["metadata"]["resourceVersion"] = str(self.version)
+        return copy.deepcopy(body)
+
+    def create_pod(self, pod: Mapping[str, Any]) -> dict[str, Any]:
+        if self.create_error is not None:
+            raise self.create_error
+        name = pod["metadata"]["name"]
+        if name in self.pods:
+            raise api_error(409, f'pods "{name}" already exists')
+        self.pods[name] = copy.deepcopy(dict(pod))
+        return copy.deepcopy(self.pods[name])
+
+    def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.pods.get(name))
+
+    def delete_pod(self, namespace: str, name: str, **_: Any) -> bool:
+        self.deleted.append(name)
+        return self.pods.pop(name, None) is not None
+
+    def read_pod_log_tail(self, namespace: str, name: str, lines: int = 40) -> list[str]:
+        self.log_reads += 1
+        return self.logs.get(name, [])[-lines:]
+
+    def get_node_facts(self, name: str) -> NodeFacts:
+        return NodeFacts(name, 24 * GiB, 2 * GiB)
+
+
+@pytest.fixture
+def api() -> Iterator[FakeApi]:
+    fake = FakeApi()
+    names = [
+        "find_experiment",
+        "patch_status",
+        "create_pod",
+        "read_pod",
+        "delete_pod",
+        "read_pod_log_tail",
+        "get_node_facts",
+    ]
+    with mock.patch.multiple(kube, **{name: getattr(fake, name) for name in names}):
+        op.state = op.OperatorState(config=OperatorConfig(max_experiment_bytes=4 * GiB))
+        yield fake
+
+
+@pytest.fixture(autouse=True)
+def events() -> Iterator[mock.Mock]:
+    """kopf.info / kopf.warn, recorded as (type, reason, message, object name)."""
+    recorder = mock.Mock()
+    with (
+        mock.patch.object(kopf, "info", lambda body, **kw: recorder("Normal", body, **kw)),
+        mock.patch.object(kopf, "warn", lambda body, **kw: recorder("Warning", body, **kw)),
+    ):
+        yield recorder
+
+
+def posted(recorder: mock.Mock) -> list[tuple[str, str, str]]:
+    return [(c.args[0], c.kwargs["reason"], c.kwargs["message"]) for c in recorder.call_args_list]
+
+
+def start(body: dict[str, Any]) -> None:
+    asyncio.run(
+        op.start_experiment(
+            body=op.as_body(body),
+            namespace=NS,
+            name=body["metadata"]["name"],
+            uid=body["metadata"]["uid"],
+        )
+    )
+
+
+def pod_event(pod: dict[str, Any], type_: str = "MODIFIED") -> None:
+    asyncio.run(op.pod_event(type=type_, body=op.as_body(pod), namespace=NS))
+
+
+def fixture_pod(name: str, fake: FakeApi, experiment: str = "seed-oom") -> dict[str, Any]:
+    """A fixture's status on top of the pod the operator really created."""
+    document = yaml.safe_load((FIXTURES / name).read_text())
+    pod = copy.deepcopy(fake.pods[pod_name(experiment, UID)])
+    if document["spec"].get("nodeName"):
+        pod["spec"]["nodeName"] = document["spec"]["nodeName"]  # the scheduler's doing
+    pod["status"] = document["status"]
+    return pod
+
+
+# ---------------------------------------------------------------------------------- create/resume
+
+
+def test_create_makes_one_owned_pod_and_writes_pending_with_docker_prediction(
+    api: FakeApi, events: mock.Mock
+) -> None:
+    start(api.add_experiment("seed-oom", SEED_OOM))
+    assert list(api.pods) == [pod_name("seed-oom", UID)]
+    owner = api.pods[pod_name("seed-oom", UID)]["metadata"]["ownerReferences"]
+    assert owner == [
+        {
+            "apiVersion": "oomlab.dev/v1alpha1",
+            "kind": "OOMExperiment",
+            "name": "seed-oom",
+            "uid": UID,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    status = api.experiments["seed-oom"]["status"]
+    assert status["phase"] == "Pending"
+    assert status["docker"]["predictedOutcome"] == "OOMKilled"
+    assert status["kubernetes"]["podName"] == pod_name("seed-oom", UID)
+    assert len(api.patches) == 1
+    assert posted(events) == [("Normal", "Pending", "New -> Pending: " + status["message"])]
+
+
+def test_resume_adopts_the_existing_pod_instead_of_duplicating_it(
+    api: FakeApi, events: mock.Mock
+) -> None:
+    start(api.add_experiment("seed-oom", SEED_OOM))
+    start(api.find_experiment(NS, "seed-oom") or {})
+    assert len(api.pods) == 1
+    condition = next(
+        c for c in api.experiments["seed-oom"]["status"]["conditions"] if c["type"] == "PodCreated"
+    )
+    assert (condition["status"], condition["reason"]) == ("True", "Adopted")
+    assert [e[1] for e in posted(events)] == ["Pending"]  # no second transition
+
+
+def test_resume_of_a_finished_experiment_does_nothing(api: FakeApi) -> None:
+    body = api.add_experiment("seed-oom", SEED_OOM)
+    body["status"] = api.experiments["seed-oom"]["status"] = {"phase": "Completed"}
+    start(body)
+    assert api.pods == {}
+    assert api.patches == []
+
+
+def test_invalid_spec_lands_in_invalid_with_a_sentence_and_no_pod(
+    api: FakeApi, events: mock.Mock
+) -> None:
+    too_big = {
+        **SEED_OOM,
+        "workload": {"mode": "bulk", "size": "6Gi"},
+        "resources": {"limits": {"memory": "500Mi"}},
+    }
+    start(api.add_experiment("huge", too_big))
+    status = api.experiments["huge"]["status"]
+    assert api.pods == {}
+    assert status["phase"] == "Invalid"
+    assert status["message"].startswith("spec.workload.size: ")
+    assert "over this operator's cap of 4 GiB" in status["message"]
+    valid = next(c for c in status["conditions"] if c["type"] == "Valid")
+    assert (valid["status"], valid["reason"]) == ("False", "InvalidSpec")
+    assert posted(events) == [("Warning", "Invalid", "New -> Invalid: " + status["message"])]
+
+
+def test_quota_refusal_is_invalid_not_an_exception(api: FakeApi, events: mock.Mock) -> None:
+    api.create_error = api_error(
+        403,
+        'pods "x" is forbidden: exceeded quota: mem, requested: limits.memory=500Mi, '
+        "used: limits.memory=0, limited: limits.memory=256Mi",
+    )
+    start(api.add_experiment("seed-oom", SEED_OOM))
+    status = api.experiments["seed-oom"]["status"]
+    assert status["phase"] == "Invalid"
+    assert "ResourceQuota" in status["message"]
+    assert status["docker"]["predictedOutcome"] == "OOMKilled"
+    assert posted(events)[0][:2] == ("Warning", "Invalid")
+
+
+def test_transient_creation_error_is_retried_by_kopf(api: FakeApi) -> None:
+    api.create_error = api_error(500, "etcdserver: request timed out")
+    with pytest.raises(kopf.TemporaryError):
+        start(api.add_experiment("seed-oom", SEED_OOM))
+    assert "status" not in api.experiments["seed-oom"]
+
+
+# ---------------------------------------------------------------------------------- pod events
+
+
+def test_oomkilled_pod_writes_the_result_once(api: FakeApi, events: mock.Mock) -> None:
+    start(api.add_experiment("seed-oom", SEED_OOM))
+    pod_event(fixture_pod("running.yaml", api))
+    oom = fixture_pod("oomkilled.yaml", api)
+    pod_event(oom)
+    status = api.experiments["seed-oom"]["status"]
+    assert status["phase"] == "OOMKilled"
+    assert status["kubernetes"]["exitCode"] == 137
+    assert status["kubernetes"]["allocatedBytes"] == 500 * MiB
+    assert status["kubernetes"]["predictedOutcome"] == "OOMKilled"
+    assert status["parity"]["result"] == "Match"
+    assert api.log_reads == 0  # the termination message had the progress
+    patches = len(api.patches)
+    pod_event(oom)  # the same event again (a re-list after a restart)
+    assert len(api.patches) == patches
+    assert [e[:2] for e in posted(events)] == [
+        ("Normal", "Pending"),
+        ("Normal", "Running"),
+        ("Warning", "OOMKilled"),
+    ]
+
+
+def test_completed_pod_progress_comes_from_the_log(api: FakeApi) -> None:
+    start(api.add_experiment("seed-oom", SEED_OOM))
+    api.logs[pod_name("seed-oom", UID)] = [
+        '{"event":"start","elapsed_s":0,"rss_bytes":1,"mode":"bulk","size_bytes":1048576000}',
+        '{"event":"summary","status":"completed","allocated_bytes":0,'
+        '"processed_bytes":1048576000,"peak_allocated_bytes":1048576000,'
+        '"peak_rss_bytes":1060000000,"elapsed_s":1.5,"rss_bytes":9000000}',
+    ]
+    pod_event(fixture_pod("completed.yaml", api))
+    status = api.experiments["seed-oom"]["status"]
+    assert status["phase"] == "Completed"
+    assert api.log_reads == 1
+    assert status["kubernetes"]["processedBytes"] == 1048576000
+    assert status["kubernetes"]["peakBytes"] == 1060000000
+
+
+def test_pod_of_another_incarnation_is_ignored(api: FakeApi) -> None:
+    start(api.add_experiment("seed-oom", SEED_OOM))
+    stale = fixture_pod("oomkilled.yaml", api)
+    stale["metadata"]["ownerReferences"][0]["uid"] = "an-older-uid"
+    before = len(api.patches)
+    pod_event(stale)
+    assert len(api.patches) == before
+    assert api.experiments["seed-oom"]["status"]["phase"] == "Pending"
+
+
+def test_pod_deleted_before_it_finished_fails_the_experiment(api: FakeApi) -> None:
+    start(api.add_experiment("seed-oom", SEED_OOM))
+    pod_event(fixture_pod("running.yaml", api), type_="DELETED")
+    status = api.experiments["seed-oom"]["status"]
+    assert status["phase"] == "Failed"
+    assert status["kubernetes"]["reason"] == "PodDeleted"
+
+
+def test_status_conflict_is_retried(api: FakeApi) -> None:
+    start(api.add_experiment("seed-oom", SEED_OOM))
+    api.fail_next_patch_with = 409
+    pod_event(fixture_pod("oomkilled.yaml", api))
+    assert api.experiments["seed-oom"]["status"]["phase"] == "OOMKilled"
+
+
+def test_image_never_pull_fails_the_experiment(api: FakeApi, events: mock.Mock) -> None:
+    start(api.add_experiment("seed-oom", SEED_OOM))
+    pod_event(fixture_pod("err-image-never-pull.yaml", api))
+    status = api.experiments["seed-oom"]["status"]
+    assert status["phase"] == "Failed"
+    assert status["kubernetes"]["reason"] == "ErrImageNeverPull"
+    assert posted(events)[-1][:2] == ("Warning", "Failed")
+
+
+# ---------------------------------------------------------------------------------- deadlines
+
+
+def test_timeout_marks_timed_out_and_removes_the_pod(api: FakeApi, events: mock.Mock) -> None:
+    async def scenario() -> None:
+        body = api.add_experiment("slow", {**SEED_OOM, "timeoutSeconds": 1})
+        body["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"  # long past
+        api.experiments["slow"]["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"
+        await op.start_experiment(body=op.as_body(body), namespace=NS, name="slow", uid=UID)
+        assert op.state.alarms.pending() == [f"timeout/{UID}"]
+        for _ in range(50):
+            await asyncio.sleep(0.02)
+            if pod_name("slow", UID) in api.deleted:
+                break
+
+    asyncio.run(scenario())
+    status = api.experiments["slow"]["status"]
+    assert status["phase"] == "TimedOut"
+    assert "timeout of 1s since the pod was created" in status["message"]
+    assert pod_name("slow", UID) in api.deleted
+    assert api.pods == {}
+    assert posted(events)[-1][:2] == ("Warning", "TimedOut")
+
+
+def test_ttl_removes_a_finished_pod_and_keeps_the_status(api: FakeApi) -> None:
+    async def scenario() -> None:
+        body = api.add_experiment("seed-oom", {**SEED_OOM, "ttlSecondsAfterFinished": 0})
+        await op.start_experiment(body=op.as_body(body), namespace=NS, name="seed-oom", uid=UID)
+        await op.pod_event(
+            type="MODIFIED",
+            body=op.as_body(fixture_pod("oomkilled.yaml", api)),
+            namespace=NS,
+        )
+        for _ in range(50):
+            await asyncio.sleep(0.02)
+            if api.deleted:
+                break
+
+    asyncio.run(scenario())
+    assert api.deleted == [pod_name("seed-oom", UID)]
+    assert api.experiments["seed-oom"]["status"]["phase"] == "OOMKilled"
+
+
+def test_experiment_deletion_drops_alarms_and_the_pod(api: FakeApi) -> None:
+    async def scenario() -> None:
+        body = api.add_experiment("seed-oom", SEED_OOM)
+        await op.start_experiment(body=op.as_body(body), namespace=NS, name="seed-oom", uid=UID)
+        assert op.state.alarms.pending() == [f"timeout/{UID}"]
+        await op.experiment_event(
+            type="DELETED",
+            body=op.as_body(body),
+            namespace=NS,
+            name="seed-oom",
+            uid=UID,
+        )
+        assert op.state.alarms.pending() == []
+
+    asyncio.run(scenario())
+    assert api.deleted == [pod_name("seed-oom", UID)]
+
+
+# ---------------------------------------------------------------------------------- startup, probe
+
+
+def test_bad_configuration_stops_the_operator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OOMLAB_SWAP_BEHAVIOR", "UnlimitedSwap")
+    with pytest.raises(kopf.PermanentError, match="OOMLAB_SWAP_BEHAVIOR"):
+        op.configure(settings=kopf.OperatorSettings(), logger=mock.Mock())
+
+
+def test_startup_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OOMLAB_MAX_EXPERIMENT_BYTES", "1Gi")
+    settings = kopf.OperatorSettings()
+    with mock.patch.object(kube, "load_client_config"):
+        op.configure(settings=settings, logger=mock.Mock())
+    assert op.state.config.max_experiment_bytes == GiB
+    assert settings.peering.standalone is True
+    assert settings.watching.server_timeout is not None
+    assert settings.watching.client_timeout is not None
+    assert settings.watching.client_timeout > settings.watching.server_timeout
+    assert list(settings.watching.label_selectors.values()) == [
+        "app.kubernetes.io/name=oomlab-experiment"
+    ]
+
+
+def test_probe_counts_experiments_by_phase(api: FakeApi) -> None:
+    start(api.add_experiment("seed-oom", SEED_OOM))
+    start(api.add_experiment("other", SEED_OOM, uid="uid-2"))
+    report = op.experiments_seen()
+    assert report["seen"] == 2
+    assert report["byPhase"] == {"Pending": 2}
+
+
+def test_pod_deleted_while_the_operator_was_down_is_not_run_again(
+    api: FakeApi, events: mock.Mock
+) -> None:
+    start(api.add_experiment("seed-oom", SEED_OOM))
+    api.pods.clear()  # deleted; the DELETED event was missed
+    start(api.find_experiment(NS, "seed-oom") or {})
+    status = api.experiments["seed-oom"]["status"]
+    assert api.pods == {}
+    assert status["phase"] == "Failed"
+    assert status["kubernetes"]["reason"] == "PodDeleted"
+    assert posted(events)[-1][:2] == ("Warning", "Failed")
+
+
+def test_resume_rearms_the_timeout_even_when_the_status_is_unchanged(api: FakeApi) -> None:
+    async def scenario() -> list[str]:
+        body = api.add_experiment("seed-oom", SEED_OOM)
+        await op.start_experiment(body=op.as_body(body), namespace=NS, name="seed-oom", uid=UID)
+        await op.start_experiment(
+            body=op.as_body(api.find_experiment(NS, "seed-oom") or {}),
+            namespace=NS, name="seed-oom", uid=UID,
+        )  # fmt: skip
+        op.state.alarms.cancel_all()  # a restart: the old process's alarms are gone
+        patches = len(api.patches)
+        await op.start_experiment(
+            body=op.as_body(api.find_experiment(NS, "seed-oom") or {}),
+            namespace=NS, name="seed-oom", uid=UID,
+        )  # fmt: skip
+        assert len(api.patches) == patches  # nothing to write...
+        return op.state.alarms.pending()  # ...but the timeout is armed again
+
+    assert asyncio.run(scenario()) == [f"timeout/{UID}"]

@@ -1,0 +1,567 @@
+"""The experiment's status, built by pure functions from spec, pod, node and Docker results."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from oomlab.classify import Phase, classify_pod
+from oomlab.config import OperatorConfig
+from oomlab.pods import ExperimentSpec
+from oomlab.results import CgroupVersion, HostFacts, Outcome, Progress, RunResult
+from oomlab.semantics import SwapBehavior
+from oomlab.status import (
+    NodeFacts,
+    Observation,
+    PodFacts,
+    advance_phase,
+    assemble,
+    cleanup_deadline,
+    docker_view,
+    invalid_spec_message,
+    node_facts_from_node,
+    observation_from_verdict,
+    owner_experiment,
+    phase_transition,
+    rejected_status,
+    resolve_cgroup_version,
+    set_condition,
+    status_patch,
+    timed_out_observation,
+    timeout_deadline,
+)
+from oomlab.workload import parse_lines
+
+MiB = 2**20
+GiB = 2**30
+NOW = datetime(2026, 11, 25, 20, 40, 5, tzinfo=UTC)
+LATER = NOW + timedelta(seconds=30)
+FIXTURES = Path(__file__).parent / "fixtures" / "pods"
+NODE = NodeFacts("oomlab-node", memory_capacity_bytes=24 * GiB, swap_capacity_bytes=2 * GiB)
+CONFIG = OperatorConfig()
+
+SEED_OOM = {
+    "workload": {"mode": "bulk", "size": "1000Mi", "chunk": "500Mi"},
+    "resources": {"requests": {"memory": "500Mi"}, "limits": {"memory": "500Mi"}},
+    "docker": {"memory": "500m", "memorySwap": "500m"},
+}
+SEED_SWAP = {
+    "workload": {"mode": "bulk", "size": "1000Mi", "chunk": "500Mi"},
+    "resources": {"requests": {"memory": "250Mi"}, "limits": {"memory": "500Mi"}},
+    "docker": {"memory": "500m", "memorySwap": "1g"},
+}
+
+
+def experiment(spec: dict[str, Any], status: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": "oomlab.dev/v1alpha1",
+        "kind": "OOMExperiment",
+        "metadata": {
+            "name": "seed-oom",
+            "namespace": "default",
+            "uid": "4be0a3e2-8f3a-4d7e-b1a3-6d2f0c9e5a10",
+            "generation": 1,
+            "creationTimestamp": "2026-11-25T20:40:00Z",
+        },
+        "spec": spec,
+    }
+    if status is not None:
+        body["status"] = status
+    return body
+
+
+def pod(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((FIXTURES / name).read_text())
+    return document
+
+
+def observe(pod_doc: dict[str, Any], limit: int = 500 * MiB) -> Observation:
+    progress = None
+    for status in pod_doc["status"].get("containerStatuses") or []:
+        message = (status.get("state", {}).get("terminated") or {}).get("message")
+        if message:
+            progress = parse_lines(message.splitlines())
+    verdict = classify_pod(
+        pod_doc, limit_bytes=limit, allocated_bytes=progress.allocated_bytes if progress else None
+    )
+    return observation_from_verdict(verdict, pod_doc, progress)
+
+
+def run_through(
+    spec: dict[str, Any], *fixtures: str, node: NodeFacts | None = NODE
+) -> dict[str, Any]:
+    """Accept, then feed pod documents one by one, as the operator would."""
+    parsed = ExperimentSpec.from_spec(spec)
+    body = experiment(spec)
+    created = Observation(phase=Phase.PENDING, message="created", pod=PodFacts(name="oomx-p"))
+    body["status"] = assemble(
+        body,
+        parsed,
+        CONFIG,
+        NOW,
+        observation=created,
+        pod_created=("Created", "Created pod oomx-p."),
+    )
+    for name in fixtures:
+        body["status"] = assemble(
+            body, parsed, CONFIG, LATER, observation=observe(pod(name)), node=node
+        )
+    return body["status"]
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    found = [c for c in status["conditions"] if c["type"] == type_]
+    assert len(found) == 1, status["conditions"]
+    return found[0]
+
+
+# ---------------------------------------------------------------------------------- lifecycle
+
+
+def test_accepted_experiment_is_pending_with_docker_prediction_at_once() -> None:
+    status = run_through(SEED_SWAP)
+    assert status["phase"] == "Pending"
+    assert status["observedGeneration"] == 1
+    docker = status["docker"]
+    assert docker["source"] == "Predicted"
+    assert docker["outcome"] == docker["predictedOutcome"] == "Completed"
+    assert docker["memoryBytes"] == 500 * MiB
+    assert docker["memorySwapBytes"] == GiB
+    assert docker["swapBytes"] == GiB - 500 * MiB
+    assert "524 MiB of swap" in docker["explanation"]
+    assert status["kubernetes"]["podName"] == "oomx-p"
+    assert status["kubernetes"]["qosClass"] == "Burstable"
+    assert "predictedOutcome" not in status["kubernetes"]  # the node is not known yet
+    assert condition(status, "Valid")["status"] == "True"
+    assert condition(status, "PodCreated")["reason"] == "Created"
+    assert condition(status, "Finished")["status"] == "False"
+    assert status["parity"]["result"] == "Unknown"
+
+
+def test_seed_oom_ends_oomkilled_with_facts_and_parity_match() -> None:
+    status = run_through(SEED_OOM, "running.yaml", "oomkilled.yaml")
+    assert status["phase"] == "OOMKilled"
+    k8s = status["kubernetes"]
+    assert k8s["outcome"] == "OOMKilled"
+    assert k8s["exitCode"] == 137
+    assert k8s["reason"] == "OOMKilled"
+    assert k8s["allocatedBytes"] == 500 * MiB
+    assert k8s["allocatedBytes"] <= 500 * MiB
+    assert k8s["peakBytes"] == 535822336
+    assert k8s["nodeName"] == "oomlab-node"
+    assert k8s["qosClass"] == "Guaranteed"
+    assert k8s["swapBehavior"] == "NoSwap"
+    assert k8s["predictedSwapBytes"] == 0
+    assert k8s["predictedOutcome"] == "OOMKilled"
+    assert k8s["startedAt"] == "2026-11-25T20:40:02Z"
+    assert k8s["finishedAt"] == "2026-11-25T20:40:03Z"
+    assert k8s["durationSeconds"] == 1.0
+    assert status["parity"]["result"] == "Match"
+    assert condition(status, "Finished")["status"] == "True"
+    assert condition(status, "Finished")["reason"] == "OOMKilled"
+    assert condition(status, "ParityKnown") == {
+        **condition(status, "ParityKnown"),
+        "status": "True",
+        "reason": "Match",
+    }
+
+
+def test_seed_swap_on_a_no_swap_node_is_a_mismatch_naming_noswap() -> None:
+    status = run_through(SEED_SWAP, "oomkilled.yaml")
+    assert status["phase"] == "OOMKilled"
+    assert status["parity"]["result"] == "Mismatch"
+    assert "swapBehavior is NoSwap" in status["parity"]["explanation"]
+    assert status["parity"]["explanation"].startswith("Docker (predicted) completes")
+
+
+def test_workload_cgroup_report_names_cgroup_v1() -> None:
+    parsed = ExperimentSpec.from_spec(SEED_SWAP)
+    body = experiment(SEED_SWAP)
+    report = Progress(allocated_bytes=500 * MiB, lines=3, cgroup={"version": "v1"})
+    oom = observe(pod("oomkilled.yaml"))
+    observation = Observation(**{**oom.__dict__, "progress": report})
+    status = assemble(body, parsed, CONFIG, NOW, observation=observation, node=NODE)
+    assert status["kubernetes"]["cgroupVersion"] == "v1"
+    assert "cgroup v1" in status["parity"]["explanation"]
+
+
+def test_completed_pod() -> None:
+    status = run_through(SEED_OOM, "running.yaml", "completed.yaml")
+    assert status["phase"] == "Completed"
+    assert status["kubernetes"]["exitCode"] == 0
+    assert status["message"] == "The workload completed."
+
+
+def test_running_records_start_and_does_not_regress_to_pending() -> None:
+    status = run_through(SEED_OOM, "running.yaml", "unschedulable.yaml")
+    assert status["phase"] == "Running"
+    assert status["message"] == "The workload is running."
+    assert status["kubernetes"]["startedAt"] == "2026-11-25T20:40:02Z"
+
+
+def test_first_terminal_phase_sticks() -> None:
+    status = run_through(SEED_OOM, "oomkilled.yaml", "deadline-exceeded.yaml", "completed.yaml")
+    assert status["phase"] == "OOMKilled"
+    assert status["kubernetes"]["exitCode"] == 137
+    assert status["kubernetes"]["outcome"] == "OOMKilled"
+
+
+def test_failed_pod_with_message() -> None:
+    status = run_through(SEED_OOM, "err-image-never-pull.yaml")
+    assert status["phase"] == "Failed"
+    assert status["kubernetes"]["reason"] == "ErrImageNeverPull"
+    assert "imagePullPolicy is Never" in status["message"]
+    assert status["parity"]["result"] == "Unknown"
+
+
+def test_docker_observation_overrides_prediction_and_recomputes_parity() -> None:
+    parsed = ExperimentSpec.from_spec(SEED_SWAP)
+    body = experiment(SEED_SWAP, run_through(SEED_SWAP, "oomkilled.yaml"))
+    observed = {"outcome": "Completed", "exitCode": 0, "oomKilled": False, "host": "lab"}
+    status = assemble(body, parsed, CONFIG, LATER, node=NODE, docker_observed=observed)
+    assert status["docker"]["source"] == "Observed"
+    assert status["docker"]["outcome"] == "Completed"
+    assert status["docker"]["predictedOutcome"] == "Completed"
+    assert status["docker"]["observed"] == observed
+    assert status["parity"]["result"] == "Mismatch"
+    assert status["parity"]["explanation"].startswith("Docker (observed) completes")
+    # the Kubernetes result is untouched
+    assert status["kubernetes"]["outcome"] == "OOMKilled"
+    # and a later pod event keeps the observation
+    again = assemble({**body, "status": status}, parsed, CONFIG, LATER, node=NODE)
+    assert again["docker"]["source"] == "Observed"
+
+
+def test_docker_observation_document() -> None:
+    from oomlab.status import docker_observation
+
+    result = RunResult(
+        runner="docker",
+        outcome=Outcome.OOM_KILLED,
+        reason="OOMKilled",
+        exit_code=137,
+        oom_killed=True,
+        progress=Progress(allocated_bytes=500 * MiB, peak_rss_bytes=510 * MiB, lines=3),
+        duration_s=1.23456,
+        host=HostFacts(
+            cgroup_version=CgroupVersion.V1,
+            swap_total_bytes=2 * GiB,
+            engine_version="20.10.24",
+            hostname="lab",
+        ),
+        runtime="runc",
+    )
+    assert docker_observation(result, NOW) == {
+        "outcome": "OOMKilled",
+        "exitCode": 137,
+        "oomKilled": True,
+        "allocatedBytes": 500 * MiB,
+        "peakBytes": 510 * MiB,
+        "durationSeconds": 1.235,
+        "runtime": "runc",
+        "engineVersion": "20.10.24",
+        "cgroupVersion": "v1",
+        "hostSwapBytes": 2 * GiB,
+        "recordedAt": "2026-11-25T20:40:05Z",
+        "host": "lab",
+    }
+
+
+# ---------------------------------------------------------------------------------- Docker view
+
+
+@pytest.mark.parametrize(
+    ("flags", "memory_swap", "swap", "outcome"),
+    [
+        ({"memory": "500m", "memorySwap": "500m"}, 500 * MiB, 0, "OOMKilled"),
+        ({"memory": "500m"}, 1000 * MiB, 500 * MiB, "OOMKilled"),  # 2x rule, 1012 MiB > 1000 MiB
+        ({"memory": "500m", "memorySwap": "-1"}, -1, None, "Completed"),
+        ({"memory": "1g", "memorySwap": "1g"}, GiB, 0, "Completed"),
+    ],
+)
+def test_docker_view_of_the_seed_table(
+    flags: dict[str, str], memory_swap: int, swap: int | None, outcome: str
+) -> None:
+    spec = ExperimentSpec.from_spec({**SEED_OOM, "docker": flags})
+    view = docker_view(spec, CONFIG, None)
+    assert view.section is not None
+    assert view.section["memorySwapBytes"] == memory_swap
+    assert view.section.get("swapBytes") == swap
+    assert view.section["predictedOutcome"] == outcome
+
+
+def test_docker_view_with_a_host_without_swap() -> None:
+    spec = ExperimentSpec.from_spec(SEED_SWAP)
+    view = docker_view(spec, OperatorConfig(docker_host_swap_bytes=0), None)
+    assert view.section is not None
+    assert view.section["predictedOutcome"] == "OOMKilled"
+    assert "host has no swap" in view.section["explanation"]
+
+
+def test_docker_flags_docker_refuses() -> None:
+    spec = ExperimentSpec.from_spec({**SEED_OOM, "docker": {"memory": "1g", "memorySwap": "500m"}})
+    parsed = assemble(
+        experiment(spec_raw := {**SEED_OOM, "docker": {"memory": "1g", "memorySwap": "500m"}}),
+        spec,
+        CONFIG,
+        NOW,
+    )
+    assert spec_raw["docker"]["memory"] == "1g"
+    assert parsed["docker"]["outcome"] == "Refused"
+    assert "must be at least --memory" in parsed["docker"]["explanation"]
+    assert parsed["parity"]["result"] == "Unknown"
+    assert "Docker refuses" in parsed["parity"]["explanation"]
+
+
+def test_no_docker_flags_means_no_docker_section() -> None:
+    spec_raw = {k: v for k, v in SEED_OOM.items() if k != "docker"}
+    status = assemble(experiment(spec_raw), ExperimentSpec.from_spec(spec_raw), CONFIG, NOW)
+    assert "docker" not in status
+    assert "spec.docker" in status["parity"]["explanation"]
+
+
+# ---------------------------------------------------------------------------------- invalid
+
+
+def test_invalid_spec_status() -> None:
+    message = invalid_spec_message("spec.workload.size", "workload.size 16 GiB is over the cap")
+    status = rejected_status(
+        experiment(SEED_OOM),
+        phase=Phase.INVALID,
+        reason="InvalidSpec",
+        message=message,
+        now=NOW,
+        spec_valid=False,
+    )
+    assert status["phase"] == "Invalid"
+    assert status["message"] == "spec.workload.size: Workload.size 16 GiB is over the cap."
+    valid = condition(status, "Valid")
+    assert (valid["status"], valid["reason"], valid["message"]) == ("False", "InvalidSpec", message)
+    assert condition(status, "Finished")["status"] == "True"
+    assert status["parity"]["result"] == "Unknown"
+    # and nothing a later event brings changes it
+    body = experiment(SEED_OOM, status)
+    again = assemble(
+        body,
+        ExperimentSpec.from_spec(SEED_OOM),
+        CONFIG,
+        LATER,
+        observation=observe(pod("completed.yaml")),
+    )
+    assert status_patch(status, again) == {}
+
+
+def test_quota_refusal_keeps_the_docker_prediction() -> None:
+    spec = ExperimentSpec.from_spec(SEED_OOM)
+    status = rejected_status(
+        experiment(SEED_OOM),
+        phase=Phase.INVALID,
+        reason="QuotaExceeded",
+        message="The namespace's ResourceQuota refused the pod.",
+        now=NOW,
+        spec_valid=True,
+        spec=spec,
+        config=CONFIG,
+    )
+    assert status["phase"] == "Invalid"
+    assert condition(status, "Valid")["status"] == "True"
+    created = condition(status, "PodCreated")
+    assert (created["status"], created["reason"]) == ("False", "QuotaExceeded")
+    assert status["docker"]["predictedOutcome"] == "OOMKilled"
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def test_set_condition_keeps_transition_time_when_status_is_unchanged() -> None:
+    first = set_condition(
+        None, type_="Finished", status=False, reason="Pending", message="a", now=NOW, generation=1
+    )
+    same = set_condition(
+        first,
+        type_="Finished",
+        status=False,
+        reason="Running",
+        message="b",
+        now=LATER,
+        generation=1,
+    )
+    assert same[0]["lastTransitionTime"] == "2026-11-25T20:40:05Z"
+    assert same[0]["reason"] == "Running"
+    flipped = set_condition(
+        same,
+        type_="Finished",
+        status=True,
+        reason="Completed",
+        message="c",
+        now=LATER,
+        generation=1,
+    )
+    assert flipped[0]["lastTransitionTime"] == "2026-11-25T20:40:35Z"
+    assert flipped[0]["status"] == "True"
+    assert first[0]["reason"] == "Pending"  # inputs are not mutated
+    other = set_condition(
+        flipped,
+        type_="Valid",
+        status=True,
+        reason="SpecValid",
+        message="ok",
+        now=LATER,
+        generation=1,
+    )
+    assert [c["type"] for c in other] == ["Finished", "Valid"]
+
+
+def test_status_patch_is_minimal_and_empty_when_nothing_changed() -> None:
+    current = {"phase": "Running", "kubernetes": {"podName": "p", "nodeName": "n"}, "x": [1]}
+    assert status_patch(current, current) == {}
+    desired = {"phase": "OOMKilled", "kubernetes": {"podName": "p", "exitCode": 137}, "x": [1]}
+    assert status_patch(current, desired) == {"phase": "OOMKilled", "kubernetes": {"exitCode": 137}}
+
+
+def test_same_observation_twice_gives_an_empty_patch() -> None:
+    parsed = ExperimentSpec.from_spec(SEED_OOM)
+    body = experiment(SEED_OOM, run_through(SEED_OOM, "running.yaml"))
+    again = assemble(
+        body,
+        parsed,
+        CONFIG,
+        LATER + timedelta(seconds=5),
+        observation=observe(pod("running.yaml")),
+        node=NODE,
+    )
+    assert status_patch(body["status"], again) == {}
+
+
+@pytest.mark.parametrize(
+    ("current", "proposed", "result"),
+    [
+        (None, Phase.PENDING, Phase.PENDING),
+        (Phase.PENDING, Phase.RUNNING, Phase.RUNNING),
+        (Phase.RUNNING, Phase.PENDING, Phase.RUNNING),
+        (Phase.RUNNING, Phase.OOM_KILLED, Phase.OOM_KILLED),
+        (Phase.PENDING, Phase.FAILED, Phase.FAILED),
+        (Phase.OOM_KILLED, Phase.TIMED_OUT, Phase.OOM_KILLED),
+        (Phase.INVALID, Phase.RUNNING, Phase.INVALID),
+    ],
+)
+def test_phases_only_move_forward(current: Phase | None, proposed: Phase, result: Phase) -> None:
+    assert advance_phase(current, proposed) == result
+
+
+def test_phase_transition() -> None:
+    assert phase_transition({}, {"phase": "Pending"}) == (None, Phase.PENDING)
+    assert phase_transition({"phase": "Running"}, {"phase": "OOMKilled"}) == (
+        Phase.RUNNING,
+        Phase.OOM_KILLED,
+    )
+    assert phase_transition({"phase": "Running"}, {"phase": "Running"}) is None
+
+
+def test_node_facts() -> None:
+    node = {
+        "metadata": {"name": "oomlab-node"},
+        "status": {
+            "capacity": {"memory": "24594420Ki", "cpu": "2"},
+            "nodeInfo": {"kubeletVersion": "v1.34.4", "swap": {"capacity": 2147479552}},
+        },
+    }
+    assert node_facts_from_node(node) == NodeFacts("oomlab-node", 24594420 * 1024, 2147479552)
+    no_swap = {"metadata": {"name": "n"}, "status": {"nodeInfo": {"swap": {}}}}
+    assert node_facts_from_node(no_swap).swap_capacity_bytes == 0
+    old_kubelet = {"metadata": {"name": "n"}, "status": {"nodeInfo": {}}}
+    assert node_facts_from_node(old_kubelet).swap_capacity_bytes is None
+
+
+def test_cgroup_version_resolution() -> None:
+    configured = OperatorConfig(node_cgroup_version=CgroupVersion.V2)
+    assert resolve_cgroup_version(configured, {"version": "v1"}) == CgroupVersion.V2
+    assert resolve_cgroup_version(CONFIG, {"version": 1}) == CgroupVersion.V1
+    assert resolve_cgroup_version(CONFIG, {"version": "v2"}, "v1") == CgroupVersion.V2
+    assert resolve_cgroup_version(CONFIG, None, "v1") == CgroupVersion.V1
+    assert resolve_cgroup_version(CONFIG, None) == CgroupVersion.UNKNOWN
+
+
+def test_limited_swap_config_predicts_a_share_on_a_v2_node() -> None:
+    config = OperatorConfig(
+        swap_behavior=SwapBehavior.LIMITED_SWAP, node_cgroup_version=CgroupVersion.V2
+    )
+    parsed = ExperimentSpec.from_spec(SEED_SWAP)
+    running = pod("running.yaml")
+    running["status"]["qosClass"] = "Burstable"  # what the API server computes for 250Mi/500Mi
+    status = assemble(
+        experiment(SEED_SWAP), parsed, config, NOW, observation=observe(running), node=NODE
+    )
+    assert status["kubernetes"]["qosClass"] == "Burstable"
+    assert status["kubernetes"]["swapBehavior"] == "LimitedSwap"
+    # request 250Mi / 24 GiB node x 2 GiB swap
+    assert status["kubernetes"]["predictedSwapBytes"] == 250 * MiB * 2 * GiB // (24 * GiB)
+    assert status["kubernetes"]["predictedOutcome"] == "OOMKilled"
+    # the pod's own qosClass wins over the spec's: a Guaranteed pod gets no share
+    guaranteed = assemble(
+        experiment(SEED_SWAP),
+        parsed,
+        config,
+        NOW,
+        observation=observe(pod("running.yaml")),
+        node=NODE,
+    )
+    assert guaranteed["kubernetes"]["predictedSwapBytes"] == 0
+
+
+def test_owner_experiment() -> None:
+    owner = owner_experiment(pod("oomkilled.yaml"))
+    assert owner is not None
+    assert (owner.name, owner.uid) == ("seed-oom", "4be0a3e2-8f3a-4d7e-b1a3-6d2f0c9e5a10")
+    assert (
+        owner_experiment(
+            {
+                "metadata": {
+                    "ownerReferences": [
+                        {"kind": "Job", "name": "j", "uid": "u", "apiVersion": "batch/v1"}
+                    ]
+                }
+            }
+        )
+        is None
+    )
+
+
+def test_timeout_deadline_from_start_else_creation() -> None:
+    spec = ExperimentSpec.from_spec({**SEED_OOM, "timeoutSeconds": 60})
+    created = datetime(2026, 11, 25, 20, 40, 0, tzinfo=UTC)
+    assert timeout_deadline(experiment(SEED_OOM), spec) == created + timedelta(seconds=60)
+    started = experiment(SEED_OOM, {"kubernetes": {"startedAt": "2026-11-25T20:41:00Z"}})
+    assert timeout_deadline(started, spec) == created + timedelta(seconds=120)
+
+
+def test_cleanup_deadline_only_for_finished_experiments_with_a_ttl() -> None:
+    with_ttl = {**SEED_OOM, "ttlSecondsAfterFinished": 30}
+    spec = ExperimentSpec.from_spec(with_ttl)
+    finished = run_through(with_ttl, "oomkilled.yaml")
+    assert cleanup_deadline(experiment(with_ttl, finished), spec) == datetime(
+        2026, 11, 25, 20, 40, 33, tzinfo=UTC
+    )
+    running = run_through(with_ttl, "running.yaml")
+    assert cleanup_deadline(experiment(with_ttl, running), spec) is None
+    no_ttl = ExperimentSpec.from_spec(SEED_OOM)
+    assert cleanup_deadline(experiment(SEED_OOM, finished), no_ttl) is None
+
+
+def test_operator_timeout_observation() -> None:
+    spec = ExperimentSpec.from_spec({**SEED_OOM, "timeoutSeconds": 60})
+    body = experiment(SEED_OOM, {"kubernetes": {"startedAt": "2026-11-25T20:40:02Z"}})
+    observation = timed_out_observation(spec, body, None, NOW + timedelta(seconds=60))
+    assert observation.phase == Phase.TIMED_OUT
+    assert observation.outcome == Outcome.TIMED_OUT
+    assert "timeout of 60s since the pod started" in (observation.message or "")
+    assert observation.duration_s == 63.0
+    never_started = timed_out_observation(spec, experiment(SEED_OOM), None, NOW)
+    assert "since the pod was created" in (never_started.message or "")
+    status = assemble(body, spec, CONFIG, NOW, observation=observation)
+    assert status["phase"] == "TimedOut"
+    assert status["kubernetes"]["outcome"] == "TimedOut"
