@@ -33,7 +33,9 @@ ENV VENV=/opt/oomlab/venv
 ENV PATH="${VENV}/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    HOME=/tmp
+    HOME=/tmp \
+    USER=oomlab
+# USER: kopf names itself after getpass.getuser(), which fails for a uid with no passwd entry.
 COPY --from=build /opt/oomlab/venv /opt/oomlab/venv
 # Non-root, numeric so that runAsNonRoot can verify it without an /etc/passwd entry.
 USER 65532:65532

@@ -11,7 +11,7 @@ PYTEST := $(BIN)/pytest
 
 .PHONY: help
 help: ## List the targets.
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(BIN)/oomlab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,8 +50,10 @@ lint: venv ## ruff, mypy and shellcheck.
 	$(BIN)/ruff check operator tests bench workloads
 	$(BIN)/ruff format --check operator tests bench workloads
 	$(BIN)/mypy
-	@if command -v shellcheck >/dev/null; then shellcheck -x hack/*.sh .ci/run; \
-	  else echo "shellcheck not installed: skipped"; fi
+	@command -v shellcheck >/dev/null || { [ "$$(id -u)" = 0 ] && \
+	  apt-get -o DPkg::Lock::Timeout=600 install -y -q shellcheck >/dev/null; } || true
+	@if command -v shellcheck >/dev/null; then shellcheck -x hack/*.sh .ci/run && echo "shellcheck: ok"; \
+	  else echo "shellcheck not installed (needs root to install): skipped"; fi
 
 .PHONY: test-unit
 test-unit: venv ## Unit tier: pure rules, memhog, manifests; seconds, no services.
@@ -59,20 +61,20 @@ test-unit: venv ## Unit tier: pure rules, memhog, manifests; seconds, no service
 
 .PHONY: test-docker
 test-docker: setup ## Docker tier: real engine, real OOM kills; minutes.
-	$(PYTEST) tests/docker
+	OOMLAB_REQUIRE_ENGINE=1 $(PYTEST) tests/docker
 
 .PHONY: cluster-up
 cluster-up: images ## Build Kubernetes from source (cached) and start a local single-node cluster.
 	hack/k8s-build.sh
-	hack/local-cluster.sh up
+	hack/local-cluster.sh up oomlab/memhog:dev oomlab/operator:dev
 
 .PHONY: cluster-down
 cluster-down: ## Stop the local cluster and remove everything it made.
 	hack/local-cluster.sh down
 
 .PHONY: test-e2e
-test-e2e: venv ## E2E tier: deploys the operator into the cluster at $$KUBECONFIG.
-	KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(PYTEST) tests/e2e
+test-e2e: venv ## E2E tier: the real operator (in-process, then deployed) on the cluster at $$KUBECONFIG.
+	OOMLAB_REQUIRE_CLUSTER=1 KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(PYTEST) tests/operator tests/e2e
 
 .PHONY: test
 test: lint test-unit test-docker cluster-up test-e2e ## All tiers on this machine (what .ci/run runs).
@@ -81,6 +83,10 @@ test: lint test-unit test-docker cluster-up test-e2e ## All tiers on this machin
 bench: setup ## Benchmarks: kit overhead vs docker CLI, memhog fill rate vs stress-ng.
 	$(BIN)/python bench/kit_overhead.py
 	$(BIN)/python bench/fill_rate.py
+
+.PHONY: bench-operator
+bench-operator: venv ## Operator benchmarks on the cluster at $$KUBECONFIG (status latency, RSS).
+	KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(BIN)/python bench/operator_bench.py
 
 .PHONY: down
 down: ## Undo setup: cluster, swapfile, Docker engine we started.

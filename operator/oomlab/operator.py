@@ -482,6 +482,10 @@ def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
+FULL_LOG_LINES = 5000
+"""memhog writes a line per report step (50 MiB by default): thousands of lines is a lot."""
+
+
 async def workload_progress(namespace: str, pod: Mapping[str, Any]) -> Progress | None:
     """memhog's progress once the container ended: from the termination message (the last log
     lines, FallbackToLogsOnError), else from the log itself (exit 0 leaves no message)."""
@@ -489,10 +493,12 @@ async def workload_progress(namespace: str, pod: Mapping[str, Any]) -> Progress 
     if terminated is None:
         return None
     progress = parse_lines(str(terminated.get("message") or "").splitlines())
-    if progress.lines and progress.allocated_bytes is not None:
+    if progress.lines and progress.allocated_bytes is not None and progress.cgroup:
         return progress
+    # The message is only the last lines; memhog's cgroup report (the swap the node really
+    # gave it) is in its first line, so read the whole log, which stays small.
     name = (pod.get("metadata") or {}).get("name", "")
-    lines = await asyncio.to_thread(kube.read_pod_log_tail, namespace, name)
+    lines = await asyncio.to_thread(kube.read_pod_log_tail, namespace, name, FULL_LOG_LINES)
     from_log = parse_lines(lines)
     return from_log if from_log.lines else progress
 

@@ -36,6 +36,7 @@ from oomlab.semantics import (
     predict,
 )
 from oomlab.units import UNLIMITED, SizeError, parse_k8s_quantity
+from oomlab.workload import swap_limit_from_report
 
 CONDITION_VALID = "Valid"
 CONDITION_POD_CREATED = "PodCreated"
@@ -129,6 +130,11 @@ class NodeFacts:
     name: str
     memory_capacity_bytes: int | None = None
     swap_capacity_bytes: int | None = None
+    swap_behavior: SwapBehavior | None = None
+    """From the node's ``oomlab.dev/swap-behavior`` label, when its cluster's setup put one."""
+
+
+SWAP_BEHAVIOR_LABEL = "oomlab.dev/swap-behavior"
 
 
 def node_facts_from_node(node: Mapping[str, Any]) -> NodeFacts:
@@ -146,10 +152,16 @@ def node_facts_from_node(node: Mapping[str, Any]) -> NodeFacts:
     if isinstance(swap_info, Mapping):
         capacity = swap_info.get("capacity")
         swap = int(capacity) if isinstance(capacity, int | float) else 0
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    try:
+        behavior: SwapBehavior | None = SwapBehavior(str(labels.get(SWAP_BEHAVIOR_LABEL, "")))
+    except ValueError:
+        behavior = None
     return NodeFacts(
         name=str((node.get("metadata") or {}).get("name", "")),
         memory_capacity_bytes=memory,
         swap_capacity_bytes=swap,
+        swap_behavior=behavior,
     )
 
 
@@ -301,8 +313,13 @@ def resolve_cgroup_version(
         return CgroupVersion.UNKNOWN
 
 
-def _swap_behavior(config: OperatorConfig, recorded: Any) -> SwapBehavior:
-    """The operator's configuration, unless the status already records what the node had."""
+def _swap_behavior(
+    config: OperatorConfig, recorded: Any, node: NodeFacts | None = None
+) -> SwapBehavior:
+    """The node's own label first (the cluster's setup knows its kubelets), then what the status
+    already records, then the operator's configuration."""
+    if node is not None and node.swap_behavior is not None:
+        return node.swap_behavior
     try:
         return SwapBehavior(recorded)
     except ValueError:
@@ -416,6 +433,7 @@ def _progress_fields(progress: Progress | None) -> dict[str, Any]:
         "allocatedBytes": progress.allocated_bytes,
         "processedBytes": progress.processed_bytes,
         "peakBytes": progress.peak_rss_bytes or progress.peak_allocated_bytes,
+        "swapLimitBytes": swap_limit_from_report(progress.cgroup),
     }
 
 
@@ -484,7 +502,7 @@ def assemble(
     cgroup = resolve_cgroup_version(
         config, progress.cgroup if progress else None, recorded_k8s.get("cgroupVersion")
     )
-    swap_behavior = _swap_behavior(config, recorded_k8s.get("swapBehavior"))
+    swap_behavior = _swap_behavior(config, recorded_k8s.get("swapBehavior"), node)
     qos = _qos(obs.pod.qos_class or recorded_k8s.get("qosClass"), spec)
     allowance = kubernetes_allowance(
         spec,

@@ -125,6 +125,32 @@ class WorkloadSpec:
         )
 
 
+def swap_limit_from_report(cgroup: Mapping[str, Any] | None) -> int | None:
+    """Swap the container's cgroup allowed, from memhog's ``cgroup`` report; -1 for unlimited.
+
+    cgroup v1 reports memory+swap, so swap is the difference; v2 reports swap alone.
+    None when the report does not say.
+    """
+    if not cgroup:
+        return None
+    version = str(cgroup.get("version", "")).removeprefix("v")
+    if version == "2":
+        if "swap_limit_bytes" not in cgroup:
+            return None
+        swap = cgroup["swap_limit_bytes"]
+        return -1 if swap is None else int(swap)
+    if version == "1":
+        if "memsw_limit_bytes" not in cgroup or "memory_limit_bytes" not in cgroup:
+            return None
+        memsw, memory = cgroup["memsw_limit_bytes"], cgroup["memory_limit_bytes"]
+        if memsw is None:
+            return -1
+        if memory is None:
+            return None
+        return max(0, int(memsw) - int(memory))
+    return None
+
+
 def parse_lines(lines: Iterable[str]) -> Progress:
     """How far the workload got: the last progress line, the summary, the peak seen.
 

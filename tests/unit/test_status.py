@@ -565,3 +565,18 @@ def test_operator_timeout_observation() -> None:
     status = assemble(body, spec, CONFIG, NOW, observation=observation)
     assert status["phase"] == "TimedOut"
     assert status["kubernetes"]["outcome"] == "TimedOut"
+
+
+def test_node_label_names_the_swap_behavior() -> None:
+    from oomlab.semantics import SwapBehavior
+    from oomlab.status import node_facts_from_node
+
+    node = {
+        "metadata": {"name": "kind-worker", "labels": {"oomlab.dev/swap-behavior": "LimitedSwap"}},
+        "status": {"capacity": {"memory": "8Gi"}, "nodeInfo": {"swap": {"capacity": 2**31}}},
+    }
+    facts = node_facts_from_node(node)
+    assert facts.swap_behavior == SwapBehavior.LIMITED_SWAP
+    assert facts.swap_capacity_bytes == 2**31
+    node["metadata"]["labels"] = {"oomlab.dev/swap-behavior": "Sometimes"}
+    assert node_facts_from_node(node).swap_behavior is None

@@ -5,7 +5,13 @@ import json
 import pytest
 
 from oomlab.units import SizeError
-from oomlab.workload import INTERPRETER_OVERHEAD_BYTES, Mode, WorkloadSpec, parse_lines
+from oomlab.workload import (
+    INTERPRETER_OVERHEAD_BYTES,
+    Mode,
+    WorkloadSpec,
+    parse_lines,
+    swap_limit_from_report,
+)
 
 MiB = 2**20
 
@@ -110,3 +116,27 @@ def test_parse_lines_summary_wins() -> None:
     assert progress.summary_status == "completed"
     assert progress.processed_bytes == 1000 * MiB
     assert progress.peak_allocated_bytes == 100 * MiB
+
+
+@pytest.mark.parametrize(
+    ("report", "expected"),
+    [
+        # cgroup v1, kubelet NoSwap: memory+swap equals memory
+        ({"version": 1, "memory_limit_bytes": 500 * MiB, "memsw_limit_bytes": 500 * MiB}, 0),
+        # cgroup v1, docker --memory=500m --memory-swap=1g
+        (
+            {"version": 1, "memory_limit_bytes": 500 * MiB, "memsw_limit_bytes": 1024 * MiB},
+            524 * MiB,
+        ),
+        ({"version": 1, "memory_limit_bytes": 500 * MiB, "memsw_limit_bytes": None}, -1),
+        # cgroup v2, LimitedSwap share
+        ({"version": 2, "memory_limit_bytes": 500 * MiB, "swap_limit_bytes": 64 * MiB}, 64 * MiB),
+        ({"version": 2, "memory_limit_bytes": 500 * MiB, "swap_limit_bytes": None}, -1),
+        ({"version": 2}, None),
+        (None, None),
+    ],
+)
+def test_swap_limit_from_the_workloads_cgroup_report(
+    report: dict[str, object] | None, expected: int | None
+) -> None:
+    assert swap_limit_from_report(report) == expected
