@@ -74,7 +74,8 @@ cluster-down: ## Stop the local cluster and remove everything it made.
 
 .PHONY: test-e2e
 test-e2e: venv ## E2E tier: the real operator (in-process, then deployed) on the cluster at $$KUBECONFIG.
-	OOMLAB_REQUIRE_CLUSTER=1 KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(PYTEST) tests/operator tests/e2e
+	export KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} OOMLAB_REQUIRE_CLUSTER=1 && \
+	  hack/e2e-prepare.sh && $(PYTEST) tests/operator && $(PYTEST) tests/e2e
 
 .PHONY: test
 test: lint test-unit test-docker cluster-up test-e2e ## All tiers on this machine (what .ci/run runs).

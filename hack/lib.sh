@@ -122,12 +122,12 @@ oomlab_kind_bin() {
   return 1
 }
 
-# kubectl: the one on PATH, else the one hack/k8s-build.sh built.
+# kubectl: the one hack/k8s-build.sh built (it matches the local cluster), else the one on PATH.
 oomlab_kubectl_bin() {
-  if command -v kubectl >/dev/null 2>&1; then
-    command -v kubectl
-  elif [[ -n "${OOMLAB_K8S_BIN:-}" && -x "${OOMLAB_K8S_BIN}/kubectl" ]]; then
+  if [[ -n "${OOMLAB_K8S_BIN:-}" && -x "${OOMLAB_K8S_BIN}/kubectl" ]]; then
     printf '%s\n' "${OOMLAB_K8S_BIN}/kubectl"
+  elif command -v kubectl >/dev/null 2>&1; then
+    command -v kubectl
   else
     return 1
   fi

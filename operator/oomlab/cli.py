@@ -60,6 +60,8 @@ class Row:
             return None
         if self.prediction.outcome == Predicted.BORDERLINE:
             return None
+        if self.result.outcome == Outcome.REFUSED:
+            return None  # the rules predict memory behaviour; a refusal is reported on its own
         return self.prediction.outcome.value == self.result.outcome.value
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,6 +142,7 @@ def _outcome_style(value: str | None) -> str:
         Outcome.OOM_KILLED.value: "[red]OOMKilled[/]",
         Outcome.COMPLETED.value: "[green]Completed[/]",
         Predicted.BORDERLINE.value: "[yellow]Borderline[/]",
+        Outcome.REFUSED.value: "[magenta]Refused[/]",
     }.get(value or "", value or "-")
 
 

@@ -44,7 +44,10 @@ def plot_rows(rows: Sequence[Row], path: Path) -> None:
         memory.append((allowance.memory_bytes or 0) / MiB)
         swap.append((usable if usable is not None else host_swap or 0) / MiB)
         demand.append(row.run.workload.demand_bytes() / MiB)
-        peak.append((row.result.peak_usage_bytes or 0) / MiB if row.result else 0)
+        ran = row.result is not None and row.result.outcome != Outcome.REFUSED
+        peak.append(
+            (row.result.peak_usage_bytes or 0) / MiB if row.result and ran else float("nan")
+        )
         outcome = row.result.outcome if row.result else Outcome.REFUSED
         colours.append(COLOURS[outcome])
 
@@ -55,6 +58,11 @@ def plot_rows(rows: Sequence[Row], path: Path) -> None:
     ax.barh(ys, swap, left=memory, color="#aec7e8", label="usable swap")
     ax.scatter(demand, ys, marker="|", s=400, color="black", label="workload demand", zorder=3)
     ax.scatter(peak, ys, marker="o", color=colours, s=60, zorder=4, label="observed peak")
+    for y, row in zip(ys, rows, strict=True):
+        if row.result is None or row.result.outcome == Outcome.REFUSED:
+            reason = row.result.reason if row.result else row.error
+            ax.text(10, y, f"did not run: {reason[:90]}", va="center", fontsize=7,
+                    color=COLOURS[Outcome.REFUSED])  # fmt: skip
     ax.set_yticks(ys, labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("MiB")
