@@ -21,7 +21,7 @@ from typing import Any
 
 from oomlab.hostfacts import CGROUP_ROOT, local_host_facts
 from oomlab.results import CgroupVersion, HostFacts, Outcome, Progress, RunResult
-from oomlab.units import UNLIMITED, human, parse_docker_memory_swap, parse_docker_size
+from oomlab.units import UNLIMITED, human, parse_docker_flags
 from oomlab.workload import DEFAULT_IMAGE, WorkloadSpec, parse_lines
 
 RUN_LABEL = "oomlab.dev/run"
@@ -51,11 +51,11 @@ class ContainerRun:
 
     @property
     def memory_bytes(self) -> int | None:
-        return None if self.memory is None else parse_docker_size(self.memory, flag="--memory")
+        return parse_docker_flags(self.memory, None)[0]
 
     @property
     def memory_swap_bytes(self) -> int | None:
-        return None if self.memory_swap is None else parse_docker_memory_swap(self.memory_swap)
+        return parse_docker_flags(None, self.memory_swap)[1]
 
     def flags(self) -> list[str]:
         flags = []

@@ -12,8 +12,7 @@ from oomlab.semantics import QoSClass, qos_class
 from oomlab.units import (
     SizeError,
     human,
-    parse_docker_memory_swap,
-    parse_docker_size,
+    parse_docker_flags,
     parse_k8s_quantity,
 )
 from oomlab.workload import DEFAULT_IMAGE, WorkloadSpec
@@ -54,11 +53,11 @@ class DockerFlags:
 
     @property
     def memory_bytes(self) -> int | None:
-        return None if self.memory is None else parse_docker_size(self.memory, flag="--memory")
+        return parse_docker_flags(self.memory, None)[0]
 
     @property
     def memory_swap_bytes(self) -> int | None:
-        return None if self.memory_swap is None else parse_docker_memory_swap(self.memory_swap)
+        return parse_docker_flags(None, self.memory_swap)[1]
 
     def cli(self) -> str:
         parts = []

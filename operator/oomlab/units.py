@@ -61,6 +61,16 @@ def parse_docker_memory_swap(text: str) -> int:
     return parse_docker_size(text, flag="--memory-swap")
 
 
+def parse_docker_flags(
+    memory: str | None, memory_swap: str | None
+) -> tuple[int | None, int | None]:
+    """Bytes for a ``--memory`` / ``--memory-swap`` pair as given (None where a flag is absent)."""
+    return (
+        None if memory is None else parse_docker_size(memory, flag="--memory"),
+        None if memory_swap is None else parse_docker_memory_swap(memory_swap),
+    )
+
+
 def parse_k8s_quantity(text: str | int, *, field: str = "quantity") -> int:
     """Bytes for a Kubernetes memory quantity (``500Mi``, ``1G``, ``1e9``), via the client's parser.
 

@@ -14,8 +14,6 @@ hack/k8s-build.sh built, else the one on PATH.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cluster import kubeconfig as cluster_kubeconfig
+from cluster import kubectl_bin
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +30,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "manifests" / "crd" / "oomexperiments.yaml"
 SAMPLES = ROOT / "manifests" / "samples"
 INVALID = SAMPLES / "invalid"
-LOCAL_KUBECONFIG = Path("/var/lib/oomlab/cluster/kubeconfig")
 NAMESPACE = "default"
 
 # file -> (the field the error names, words the message must contain)
@@ -60,24 +59,6 @@ ACCEPTED = [
 ]
 
 
-def _kubectl_bin() -> str | None:
-    if os.environ.get("KUBECTL"):
-        return os.environ["KUBECTL"]
-    cache = Path(os.environ.get("OOMLAB_CACHE", "/var/cache/oomlab")) / "bin"
-    built = sorted(cache.glob("k8s-v*/kubectl"), reverse=True)
-    if built:
-        return str(built[0])
-    return shutil.which("kubectl")
-
-
-def _kubeconfig() -> str | None:
-    if os.environ.get("KUBECONFIG"):
-        return os.environ["KUBECONFIG"]
-    if LOCAL_KUBECONFIG.is_file():
-        return str(LOCAL_KUBECONFIG)
-    return None
-
-
 class Kubectl:
     def __init__(self, binary: str, kubeconfig: str) -> None:
         self.base = [binary, f"--kubeconfig={kubeconfig}"]
@@ -97,9 +78,13 @@ class Kubectl:
 
 @pytest.fixture(scope="module")
 def kubectl() -> Iterator[Kubectl]:
-    binary, kubeconfig = _kubectl_bin(), _kubeconfig()
-    if not binary or not kubeconfig:
-        pytest.skip("no kubectl or no KUBECONFIG (and no local cluster kubeconfig)")
+    try:
+        binary = kubectl_bin()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    kubeconfig = cluster_kubeconfig()
+    if not kubeconfig:
+        pytest.skip("no KUBECONFIG (and no local cluster kubeconfig)")
     k = Kubectl(binary, kubeconfig)
     try:
         ready = k("get", "--raw", "/readyz", timeout=20)
