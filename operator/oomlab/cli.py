@@ -18,6 +18,7 @@ from rich.table import Table
 
 from oomlab.docker_runner import ContainerRun, EngineError, run_container
 from oomlab.hostfacts import local_host_facts
+from oomlab.kube_cli import kube_app
 from oomlab.results import CgroupVersion, Outcome, Predicted, RunResult
 from oomlab.semantics import Allowance, FlagError, Prediction, docker_allowance, predict
 from oomlab.units import SizeError, human, parse_binary_size
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 docker_app = typer.Typer(help="Run experiments on a local Docker (or podman) engine.")
 app.add_typer(docker_app, name="docker")
+app.add_typer(kube_app, name="kube")
 
 out = Console(width=None if sys.stdout.isatty() else 150)
 err = Console(stderr=True)

@@ -1,0 +1,222 @@
+"""``oomlab kube ...``: OOMExperiments from the command line, and the containerd-via-kubelet
+column of the runtime matrix (the operator must be deployed: ``kubectl apply -k manifests/``)."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, ParamSpec
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from oomlab import kube
+from oomlab.pods import GROUP, KIND, PLURAL, VERSION
+from oomlab.units import SizeError, human, parse_binary_size, parse_k8s_quantity
+
+P = ParamSpec("P")
+TERMINAL = {"Completed", "OOMKilled", "Failed", "TimedOut", "Invalid"}
+
+kube_app = typer.Typer(help="Run OOMExperiments on the cluster in KUBECONFIG (operator deployed).")
+out = Console()
+err = Console(stderr=True)
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be reached or refused the request; the message says which."""
+
+
+def _api_error(exc: Exception) -> ClusterError:
+    from kubernetes.client.exceptions import ApiException
+
+    if isinstance(exc, ApiException):
+        return ClusterError(f"the API server said {exc.status}: {kube.error_message(exc)}")
+    return ClusterError(f"no cluster answers ({exc.__class__.__name__}: {exc})")
+
+
+def experiment_body(
+    name: str,
+    *,
+    limit: str,
+    request: str | None,
+    mode: str,
+    size: str,
+    docker_memory: str | None,
+    docker_memory_swap: str | None,
+    timeout_s: int,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An OOMExperiment document; sizes are checked here so a typo never reaches the cluster."""
+    parse_k8s_quantity(limit, field="--limit")
+    if request is not None:
+        parse_k8s_quantity(request, field="--request")
+    parse_binary_size(size, field="--size")
+    resources: dict[str, Any] = {"limits": {"memory": limit}}
+    if request is not None:
+        resources["requests"] = {"memory": request}
+    spec: dict[str, Any] = {
+        "workload": {"mode": mode, "size": size},
+        "resources": resources,
+        "timeoutSeconds": timeout_s,
+    }
+    if docker_memory is not None:
+        spec["docker"] = {"memory": docker_memory}
+        if docker_memory_swap is not None:
+            spec["docker"]["memorySwap"] = docker_memory_swap
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": spec,
+    }
+
+
+def create(namespace: str, body: dict[str, Any]) -> None:
+    try:
+        kube._custom().create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+    except Exception as exc:
+        raise _api_error(exc) from None
+
+
+def wait_all(namespace: str, names: Sequence[str], timeout_s: float) -> dict[str, dict[str, Any]]:
+    """Each experiment's last seen body, once all are terminal or the time is up."""
+    bodies: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout_s
+    with err.status(f"waiting for {len(names)} experiment(s)") as spinner:
+        while time.monotonic() < deadline:
+            for name in names:
+                try:
+                    found = kube.find_experiment(namespace, name)
+                except Exception as exc:
+                    raise _api_error(exc) from None
+                if found is not None:
+                    bodies[name] = found
+            done = [n for n in names if _phase(bodies.get(n)) in TERMINAL]
+            spinner.update(f"{len(done)}/{len(names)} experiment(s) finished")
+            if len(done) == len(names):
+                break
+            time.sleep(0.5)
+    return bodies
+
+
+def _phase(body: dict[str, Any] | None) -> str:
+    return str(((body or {}).get("status") or {}).get("phase") or "Pending")
+
+
+def render(bodies: Sequence[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title, show_lines=True)
+    for column in ("experiment", "QoS", "swap given", "predicted", "observed", "got to", "Docker"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("parity / why", ratio=1, min_width=40)
+    for body in bodies:
+        spec = body.get("spec") or {}
+        status = body.get("status") or {}
+        k8s = status.get("kubernetes") or {}
+        docker = status.get("docker") or {}
+        parity = status.get("parity") or {}
+        resources = spec.get("resources") or {}
+        request = (resources.get("requests") or {}).get("memory", "=limit")
+        limit = (resources.get("limits") or {}).get("memory")
+        workload = spec.get("workload") or {}
+        swap = k8s.get("swapLimitBytes", k8s.get("predictedSwapBytes"))
+        observed = status.get("phase", "Pending")
+        if k8s.get("exitCode") is not None:
+            observed += f"\nexit {k8s['exitCode']}"
+        allocated = k8s.get("allocatedBytes")
+        table.add_row(
+            f"{body['metadata']['name']}\n{workload.get('mode')} {workload.get('size')}\n"
+            f"request {request} limit {limit}",
+            k8s.get("qosClass", "-"),
+            "-" if swap is None else human(swap),
+            k8s.get("predictedOutcome", "-"),
+            observed,
+            "-" if allocated is None else human(allocated),
+            f"{docker.get('outcome', '-')}\n({docker.get('source', 'n/a')})",
+            f"{parity.get('result', 'Unknown')}: {parity.get('explanation', '')}\n"
+            f"{k8s.get('explanation') or status.get('message') or ''}",
+        )
+    return table
+
+
+NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n")]
+
+
+def friendly(command: Callable[P, None]) -> Callable[P, None]:
+    """User and cluster errors become one line on stderr, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except SizeError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except ClusterError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(3) from None
+
+    return wrapper
+
+
+@kube_app.command("run")
+@friendly
+def run(
+    name: Annotated[str, typer.Argument(help="Name of the new OOMExperiment.")],
+    limit: Annotated[str, typer.Option(help="Kubernetes limits.memory (500Mi, not 500m).")] = (
+        "500Mi"
+    ),
+    request: Annotated[str | None, typer.Option(help="requests.memory; default = limit.")] = None,
+    mode: Annotated[str, typer.Option(help="bulk, streaming, leak, spike.")] = "bulk",
+    size: Annotated[str, typer.Option(help="Workload size, binary units.")] = "1000Mi",
+    docker_memory: Annotated[str | None, typer.Option(help="Docker --memory to compare.")] = None,
+    docker_memory_swap: Annotated[str | None, typer.Option(help="Docker --memory-swap.")] = None,
+    namespace: NamespaceOpt = "default",
+    timeout: Annotated[int, typer.Option(help="Seconds before TimedOut.", min=1)] = 300,
+) -> None:
+    """Create one OOMExperiment, wait for its outcome, and show its status."""
+    body = experiment_body(
+        name, limit=limit, request=request, mode=mode, size=size, docker_memory=docker_memory,
+        docker_memory_swap=docker_memory_swap, timeout_s=timeout,
+    )  # fmt: skip
+    create(namespace, body)
+    bodies = wait_all(namespace, [name], timeout + 60)
+    out.print(render([bodies.get(name, body)], f"OOMExperiment {namespace}/{name}"))
+
+
+@kube_app.command("matrix")
+@friendly
+def matrix(
+    limit: Annotated[list[str], typer.Option(help="limits.memory values.")] = ["500Mi"],  # noqa: B006
+    request: Annotated[
+        list[str], typer.Option(help="requests.memory values; 'limit' means equal (Guaranteed).")
+    ] = ["limit", "250Mi"],  # noqa: B006
+    mode: Annotated[list[str], typer.Option(help="Workload modes.")] = ["bulk", "streaming"],  # noqa: B006
+    size: Annotated[str, typer.Option(help="Workload size, binary units.")] = "1000Mi",
+    docker_memory: Annotated[str, typer.Option(help="Docker --memory to compare.")] = "500m",
+    docker_memory_swap: Annotated[str, typer.Option(help="Docker --memory-swap.")] = "1g",
+    namespace: NamespaceOpt = "default",
+    timeout: Annotated[int, typer.Option(help="Seconds per experiment.", min=1)] = 300,
+) -> None:
+    """limits x requests x modes as OOMExperiments: what the kubelet's swap rules really did."""
+    stamp = time.strftime("%H%M%S")
+    names, run_label = [], {"oomlab.dev/matrix": stamp}
+    cells = itertools.product(
+        [v.strip() for x in limit for v in x.split(",")],
+        [v.strip() for x in request for v in x.split(",")],
+        [v.strip() for x in mode for v in x.split(",")],
+    )
+    for index, (lim, req, md) in enumerate(cells):
+        name = f"matrix-{stamp}-{index:02d}"
+        body = experiment_body(
+            name, limit=lim, request=None if req == "limit" else req, mode=md, size=size,
+            docker_memory=docker_memory, docker_memory_swap=docker_memory_swap,
+            timeout_s=timeout, labels=run_label,
+        )  # fmt: skip
+        create(namespace, body)
+        names.append(name)
+    bodies = wait_all(namespace, names, timeout + 120)
+    out.print(render([bodies[n] for n in names if n in bodies], "oomlab kube matrix"))
+    err.print(f"experiments kept: kubectl delete oomx -n {namespace} -l oomlab.dev/matrix={stamp}")

@@ -1,0 +1,62 @@
+"""``oomlab kube``: the documents it would send, and its errors, without a cluster."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from oomlab.cli import app
+from oomlab.kube_cli import experiment_body, render
+from oomlab.units import SizeError
+
+runner = CliRunner()
+
+
+def test_experiment_body_is_what_the_crd_expects() -> None:
+    body = experiment_body(
+        "seed-swap", limit="500Mi", request="250Mi", mode="bulk", size="1000Mi",
+        docker_memory="500m", docker_memory_swap="1g", timeout_s=120,
+    )  # fmt: skip
+    assert body["kind"] == "OOMExperiment"
+    assert body["spec"]["resources"] == {
+        "limits": {"memory": "500Mi"}, "requests": {"memory": "250Mi"},
+    }  # fmt: skip
+    assert body["spec"]["docker"] == {"memory": "500m", "memorySwap": "1g"}
+    assert body["spec"]["workload"] == {"mode": "bulk", "size": "1000Mi"}
+
+
+@pytest.mark.parametrize(("limit", "size"), [("500m", "1000Mi"), ("500Mi", "1000M")])
+def test_docker_habits_are_caught_before_the_cluster(limit: str, size: str) -> None:
+    with pytest.raises(SizeError):
+        experiment_body("x", limit=limit, request=None, mode="bulk", size=size,
+                        docker_memory=None, docker_memory_swap=None, timeout_s=60)  # fmt: skip
+
+
+def test_cli_errors_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+    bad = runner.invoke(app, ["kube", "run", "x", "--limit", "500m"])
+    assert bad.exit_code == 2
+    assert "0.5 bytes" in bad.output
+    no_cluster = runner.invoke(app, ["kube", "run", "x"])
+    assert no_cluster.exit_code == 3
+    assert "no cluster answers" in no_cluster.output
+    assert "Traceback" not in bad.output + no_cluster.output
+
+
+def test_render_reads_a_finished_status() -> None:
+    body = experiment_body("seed-swap", limit="500Mi", request="250Mi", mode="bulk",
+                           size="1000Mi", docker_memory="500m", docker_memory_swap="1g",
+                           timeout_s=60)  # fmt: skip
+    body["status"] = {
+        "phase": "OOMKilled",
+        "kubernetes": {"qosClass": "Burstable", "exitCode": 137, "swapLimitBytes": 0,
+                       "predictedOutcome": "OOMKilled", "allocatedBytes": 450 * 2**20},
+        "docker": {"outcome": "Completed", "source": "Observed"},
+        "parity": {"result": "Mismatch", "explanation": "because NoSwap"},
+    }  # fmt: skip
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(render([body], "t"))
+    text = console.export_text()
+    assert "Burstable" in text and "Mismatch" in text and "450 MiB" in text and "0 B" in text
