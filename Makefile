@@ -6,7 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SWAP_SIZE ?= 2G
-KUBECONFIG_LOCAL ?= /var/lib/oomlab/cluster/kubeconfig
+OOMLAB_STATE ?= /var/lib/oomlab
+KUBECONFIG_LOCAL ?= $(OOMLAB_STATE)/cluster/kubeconfig
 PYTEST := $(BIN)/pytest
 
 .PHONY: help

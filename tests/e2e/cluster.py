@@ -17,7 +17,9 @@ from kubernetes.client.exceptions import ApiException
 from oomlab.pods import GROUP, LABEL_EXPERIMENT_UID, PLURAL, VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCAL_KUBECONFIG = Path("/var/lib/oomlab/cluster/kubeconfig")
+LOCAL_KUBECONFIG = (
+    Path(os.environ.get("OOMLAB_STATE", "/var/lib/oomlab")) / "cluster" / "kubeconfig"
+)
 OPERATOR_NAMESPACE = "oomlab-system"
 OPERATOR_DEPLOYMENT = "oomlab-operator"
 TERMINAL = {"Completed", "OOMKilled", "Failed", "TimedOut", "Invalid"}
