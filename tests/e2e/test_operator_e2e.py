@@ -61,9 +61,17 @@ def test_streaming_completes_under_the_same_limit(ns: Namespace) -> None:
 def test_seed_swap_mismatch_is_explained_after_oomlab_parity(ns: Namespace) -> None:
     ns.apply(sample("seed-swap"))
     status = ns.wait_terminal("seed-swap")
+    kube = status["kubernetes"]
     assert status["phase"] == "OOMKilled", status
-    assert status["kubernetes"]["qosClass"] == "Burstable"
-    assert status["kubernetes"]["predictedSwapBytes"] == 0
+    assert kube["qosClass"] == "Burstable"
+    no_swap_node = kube["swapBehavior"] == "NoSwap" or kube["cgroupVersion"] == "v1"
+    if no_swap_node:
+        # this project's machines: cgroup v1, NoSwap. The workload saw memsw == memory.
+        assert kube["predictedSwapBytes"] == 0
+        assert kube.get("swapLimitBytes") == 0
+    else:
+        # LimitedSwap (kind on a cgroup v2 runner): a small share, far below Docker's 524 MiB
+        assert 0 <= kube["predictedSwapBytes"] < 500 * MiB
     # the Docker side, observed on this host's engine through the kit
     proc = subprocess.run(
         [sys.executable, "-m", "oomlab.cli", "parity", "seed-swap", "-n", ns.name],
@@ -78,7 +86,8 @@ def test_seed_swap_mismatch_is_explained_after_oomlab_parity(ns: Namespace) -> N
     assert status["docker"]["source"] == "Observed"
     assert status["parity"]["result"] == "Mismatch"
     explanation = status["parity"]["explanation"]
-    assert "NoSwap" in explanation or "cgroup v1" in explanation, explanation
+    expected = ("NoSwap", "cgroup v1") if no_swap_node else ("LimitedSwap",)
+    assert any(word in explanation for word in expected), explanation
 
 
 def test_events_and_printer_columns(ns: Namespace) -> None:
