@@ -55,8 +55,8 @@ def test_seed_oom_is_oomkilled_with_parity_match(lab: Lab, run_operator: RunOper
     assert k8s["qosClass"] == "Guaranteed"
     assert k8s["nodeName"]
     assert k8s["podName"] == pod_name("seed-oom", uid)
-    assert k8s["swapBehavior"] == "NoSwap"
-    assert k8s["predictedSwapBytes"] == 0
+    assert k8s["swapBehavior"] in ("NoSwap", "LimitedSwap")
+    assert k8s["predictedSwapBytes"] == 0  # Guaranteed: no swap under either behaviour
     assert k8s["predictedOutcome"] == "OOMKilled"
     assert k8s["durationSeconds"] >= 0
     assert status["docker"]["source"] == "Predicted"
