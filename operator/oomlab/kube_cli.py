@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, ParamSpec
@@ -21,7 +22,7 @@ P = ParamSpec("P")
 TERMINAL = {"Completed", "OOMKilled", "Failed", "TimedOut", "Invalid"}
 
 kube_app = typer.Typer(help="Run OOMExperiments on the cluster in KUBECONFIG (operator deployed).")
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 
