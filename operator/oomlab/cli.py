@@ -216,7 +216,14 @@ def run_with_progress(runs: Sequence[ContainerRun], *, quiet: bool) -> list[Row]
         return execute(runs, advance)
 
 
-def report(rows: Sequence[Row], *, title: str, as_json: bool, plot: Path | None = None) -> None:
+def report(
+    rows: Sequence[Row],
+    *,
+    title: str,
+    as_json: bool,
+    plot: Path | None = None,
+    timeline: Path | None = None,
+) -> None:
     if as_json:
         print(json.dumps([row.to_dict() for row in rows], indent=2))
     else:
@@ -226,6 +233,11 @@ def report(rows: Sequence[Row], *, title: str, as_json: bool, plot: Path | None 
 
         plot_rows(rows, plot)
         err.print(f"wrote {plot}")
+    if timeline is not None:
+        from oomlab.plot import plot_timeline
+
+        plot_timeline(rows, timeline)
+        err.print(f"wrote {timeline}")
     if any(row.agrees is False for row in rows):
         err.print("[bold red]some observations differ from the prediction[/] (marked ✗)")
 
@@ -254,6 +266,9 @@ HoldOpt = Annotated[float, typer.Option(help="Seconds to hold the memory at the 
 ImageOpt = Annotated[str, typer.Option(help="Workload image.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 TimeoutOpt = Annotated[float, typer.Option(help="Seconds before a run is killed.", min=1)]
+TimelineOpt = Annotated[
+    Path | None, typer.Option("--timeline", help="Also write a PNG of memory over time here.")
+]
 
 
 @docker_app.command("run")
@@ -275,6 +290,7 @@ def docker_run(
     image: ImageOpt = DEFAULT_IMAGE,
     timeout: TimeoutOpt = 180.0,
     as_json: JsonOpt = False,
+    timeline: TimelineOpt = None,
 ) -> None:
     """Run one workload under `docker run --memory --memory-swap` and explain the outcome."""
 
@@ -283,7 +299,7 @@ def docker_run(
         run = ContainerRun(workload, memory, memory_swap, runtime, engine, image, timeout)
         docker_prediction(run, None)  # reject impossible flags before touching the engine
         rows = run_with_progress([run], quiet=True)
-        report(rows, title="oomlab docker run", as_json=as_json)
+        report(rows, title="oomlab docker run", as_json=as_json, timeline=timeline)
         result = rows[0].result
         if result is None:
             fail(rows[0].error, code=3)
@@ -352,12 +368,13 @@ def demo(
     image: ImageOpt = DEFAULT_IMAGE,
     engine: Annotated[str, typer.Option(help="docker or podman.")] = "docker",
     as_json: JsonOpt = False,
+    timeline: TimelineOpt = None,
 ) -> None:
     """The seed experiment on the local engine: 500m/500m, 500m/1g, streaming, swap unset."""
 
     def action() -> None:
         rows = run_with_progress(seed_runs(image, engine), quiet=as_json)
-        report(rows, title="oomlab demo: the seed experiment", as_json=as_json)
+        report(rows, title="oomlab demo: the seed experiment", as_json=as_json, timeline=timeline)
         if any(row.agrees is False for row in rows):
             raise typer.Exit(1)
 

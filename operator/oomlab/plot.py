@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from oomlab.results import Outcome
 from oomlab.semantics import docker_allowance, usable_swap
@@ -23,7 +23,7 @@ COLOURS = {
 }
 
 
-def plot_rows(rows: Sequence[Row], path: Path) -> None:
+def _pyplot() -> Any:
     try:
         import matplotlib
 
@@ -31,6 +31,51 @@ def plot_rows(rows: Sequence[Row], path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise SystemExit("plotting needs matplotlib: pip install 'oomlab[plot]'") from None
+    return plt
+
+
+def plot_timeline(rows: Sequence[Row], path: Path) -> None:
+    """Resident memory over time for each run, against its memory and memory+swap limits.
+
+    A leak's ramp, a spike's peak and the moment of the kill are easier to see than to read.
+    """
+    plt = _pyplot()
+    ran = [row for row in rows if row.result is not None and row.result.progress.timeline]
+    fig, axes = plt.subplots(len(ran) or 1, 1, figsize=(10, 2.4 * max(1, len(ran))), squeeze=False)
+    for ax, row in zip(axes[:, 0], ran, strict=False):
+        assert row.result is not None
+        timeline = row.result.progress.timeline
+        times = [t for t, _, _ in timeline]
+        rss = [(r or 0) / MiB for _, r, _ in timeline]
+        live = [(a or 0) / MiB for _, _, a in timeline]
+        colour = COLOURS[row.result.outcome]
+        ax.plot(times, rss, color=colour, label="resident (RSS)")
+        ax.plot(times, live, color=colour, linestyle=":", label="allocated by the workload")
+        allowance = docker_allowance(row.run.memory_bytes, row.run.memory_swap_bytes)
+        if allowance.memory_bytes:
+            ax.axhline(allowance.memory_bytes / MiB, color="#1f77b4", linestyle="--",
+                       label="memory limit")  # fmt: skip
+            usable, _ = usable_swap(allowance, row.result.host.swap_total_bytes)
+            if usable:
+                ax.axhline((allowance.memory_bytes + usable) / MiB, color="#aec7e8",
+                           linestyle="--", label="memory + usable swap")  # fmt: skip
+        if row.result.outcome == Outcome.OOM_KILLED and times:
+            ax.plot(times[-1], rss[-1], marker="X", markersize=12, color=colour, label="OOM kill")
+        ax.set_title(
+            f"{row.run.engine}/{row.run.runtime} {row.run.workload.describe()} "
+            f"{' '.join(row.run.flags())}: {row.result.outcome.value}",
+            fontsize=9,
+        )
+        ax.set_ylabel("MiB")
+        ax.legend(loc="upper left", fontsize=7)
+    axes[-1, 0].set_xlabel("seconds since start")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_rows(rows: Sequence[Row], path: Path) -> None:
+    plt = _pyplot()
 
     labels, memory, swap, demand, peak, colours = [], [], [], [], [], []
     for row in rows:

@@ -58,6 +58,8 @@ class Progress:
     summary_status: str | None = None
     lines: int = 0
     cgroup: dict[str, Any] | None = None
+    timeline: tuple[tuple[float, int | None, int | None], ...] = ()
+    """(elapsed seconds, RSS bytes, allocated bytes) per line, for plots."""
 
 
 @dataclass(frozen=True)

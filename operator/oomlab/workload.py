@@ -160,6 +160,7 @@ def parse_lines(lines: Iterable[str]) -> Progress:
     status = None
     cgroup: dict[str, Any] | None = None
     count = 0
+    timeline: list[tuple[float, int | None, int | None]] = []
     for raw in lines:
         try:
             record = json.loads(raw)
@@ -178,6 +179,9 @@ def parse_lines(lines: Iterable[str]) -> Progress:
             processed = int(record["processed_bytes"])
         if record.get("rss_bytes") is not None:
             peak_rss = max(peak_rss or 0, int(record["rss_bytes"]))
+        if isinstance(record.get("elapsed_s"), int | float):
+            rss, live = record.get("rss_bytes"), record.get("allocated_bytes")
+            timeline.append((float(record["elapsed_s"]), rss, live))
         if event == "summary":
             status = record.get("status")
             if record.get("peak_allocated_bytes") is not None:
@@ -192,4 +196,5 @@ def parse_lines(lines: Iterable[str]) -> Progress:
         summary_status=status,
         lines=count,
         cgroup=cgroup,
+        timeline=tuple(timeline),
     )

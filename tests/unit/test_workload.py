@@ -140,3 +140,19 @@ def test_swap_limit_from_the_workloads_cgroup_report(
     report: dict[str, object] | None, expected: int | None
 ) -> None:
     assert swap_limit_from_report(report) == expected
+
+
+def test_parse_lines_keeps_a_timeline_for_plots() -> None:
+    lines = [
+        json.dumps({"event": "start", "elapsed_s": 0.0, "rss_bytes": 9 * MiB}),
+        json.dumps({"event": "progress", "elapsed_s": 0.1, "rss_bytes": 60 * MiB,
+                    "allocated_bytes": 50 * MiB}),
+        json.dumps({"event": "progress", "elapsed_s": 0.2, "rss_bytes": 110 * MiB,
+                    "allocated_bytes": 100 * MiB}),
+    ]  # fmt: skip
+    timeline = parse_lines(lines).timeline
+    assert timeline == (
+        (0.0, 9 * MiB, None),
+        (0.1, 60 * MiB, 50 * MiB),
+        (0.2, 110 * MiB, 100 * MiB),
+    )

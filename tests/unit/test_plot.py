@@ -1,0 +1,34 @@
+"""The charts are real PNGs drawn from real-shaped results (no engine needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from oomlab.cli import Row
+from oomlab.docker_runner import ContainerRun
+from oomlab.plot import plot_rows, plot_timeline
+from oomlab.results import Outcome, Progress, RunResult
+from oomlab.workload import Mode, WorkloadSpec
+
+MiB = 2**20
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _row(swap: str, outcome: Outcome) -> Row:
+    timeline = tuple((i * 0.05, (10 + 50 * i) * MiB, 50 * i * MiB) for i in range(10))
+    result = RunResult("docker", outcome, "why", 137 if outcome == Outcome.OOM_KILLED else 0,
+                       progress=Progress(allocated_bytes=450 * MiB, timeline=timeline),
+                       peak_usage_bytes=500 * MiB)  # fmt: skip
+    run = ContainerRun(WorkloadSpec(Mode.BULK, 1000 * MiB, 500 * MiB), "500m", swap)
+    return Row(run, None, result)
+
+
+def test_plots_are_pngs(tmp_path: Path) -> None:
+    rows = [_row("500m", Outcome.OOM_KILLED), _row("1g", Outcome.COMPLETED),
+            _row("500m", Outcome.REFUSED)]  # fmt: skip
+    for draw, name in ((plot_rows, "matrix.png"), (plot_timeline, "timeline.png")):
+        path = tmp_path / name
+        draw(rows, path)
+        data = path.read_bytes()
+        assert data.startswith(PNG_MAGIC)
+        assert len(data) > 10_000
