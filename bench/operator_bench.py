@@ -27,9 +27,10 @@ from pathlib import Path
 
 from kubernetes import client, config, watch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+sys.path[:0] = [str(TESTS), str(TESTS / "e2e")]
 
-from cluster import (
+from cluster import (  # noqa: E402
     OPERATOR_DEPLOYMENT,
     OPERATOR_NAMESPACE,
     ROOT,
@@ -40,7 +41,7 @@ from cluster import (
     small_spec,
 )
 
-from oomlab.pods import GROUP, PLURAL, VERSION, ExperimentSpec, build_pod
+from oomlab.pods import GROUP, PLURAL, VERSION, ExperimentSpec, build_pod  # noqa: E402
 
 
 class Watcher:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
+from lab import Lab
 from oomlab.pods import GROUP, LABEL_EXPERIMENT_UID, PLURAL, VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,36 +83,18 @@ def small_spec(**overrides: Any) -> dict[str, Any]:
     return spec
 
 
-class Namespace:
-    """Experiments, pods and events in one namespace of the cluster under test."""
+class Namespace(Lab):
+    """The e2e tests' view of one namespace: the shared :class:`Lab` plus whole documents."""
 
     def __init__(self, api: client.ApiClient, name: str) -> None:
+        super().__init__(api, name)
         self.name = name
-        self.custom = client.CustomObjectsApi(api)
-        self.core = client.CoreV1Api(api)
 
     def apply(self, body: dict[str, Any]) -> dict[str, Any]:
         created: dict[str, Any] = self.custom.create_namespaced_custom_object(
             GROUP, VERSION, self.name, PLURAL, body
         )
         return created
-
-    def get(self, name: str) -> dict[str, Any] | None:
-        try:
-            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.name, PLURAL, name
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return found
-
-    def status(self, name: str) -> dict[str, Any]:
-        return (self.get(name) or {}).get("status") or {}
-
-    def delete(self, name: str) -> None:
-        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.name, PLURAL, name)
 
     def pods_of(self, name: str) -> list[Any]:
         body = self.get(name)

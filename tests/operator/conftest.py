@@ -19,8 +19,8 @@ import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
-from operator_lab import Lab
 
+from lab import Lab
 from oomlab import kube
 from oomlab.pods import GROUP, PLURAL
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 from kopf.testing import KopfRunner
-from operator_lab import IMAGE, Lab, wait_for
 
+from lab import IMAGE, Lab, wait_for
 from oomlab import kube
 from oomlab.pods import pod_name
 from oomlab.results import CgroupVersion, HostFacts, Outcome, Progress, RunResult

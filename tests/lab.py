@@ -1,5 +1,5 @@
-"""Helpers for the operator tests: one namespace's experiments, pods and events, read back the way
-a user would (imported by conftest.py and the tests; pytest puts this folder on sys.path)."""
+"""Experiments, pods and events in one namespace, read back the way a user would. Shared by the
+operator tier and the e2e tier (pytest puts tests/, where the root conftest.py is, on sys.path)."""
 
 from __future__ import annotations
 
