@@ -11,6 +11,7 @@ import contextlib
 import json
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -297,9 +298,16 @@ def _result(
     )
 
 
-def _podman(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+_PODMAN_CWD = tempfile.gettempdir()
+"""podman 4.3's conmon drops an ``oom`` marker file in its working directory when the kernel
+kills the container; run it from the temp directory, never from the user's."""
+
+
+def _podman(
+    *args: str, timeout: float = 60, cwd: str = _PODMAN_CWD
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["podman", *args], capture_output=True, text=True, timeout=timeout, check=False
+        ["podman", *args], capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd
     )
 
 
@@ -351,9 +359,11 @@ def run_podman(run: ContainerRun) -> RunResult:
     timed_out = False
     error = ""
     container_id = _podman("inspect", "--format", "{{.Id}}", name).stdout.strip()
+    # conmon starts in `podman start`'s working directory and leaves its OOM marker there.
+    conmon_dir = tempfile.mkdtemp(prefix="oomlab-conmon-")
     try:
         with _PeakSampler(_cgroup_peak_files(container_id, host.cgroup_version)) as sampler:
-            start = _podman("start", name)
+            start = _podman("start", name, cwd=conmon_dir)
             if start.returncode != 0:
                 error = start.stderr.strip().splitlines()[-1] if start.stderr.strip() else "?"
             else:
@@ -366,21 +376,30 @@ def run_podman(run: ContainerRun) -> RunResult:
         duration = time.monotonic() - started
         inspect = json.loads(_podman("inspect", name).stdout or "[{}]")[0]
         logs = _podman("logs", name).stdout
+        conmon_saw_oom = (Path(conmon_dir) / "oom").exists()
     finally:
         _podman("rm", "--force", name)
+        shutil.rmtree(conmon_dir, ignore_errors=True)
     state = inspect.get("State", {})
-    return _result(
+    result = _result(
         "podman",
         run,
         host,
         exit_code=state.get("ExitCode"),
-        oom_killed=state.get("OOMKilled"),
+        oom_killed=state.get("OOMKilled") or conmon_saw_oom,
         error=error,
         timed_out=timed_out,
         logs=logs,
         peak=sampler.peak,
         duration=duration,
     )
+    if conmon_saw_oom and not state.get("OOMKilled"):
+        result = replace(
+            result,
+            reason=f"the kernel OOM-killed it (exit {result.exit_code}); podman's State.OOMKilled "
+            "is false, but its conmon left an OOM marker",
+        )
+    return result
 
 
 def run_container(run: ContainerRun, docker: Any | None = None) -> RunResult:
