@@ -107,7 +107,9 @@ def build_workload(
 
 
 def docker_prediction(run: ContainerRun, host_swap: int | None) -> tuple[Allowance, Prediction]:
-    allowance = docker_allowance(run.memory_bytes, run.memory_swap_bytes)
+    allowance = docker_allowance(
+        run.memory_bytes, run.memory_swap_bytes, as_written=(run.memory, run.memory_swap)
+    )
     subject = "Docker" if run.engine == "docker" else "podman"
     return allowance, predict(
         run.workload.demand_bytes(), allowance, host_swap_bytes=host_swap, subject=subject

@@ -67,13 +67,16 @@ def docker_allowance(
     memory_swap: int | None,
     *,
     swap_accounting: bool = True,
+    as_written: tuple[str | None, str | None] = (None, None),
 ) -> Allowance:
     """Docker's ``--memory`` / ``--memory-swap`` rules, the same on cgroup v1 and v2.
 
     ``memory_swap`` is memory plus swap; None means the flag was not given, :data:`UNLIMITED`
     means ``-1``. On cgroup v1 runc writes memory+swap to ``memory.memsw.limit_in_bytes``; on v2
     it writes the difference to ``memory.swap.max``; the container sees the same allowance.
+    ``as_written`` is the flags' text as the user gave it, quoted back in the explanation.
     """
+    mem = _flag(memory, as_written[0])
     if memory is None:
         if memory_swap is not None and memory_swap != UNLIMITED:
             raise FlagError(
@@ -87,21 +90,19 @@ def docker_allowance(
         return Allowance(
             memory,
             None,
-            f"--memory={human(memory)}; the kernel has no swap accounting, so Docker ignores "
+            f"--memory={mem}; the kernel has no swap accounting, so Docker ignores "
             "--memory-swap and swap is limited only by the host",
         )
     if memory_swap is None:
         return Allowance(
             memory,
             memory,
-            f"--memory={human(memory)} with --memory-swap unset, which Docker turns into "
+            f"--memory={mem} with --memory-swap unset, which Docker turns into "
             f"memory+swap = 2 x {human(memory)}, so {human(memory)} of swap",
             implicit_swap=True,
         )
     if memory_swap == UNLIMITED:
-        return Allowance(
-            memory, None, f"--memory={human(memory)} with --memory-swap=-1, so unlimited swap"
-        )
+        return Allowance(memory, None, f"--memory={mem} with --memory-swap=-1, so unlimited swap")
     if memory_swap < memory:
         raise FlagError(
             f"--memory-swap {human(memory_swap)} is smaller than --memory {human(memory)}: "
@@ -111,16 +112,26 @@ def docker_allowance(
         return Allowance(
             memory,
             0,
-            f"--memory={human(memory)} with --memory-swap equal to it, which means no swap",
+            f"--memory={mem} with --memory-swap equal to it, which means no swap",
             no_swap_cause="docker-equal",
         )
     swap = memory_swap - memory
     return Allowance(
         memory,
         swap,
-        f"--memory={human(memory)} with --memory-swap={human(memory_swap)} (memory plus swap), "
-        f"so {human(swap)} of swap",
+        f"--memory={mem} with --memory-swap={as_written[1] or human(memory_swap)} = memory + "
+        f"swap, so {human(swap)} of swap",
     )
+
+
+def _flag(value: int | None, text: str | None) -> str:
+    """A flag's value as written, with its size when the unit could surprise: ``500m (500 MiB)``."""
+    if value is None:
+        return "unset"
+    if text is None:
+        return human(value)
+    sized = human(value)
+    return text if text.replace(" ", "") == sized.replace(" ", "") else f"{text} ({sized})"
 
 
 def qos_class(

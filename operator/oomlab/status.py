@@ -229,7 +229,11 @@ def docker_view(
     if flags is None:
         return DockerView(None, None, None)
     try:
-        allowance = docker_allowance(flags.memory_bytes, flags.memory_swap_bytes)
+        allowance = docker_allowance(
+            flags.memory_bytes,
+            flags.memory_swap_bytes,
+            as_written=(flags.memory, flags.memory_swap),
+        )
     except FlagError as exc:
         sentence = f"Docker refuses {flags.cli()}: {exc}."
         refused = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -86,7 +87,10 @@ def test_cli_docker_run_reports_the_seed(client: Any) -> None:
     assert '"outcome": "OOMKilled"' in oom.stdout
     assert '"exit_code": 137' in oom.stdout
     unset = subprocess.run(
-        [sys.executable, "-m", "oomlab.cli", "docker", "run", "--memory", "500m"],
+        [sys.executable, "-m", "oomlab.cli", "docker", "run", "--memory", "500m", "--json"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    assert "2 x 500 MiB" in unset.stdout
+    (cell,) = json.loads(unset.stdout)
+    assert cell["observed"]["outcome"] == "OOMKilled"
+    assert "--memory-swap unset" in cell["explanation"]
+    assert "2 x 500 MiB" in cell["explanation"]

@@ -202,3 +202,15 @@ def test_no_host_swap_is_explained() -> None:
         SEED.demand_bytes(), docker_allowance(d("500m"), d("1g")), host_swap_bytes=0
     )
     assert "no swap enabled" in prediction.explanation
+
+
+def test_explanations_quote_the_flags_as_written_with_their_size() -> None:
+    why = docker_allowance(d("500m"), d("1g"), as_written=("500m", "1g")).why
+    assert "--memory=500m (500 MiB)" in why
+    assert "--memory-swap=1g = memory + swap" in why
+    assert "524 MiB of swap" in why
+    # a spelling that already says its size is not repeated
+    assert (
+        "--memory=500MiB with"
+        in docker_allowance(d("500MiB"), None, as_written=("500MiB", None)).why
+    )
