@@ -16,7 +16,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from oomlab.docker_runner import ContainerRun, EngineError, run_container
+from oomlab.docker_runner import (
+    ContainerRun,
+    EngineError,
+    EngineUnavailable,
+    run_container,
+)
+from oomlab.docker_runner import docker_client as connect_docker
 from oomlab.hostfacts import local_host_facts
 from oomlab.kube_cli import kube_app
 from oomlab.results import CgroupVersion, Outcome, Predicted, RunResult
@@ -127,13 +133,11 @@ def execute(
         _, prediction = docker_prediction(run, host.swap_total_bytes)
         try:
             if run.engine == "docker" and docker_client is None:
-                from oomlab.docker_runner import docker_client as connect
-
-                docker_client = connect()
+                docker_client = connect_docker()
             row = Row(run, prediction, run_container(run, docker_client))
+        except EngineUnavailable:
+            raise
         except EngineError as exc:
-            if "no Docker engine" in str(exc) or "is not on this engine" in str(exc):
-                raise
             row = Row(run, prediction, None, str(exc))
         rows.append(row)
         if on_done:

@@ -38,6 +38,10 @@ class EngineError(RuntimeError):
     """The engine could not be reached or refused the request; the message says which."""
 
 
+class EngineUnavailable(EngineError):
+    """No run can work: the engine does not answer or lacks the image. Stops a whole matrix."""
+
+
 @dataclass(frozen=True)
 class ContainerRun:
     """Everything needed to run one workload under one set of Docker-style flags."""
@@ -154,7 +158,7 @@ def docker_client() -> Any:
         client = docker.from_env(timeout=30)
         client.ping()
     except Exception as exc:  # the SDK raises several unrelated types here
-        raise EngineError(
+        raise EngineUnavailable(
             f"no Docker engine answers ({exc.__class__.__name__}); start one with "
             "hack/docker-up.sh or set DOCKER_HOST"
         ) from None
@@ -215,7 +219,9 @@ def run_docker(run: ContainerRun, client: Any | None = None) -> RunResult:
     try:
         container = client.containers.create(run.image, **kwargs)
     except docker.errors.ImageNotFound:
-        raise EngineError(f"image {run.image} is not on this engine: run hack/images.sh") from None
+        raise EngineUnavailable(
+            f"image {run.image} is not on this engine: run hack/images.sh"
+        ) from None
     except docker.errors.APIError as exc:
         raise EngineError(f"Docker refused the container: {exc.explanation or exc}") from None
     started = time.monotonic()

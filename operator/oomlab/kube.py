@@ -113,6 +113,21 @@ def get_experiment(namespace: str, name: str) -> dict[str, Any]:
     return found
 
 
+def create_experiment(namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Create an OOMExperiment; raises ApiException as the API server answered."""
+    response = _custom().create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        dict(body),
+        _preload_content=False,
+        _request_timeout=REQUEST_TIMEOUT_S,
+    )
+    result: dict[str, Any] = _json(response)
+    return result
+
+
 def find_experiment(namespace: str, name: str) -> dict[str, Any] | None:
     """The experiment, or None when it does not exist."""
     try:
@@ -328,6 +343,7 @@ __all__ = [
     "NotFound",
     "StatusChange",
     "StatusConflict",
+    "create_experiment",
     "create_pod",
     "delete_pod",
     "error_message",

@@ -15,11 +15,12 @@ from rich.console import Console
 from rich.table import Table
 
 from oomlab import kube
-from oomlab.pods import GROUP, KIND, PLURAL, VERSION
+from oomlab.classify import Phase
+from oomlab.pods import GROUP, KIND, VERSION
 from oomlab.units import SizeError, human, parse_binary_size, parse_k8s_quantity
 
 P = ParamSpec("P")
-TERMINAL = {"Completed", "OOMKilled", "Failed", "TimedOut", "Invalid"}
+TERMINAL = {phase.value for phase in Phase if phase.terminal}
 
 kube_app = typer.Typer(help="Run OOMExperiments on the cluster in KUBECONFIG (operator deployed).")
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -77,7 +78,7 @@ def experiment_body(
 
 def create(namespace: str, body: dict[str, Any]) -> None:
     try:
-        kube._custom().create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        kube.create_experiment(namespace, body)
     except Exception as exc:
         raise _api_error(exc) from None
 
