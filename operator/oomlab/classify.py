@@ -1,12 +1,15 @@
-"""A pod's status document -> what happened to the experiment, in words a user understands.
+"""How a container ended -> what happened to the experiment, in words a user understands.
 
-Kubernetes reports an OOM kill as ``state.terminated.reason == "OOMKilled"`` with exit code 137,
-but some runtimes leave the reason out; then an exit 137 with the workload's memory near its limit
-is called an OOM kill *by evidence*, and the reason says so.
+:func:`classify_exit` is the one exit rule for every runner (Docker, podman, a pod): an OOM kill
+the runtime reported, else exit 0, else an exit 137 with memory near the limit, which is called an
+OOM kill *by evidence* (Kubernetes runtimes can leave ``terminated.reason`` out, podman 4.3 leaves
+``State.OOMKilled`` false), and the reason says so. :func:`classify_pod` reads a pod's status
+document around it.
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -14,6 +17,7 @@ from typing import Any
 
 from oomlab.results import Outcome
 from oomlab.units import human
+from oomlab.workload import EXIT_COMPLETED, exit_meaning
 
 
 class Phase(StrEnum):
@@ -47,14 +51,77 @@ TERMINAL_WAITING = {
     "RunContainerError": "the runtime could not start the container",
 }
 
-EVIDENCE_FRACTION = 0.8
-"""An exit 137 counts as an OOM kill by evidence when the workload had reached this share of the
-limit."""
+EXIT_SIGKILL = 128 + signal.SIGKILL
 
-EXIT_MEANING = {
-    2: "the workload rejected its arguments",
-    3: "the workload hit a MemoryError (Python could not allocate) and stopped itself",
-}
+OOM_EVIDENCE_FRACTION = 0.8
+"""An exit 137 the runtime did not call an OOM kill counts as one when the memory last seen had
+reached this share of the limit. What is seen lags the kill: memhog reports after each step (a
+whole chunk in bulk mode) and the cgroup sampler polls every 50 ms, so the last value sits below
+the limit by up to a step; a SIGKILL from anyone else (a user, a deadline) rarely lands that close
+to it."""
+
+
+@dataclass(frozen=True)
+class ExitVerdict:
+    outcome: Outcome
+    reason: str
+    """A CamelCase word: OOMKilled, OOMKilledByEvidence, Completed, Killed or Error."""
+    sentence: str
+    """Why, as a clause without a final period."""
+
+
+def classify_exit(
+    exit_code: int | None,
+    *,
+    oom_reported_by: str | None,
+    used_bytes: int | None,
+    limit_bytes: int | None,
+    used_what: str,
+) -> ExitVerdict:
+    """The one exit rule for Docker, podman and pods.
+
+    ``oom_reported_by`` names who said it was an OOM kill (None: nobody did); ``used_bytes`` is
+    the memory last seen (``used_what`` says which: the workload's allocation, a cgroup's peak)
+    against ``limit_bytes``.
+    """
+    if oom_reported_by:
+        return ExitVerdict(
+            Outcome.OOM_KILLED,
+            "OOMKilled",
+            f"the kernel OOM-killed the container at its memory limit (exit {exit_code}; "
+            f"{oom_reported_by})",
+        )
+    if exit_code == EXIT_COMPLETED:
+        return ExitVerdict(Outcome.COMPLETED, "Completed", "the workload completed")
+    if exit_code == EXIT_SIGKILL:
+        if (
+            used_bytes is not None
+            and limit_bytes is not None
+            and used_bytes >= OOM_EVIDENCE_FRACTION * limit_bytes
+        ):
+            return ExitVerdict(
+                Outcome.OOM_KILLED,
+                "OOMKilledByEvidence",
+                f"the container was SIGKILLed (exit 137) with {human(used_bytes)} {used_what} "
+                f"against a {human(limit_bytes)} limit; the runtime did not report OOMKilled, so "
+                "this is an OOM kill judged by evidence",
+            )
+        return ExitVerdict(
+            Outcome.FAILED,
+            "Killed",
+            "the container was SIGKILLed (exit 137) without OOMKilled from the runtime and "
+            "without memory near its limit, so something else killed it",
+        )
+    return ExitVerdict(
+        Outcome.FAILED,
+        "Error",
+        f"the container failed: {exit_meaning(exit_code)} (exit {exit_code})",
+    )
+
+
+def sentence(clause: str) -> str:
+    """A clause as a sentence: capitalised, with a final period."""
+    return clause[:1].upper() + clause[1:] + "."
 
 
 @dataclass(frozen=True)
@@ -159,62 +226,27 @@ def _terminated(
     term: Mapping[str, Any], limit_bytes: int | None, allocated_bytes: int | None
 ) -> PodVerdict:
     exit_code = term.get("exitCode")
-    reason = term.get("reason") or ""
-    times = {
-        "exit_code": exit_code,
-        "signal": term.get("signal"),
-        "started_at": term.get("startedAt"),
-        "finished_at": term.get("finishedAt"),
-        "termination_message": term.get("message"),
-    }
-    if reason == "OOMKilled":
-        return PodVerdict(
-            Phase.OOM_KILLED,
-            Outcome.OOM_KILLED,
-            "OOMKilled",
-            f"The kernel OOM-killed the container at its memory limit (exit {exit_code}; the "
-            "runtime reported OOMKilled).",
-            **times,
-        )
-    if exit_code == 0:
-        return PodVerdict(
-            Phase.COMPLETED,
-            Outcome.COMPLETED,
-            reason or "Completed",
-            "The workload completed.",
-            **times,
-        )
-    if exit_code == 137:
-        near_limit = (
-            limit_bytes is not None
-            and allocated_bytes is not None
-            and allocated_bytes >= EVIDENCE_FRACTION * limit_bytes
-        )
-        if near_limit:
-            return PodVerdict(
-                Phase.OOM_KILLED,
-                Outcome.OOM_KILLED,
-                "OOMKilledByEvidence",
-                "The container was SIGKILLed (exit 137) with "
-                f"{human(allocated_bytes)} allocated against a {human(limit_bytes)} limit; the "
-                "runtime did not report OOMKilled, so this is an OOM kill judged by evidence.",
-                **times,
-            )
-        return PodVerdict(
-            Phase.FAILED,
-            Outcome.FAILED,
-            reason or "Killed",
-            "The container was SIGKILLed (exit 137) without OOMKilled from the runtime and "
-            "without memory near its limit, so something else killed it.",
-            **times,
-        )
-    meaning = EXIT_MEANING.get(exit_code or -1, f"the workload exited with code {exit_code}")
+    kubelet_reason = term.get("reason") or ""
+    verdict = classify_exit(
+        exit_code,
+        oom_reported_by="the runtime reported OOMKilled" if kubelet_reason == "OOMKilled" else None,
+        used_bytes=allocated_bytes,
+        limit_bytes=limit_bytes,
+        used_what="allocated",
+    )
+    reason = verdict.reason
+    if verdict.outcome != Outcome.OOM_KILLED and kubelet_reason:
+        reason = kubelet_reason
     return PodVerdict(
-        Phase.FAILED,
-        Outcome.FAILED,
-        reason or "Error",
-        f"The container failed: {meaning}.",
-        **times,
+        OUTCOME_PHASE[verdict.outcome],
+        verdict.outcome,
+        reason,
+        sentence(verdict.sentence),
+        exit_code=exit_code,
+        signal=term.get("signal"),
+        started_at=term.get("startedAt"),
+        finished_at=term.get("finishedAt"),
+        termination_message=term.get("message"),
     )
 
 

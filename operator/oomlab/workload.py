@@ -20,9 +20,26 @@ DEFAULT_IMAGE = "oomlab/memhog:dev"
 INTERPRETER_OVERHEAD_BYTES = 12 * MiB
 """What python3 itself holds on top of the workload's buffers (measured: see README)."""
 
+# memhog's exit codes (its contract, stated in workloads/memhog.py); an OOM kill is the kernel's
+# SIGKILL, not one of these.
 EXIT_COMPLETED = 0
 EXIT_BAD_ARGUMENTS = 2
 EXIT_MEMORY_ERROR = 3
+EXIT_TERMINATED = 143
+
+_EXIT_MEANINGS = {
+    EXIT_BAD_ARGUMENTS: "the workload rejected its arguments",
+    EXIT_MEMORY_ERROR: "the workload hit a MemoryError (Python could not allocate) and stopped "
+    "itself",
+    EXIT_TERMINATED: "the workload was stopped with SIGTERM",
+}
+
+
+def exit_meaning(exit_code: int | None) -> str:
+    """What memhog meant by ``exit_code``, as a clause."""
+    if exit_code is None:
+        return "the workload's exit code is unknown"
+    return _EXIT_MEANINGS.get(exit_code, f"the workload exited with code {exit_code}")
 
 
 class Mode(StrEnum):

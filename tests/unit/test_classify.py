@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 import yaml
 
-from oomlab.classify import Phase, classify_pod, explain_creation_error
+from oomlab.classify import (
+    OOM_EVIDENCE_FRACTION,
+    Phase,
+    classify_exit,
+    classify_pod,
+    explain_creation_error,
+)
 from oomlab.results import Outcome
 from oomlab.workload import parse_lines
 
@@ -134,3 +140,30 @@ def test_quota_rejection_is_invalid_and_says_what_to_change() -> None:
 )
 def test_other_creation_errors(code: int, message: str, phase: Phase, reason: str) -> None:
     assert explain_creation_error(code, message)[:2] == (phase, reason)
+
+
+@pytest.mark.parametrize(
+    ("used", "outcome", "reason"),
+    [
+        (int(OOM_EVIDENCE_FRACTION * LIMIT), Outcome.OOM_KILLED, "OOMKilledByEvidence"),
+        (int(OOM_EVIDENCE_FRACTION * LIMIT) - 1, Outcome.FAILED, "Killed"),
+        (None, Outcome.FAILED, "Killed"),
+    ],
+)
+def test_one_evidence_threshold_for_every_runner(
+    used: int | None, outcome: Outcome, reason: str
+) -> None:
+    for used_what in ("allocated", "at the cgroup's peak"):
+        verdict = classify_exit(
+            137, oom_reported_by=None, used_bytes=used, limit_bytes=LIMIT, used_what=used_what
+        )
+        assert (verdict.outcome, verdict.reason) == (outcome, reason)
+
+
+def test_a_reported_oom_kill_needs_no_evidence() -> None:
+    verdict = classify_exit(
+        137, oom_reported_by="the runtime said so", used_bytes=None, limit_bytes=None,
+        used_what="allocated",
+    )  # fmt: skip
+    assert verdict.outcome == Outcome.OOM_KILLED
+    assert "the runtime said so" in verdict.sentence
