@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import time
 
-from oomlab.docker_runner import ContainerRun, docker_client, run_container
+from oomlab.runners import ContainerRun, DockerRunner
 from oomlab.workload import DEFAULT_IMAGE, Mode, WorkloadSpec
 
 MiB = 2**20
@@ -41,19 +41,20 @@ def main() -> None:
     docker = shutil.which("docker")
     if docker is None:
         raise SystemExit("no docker CLI on PATH")
-    client = docker_client()
+    runner = DockerRunner()
+    runner.info()  # the probe runs once, before any timing
     seed = WorkloadSpec(Mode.BULK, 1000 * MiB, 500 * MiB)
     pair = [ContainerRun(seed, "500m", "500m", image=args.image),
             ContainerRun(seed, "500m", "1g", image=args.image)]  # fmt: skip
     kit_times, bare_times = [], []
-    run_container(pair[0], client)  # warm the page cache and the engine for both sides
+    runner.run(pair[0])  # warm the page cache and the engine for both sides
     for rep in range(args.reps):
         order = ("kit", "bare") if rep % 2 == 0 else ("bare", "kit")
         for side in order:
             started = time.monotonic()
             for run in pair:
                 if side == "kit":
-                    run_container(run, client)
+                    runner.run(run)
                 else:
                     bare(run, docker)
             (kit_times if side == "kit" else bare_times).append(time.monotonic() - started)

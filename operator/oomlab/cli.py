@@ -7,36 +7,37 @@ import json
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from oomlab.docker_runner import (
+from oomlab.cli_errors import App, fail, guarded
+from oomlab.kube_cli import kube_app
+from oomlab.results import CgroupVersion, Outcome, Predicted, RunResult, RuntimeInfo
+from oomlab.runners import (
     ContainerRun,
+    ContainerRunner,
     EngineError,
     EngineUnavailable,
-    run_container,
+    container_runner,
 )
-from oomlab.docker_runner import docker_client as connect_docker
-from oomlab.hostfacts import local_host_facts
-from oomlab.kube_cli import kube_app
-from oomlab.results import CgroupVersion, Outcome, Predicted, RunResult
-from oomlab.semantics import Allowance, FlagError, Prediction, docker_allowance, predict
-from oomlab.units import SizeError, human, parse_binary_size
+from oomlab.runners.info import this_machine
+from oomlab.semantics import Allowance, Prediction, docker_allowance, predict
+from oomlab.units import human, parse_binary_size
 from oomlab.workload import DEFAULT_IMAGE, Mode, WorkloadSpec
 
-app = typer.Typer(
+app = App(
     help="OOM-kill and swap experiments: Docker, podman and Kubernetes, predicted and observed.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-docker_app = typer.Typer(help="Run experiments on a local Docker (or podman) engine.")
+docker_app = App(help="Run experiments on a local Docker (or podman) engine.")
 app.add_typer(docker_app, name="docker")
 app.add_typer(kube_app, name="kube")
 
@@ -44,11 +45,6 @@ out = Console(width=None if sys.stdout.isatty() else 150)
 err = Console(stderr=True)
 
 UNSET = "unset"
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _sigterm_as_interrupt(*_: object) -> None:
@@ -112,29 +108,41 @@ def build_workload(
     )
 
 
-def docker_prediction(run: ContainerRun, host_swap: int | None) -> tuple[Allowance, Prediction]:
+def docker_prediction(
+    run: ContainerRun, host: RuntimeInfo | None, *, host_swap: int | None = None
+) -> tuple[Allowance, Prediction]:
+    """The rules' verdict for ``run`` on the engine whose host is ``host`` (None: flags only).
+
+    ``host_swap`` overrides the host's swap total (``oomlab predict --host-swap``).
+    """
     allowance = docker_allowance(
-        run.memory_bytes, run.memory_swap_bytes, as_written=(run.memory, run.memory_swap)
+        run.memory_bytes,
+        run.memory_swap_bytes,
+        swap_accounting=host is None or host.swap_limit_supported is not False,
+        as_written=(run.memory, run.memory_swap),
     )
     subject = "Docker" if run.engine == "docker" else "podman"
+    swap = host_swap if host_swap is not None else (host.swap_total_bytes if host else None)
     return allowance, predict(
-        run.workload.demand_bytes(), allowance, host_swap_bytes=host_swap, subject=subject
+        run.workload.demand_bytes(), allowance, host_swap_bytes=swap, subject=subject
     )
 
 
 def execute(
     runs: Sequence[ContainerRun], on_done: Callable[[Row], None] | None = None
 ) -> list[Row]:
-    """Predict then run each experiment; a runtime that refuses is a row, not a crash."""
-    host = local_host_facts()
+    """Predict (for each engine's own host) then run each experiment; a runtime that refuses is
+    a row, not a crash."""
+    runners: dict[str, ContainerRunner] = {}
     rows = []
-    docker_client = None
     for run in runs:
-        _, prediction = docker_prediction(run, host.swap_total_bytes)
+        prediction = None
         try:
-            if run.engine == "docker" and docker_client is None:
-                docker_client = connect_docker()
-            row = Row(run, prediction, run_container(run, docker_client))
+            if run.engine not in runners:
+                runners[run.engine] = container_runner(run.engine)
+            runner = runners[run.engine]
+            _, prediction = docker_prediction(run, runner.info())
+            row = Row(run, prediction, runner.run(run))
         except EngineUnavailable:
             raise
         except EngineError as exc:
@@ -154,12 +162,22 @@ def _outcome_style(value: str | None) -> str:
     }.get(value or "", value or "-")
 
 
-def render(rows: Sequence[Row], title: str) -> Table:
-    host = local_host_facts()
-    caption = (
-        f"host: cgroup {host.cgroup_version.value}, swap {human(host.swap_total_bytes or 0)}, "
-        f"memory {human(host.memory_total_bytes)}, kernel {host.kernel}"
+def describe_host(info: RuntimeInfo) -> str:
+    """One line on a runtime's host, as its runner reported it."""
+    where = {True: "local", False: "remote", None: "local or remote unknown"}[info.local]
+    swap = "unknown" if info.swap_total_bytes is None else human(info.swap_total_bytes)
+    limits = {True: "", False: " (no swap limits: --memory-swap ignored)", None: ""}
+    engine = f"{info.engine} {info.engine_version or ''}".strip() if info.engine else "host"
+    return (
+        f"{engine} on {info.hostname or '?'} ({where}): cgroup {info.cgroup_version.value}, "
+        f"swap {swap}{limits[info.swap_limit_supported]}, memory {human(info.memory_total_bytes)}, "
+        f"kernel {info.kernel or 'unknown'}, THP {info.transparent_hugepages or 'unknown'}"
     )
+
+
+def render(rows: Sequence[Row], title: str) -> Table:
+    hosts = {row.run.engine: row.result.host for row in rows if row.result}
+    caption = "; ".join(describe_host(info) for info in hosts.values()) or None
     table = Table(title=title, caption=caption, show_lines=True)
     table.add_column("run", no_wrap=True)
     table.add_column("predicted", no_wrap=True)
@@ -248,19 +266,6 @@ def report(
         err.print("[bold red]some observations differ from the prediction[/] (marked ✗)")
 
 
-def guarded(action: Callable[[], None]) -> None:
-    """User errors become one line on stderr and exit 2; Ctrl-C exits 130 after clean-up."""
-    try:
-        action()
-    except (SizeError, FlagError) as exc:
-        fail(str(exc))
-    except EngineError as exc:
-        fail(str(exc), code=3)
-    except KeyboardInterrupt:
-        err.print("interrupted; containers removed")
-        raise typer.Exit(130) from None
-
-
 ModeOpt = Annotated[Mode, typer.Option(help="Workload pattern.")]
 SizeOpt = Annotated[str, typer.Option(help="Total (peak) size, binary units: 1000Mi, 1Gi.")]
 ChunkOpt = Annotated[str | None, typer.Option(help="Chunk size (bulk, streaming).")]
@@ -299,18 +304,13 @@ def docker_run(
     timeline: TimelineOpt = None,
 ) -> None:
     """Run one workload under `docker run --memory --memory-swap` and explain the outcome."""
-
-    def action() -> None:
-        workload = build_workload(mode, size, chunk, window, step, interval, base, hold)
-        run = ContainerRun(workload, memory, memory_swap, runtime, engine, image, timeout)
-        docker_prediction(run, None)  # reject impossible flags before touching the engine
-        rows = run_with_progress([run], quiet=True)
-        report(rows, title="oomlab docker run", as_json=as_json, timeline=timeline)
-        result = rows[0].result
-        if result is None:
-            fail(rows[0].error, code=3)
-
-    guarded(action)
+    workload = build_workload(mode, size, chunk, window, step, interval, base, hold)
+    run = ContainerRun(workload, memory, memory_swap, runtime, engine, image, timeout)
+    docker_prediction(run, None)  # reject impossible flags before touching the engine
+    rows = run_with_progress([run], quiet=True)
+    report(rows, title="oomlab docker run", as_json=as_json, timeline=timeline)
+    if rows[0].result is None:
+        fail(rows[0].error)
 
 
 def _split(values: list[str]) -> list[str]:
@@ -335,26 +335,20 @@ def docker_matrix(
     plot: Annotated[Path | None, typer.Option(help="Also write a PNG chart here.")] = None,
 ) -> None:
     """Every combination of memory x memory-swap x runtime x engine x mode, predicted and run."""
-
-    def action() -> None:
-        runs = []
-        for eng, rt, md, mem, swap in itertools.product(
-            _split(engine), _split(runtime), _split(mode), _split(memory), _split(memory_swap)
-        ):
-            try:
-                workload_mode = Mode(md)
-            except ValueError:
-                fail(f"--mode {md!r} is not one of {', '.join(m.value for m in Mode)}")
-            workload = build_workload(workload_mode, size, None, None, None, None, None, 0.0)
-            run = ContainerRun(
-                workload, mem, None if swap == UNSET else swap, rt, eng, image, timeout
-            )
-            docker_prediction(run, None)
-            runs.append(run)
-        rows = run_with_progress(runs, quiet=as_json)
-        report(rows, title="oomlab docker matrix", as_json=as_json, plot=plot)
-
-    guarded(action)
+    runs = []
+    for eng, rt, md, mem, swap in itertools.product(
+        _split(engine), _split(runtime), _split(mode), _split(memory), _split(memory_swap)
+    ):
+        try:
+            workload_mode = Mode(md)
+        except ValueError:
+            fail(f"--mode {md!r} is not one of {', '.join(m.value for m in Mode)}")
+        workload = build_workload(workload_mode, size, None, None, None, None, None, 0.0)
+        run = ContainerRun(workload, mem, None if swap == UNSET else swap, rt, eng, image, timeout)
+        docker_prediction(run, None)
+        runs.append(run)
+    rows = run_with_progress(runs, quiet=as_json)
+    report(rows, title="oomlab docker matrix", as_json=as_json, plot=plot)
 
 
 def seed_runs(image: str, engine: str = "docker") -> list[ContainerRun]:
@@ -377,14 +371,10 @@ def demo(
     timeline: TimelineOpt = None,
 ) -> None:
     """The seed experiment on the local engine: 500m/500m, 500m/1g, streaming, swap unset."""
-
-    def action() -> None:
-        rows = run_with_progress(seed_runs(image, engine), quiet=as_json)
-        report(rows, title="oomlab demo: the seed experiment", as_json=as_json, timeline=timeline)
-        if any(row.agrees is False for row in rows):
-            raise typer.Exit(1)
-
-    guarded(action)
+    rows = run_with_progress(seed_runs(image, engine), quiet=as_json)
+    report(rows, title="oomlab demo: the seed experiment", as_json=as_json, timeline=timeline)
+    if any(row.agrees is False for row in rows):
+        raise typer.Exit(1)
 
 
 @app.command("predict")
@@ -396,23 +386,27 @@ def predict_cmd(
     chunk: ChunkOpt = None,
     window: WindowOpt = None,
     host_swap: Annotated[
-        str | None, typer.Option(help="Host swap (binary units); default: this host's.")
+        str | None,
+        typer.Option(help="Host swap (binary units); default: what the engine's host has."),
     ] = None,
+    engine: Annotated[str, typer.Option(help="docker or podman: whose host to predict for.")] = (
+        "docker"
+    ),
 ) -> None:
-    """Predict the outcome under Docker flags without running anything."""
+    """Predict the outcome under Docker flags without running the workload.
 
-    def action() -> None:
-        workload = build_workload(mode, size, chunk, window, None, None, None, 0.0)
-        run = ContainerRun(workload, memory, memory_swap)
-        swap = (
-            parse_binary_size(host_swap, field="--host-swap")
-            if host_swap
-            else local_host_facts().swap_total_bytes
-        )
-        _, prediction = docker_prediction(run, swap)
-        out.print(f"{_outcome_style(prediction.outcome.value)}: {prediction.explanation}")
-
-    guarded(action)
+    Without --host-swap the engine is asked what its host has (swap, swap limits); with it,
+    nothing is asked and swap limits are assumed to work.
+    """
+    workload = build_workload(mode, size, chunk, window, None, None, None, 0.0)
+    run = ContainerRun(workload, memory, memory_swap, engine=engine)
+    if host_swap is not None:
+        swap = parse_binary_size(host_swap, field="--host-swap")
+        _, prediction = docker_prediction(run, None, host_swap=swap)
+    else:
+        docker_prediction(run, None)  # reject impossible flags before asking the engine
+        _, prediction = docker_prediction(run, container_runner(engine).info())
+    out.print(f"{_outcome_style(prediction.outcome.value)}: {prediction.explanation}")
 
 
 @app.command()
@@ -462,13 +456,24 @@ def parity(
 
 
 @app.command()
-def host() -> None:
-    """What this host gives containers: cgroup version, swap, memory."""
-    facts = local_host_facts()
-    out.print(
-        f"cgroup {facts.cgroup_version.value}; swap {human(facts.swap_total_bytes or 0)}; "
-        f"memory {human(facts.memory_total_bytes)}; kernel {facts.kernel}"
-    )
+def host(
+    engine: Annotated[str, typer.Option(help="docker or podman.")] = "docker",
+    as_json: JsonOpt = False,
+) -> None:
+    """What the engine's host gives containers: cgroup version, swap, memory, kernel, THP."""
+    try:
+        facts = container_runner(engine).info()
+        note = ""
+    except EngineError as exc:
+        facts, note = this_machine(), f"{exc}; this machine instead:"
+    if as_json:
+        data = asdict(facts)
+        data["cgroup_version"] = facts.cgroup_version.value
+        print(json.dumps({"engine_error": note or None, **data}, indent=2))
+        return
+    if note:
+        err.print(note, highlight=False, soft_wrap=True)
+    out.print(describe_host(facts), highlight=False, soft_wrap=True)
     if facts.cgroup_version == CgroupVersion.V1:
         out.print(
             "cgroup v1: the kubelet gives pods no swap here (NoSwap only); Docker's "

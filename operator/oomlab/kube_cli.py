@@ -3,12 +3,11 @@ column of the runtime matrix (the operator must be deployed: ``kubectl apply -k 
 
 from __future__ import annotations
 
-import functools
 import itertools
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import Annotated, Any, ParamSpec
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,27 +15,15 @@ from rich.table import Table
 
 from oomlab import kube
 from oomlab.classify import Phase
+from oomlab.cli_errors import App
 from oomlab.pods import GROUP, KIND, VERSION
-from oomlab.units import SizeError, human, parse_binary_size, parse_k8s_quantity
+from oomlab.units import human, parse_binary_size, parse_k8s_quantity
 
-P = ParamSpec("P")
 TERMINAL = {phase.value for phase in Phase if phase.terminal}
 
-kube_app = typer.Typer(help="Run OOMExperiments on the cluster in KUBECONFIG (operator deployed).")
+kube_app = App(help="Run OOMExperiments on the cluster in KUBECONFIG (operator deployed).")
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
-
-
-class ClusterError(RuntimeError):
-    """The cluster could not be reached or refused the request; the message says which."""
-
-
-def _api_error(exc: Exception) -> ClusterError:
-    from kubernetes.client.exceptions import ApiException
-
-    if isinstance(exc, ApiException):
-        return ClusterError(f"the API server said {exc.status}: {kube.error_message(exc)}")
-    return ClusterError(f"no cluster answers ({exc.__class__.__name__}: {exc})")
 
 
 def experiment_body(
@@ -76,13 +63,6 @@ def experiment_body(
     }
 
 
-def create(namespace: str, body: dict[str, Any]) -> None:
-    try:
-        kube.create_experiment(namespace, body)
-    except Exception as exc:
-        raise _api_error(exc) from None
-
-
 def wait_all(namespace: str, names: Sequence[str], timeout_s: float) -> dict[str, dict[str, Any]]:
     """Each experiment's last seen body, once all are terminal or the time is up."""
     bodies: dict[str, dict[str, Any]] = {}
@@ -90,10 +70,7 @@ def wait_all(namespace: str, names: Sequence[str], timeout_s: float) -> dict[str
     with err.status(f"waiting for {len(names)} experiment(s)") as spinner:
         while time.monotonic() < deadline:
             for name in names:
-                try:
-                    found = kube.find_experiment(namespace, name)
-                except Exception as exc:
-                    raise _api_error(exc) from None
+                found = kube.find_experiment(namespace, name)
                 if found is not None:
                     bodies[name] = found
             done = [n for n in names if _phase(bodies.get(n)) in TERMINAL]
@@ -146,25 +123,7 @@ def render(bodies: Sequence[dict[str, Any]], title: str) -> Table:
 NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n")]
 
 
-def friendly(command: Callable[P, None]) -> Callable[P, None]:
-    """User and cluster errors become one line on stderr, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
-        try:
-            command(*args, **kwargs)
-        except SizeError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except ClusterError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(3) from None
-
-    return wrapper
-
-
 @kube_app.command("run")
-@friendly
 def run(
     name: Annotated[str, typer.Argument(help="Name of the new OOMExperiment.")],
     limit: Annotated[str, typer.Option(help="Kubernetes limits.memory (500Mi, not 500m).")] = (
@@ -183,13 +142,12 @@ def run(
         name, limit=limit, request=request, mode=mode, size=size, docker_memory=docker_memory,
         docker_memory_swap=docker_memory_swap, timeout_s=timeout,
     )  # fmt: skip
-    create(namespace, body)
+    kube.create_experiment(namespace, body)
     bodies = wait_all(namespace, [name], timeout + 60)
     out.print(render([bodies.get(name, body)], f"OOMExperiment {namespace}/{name}"))
 
 
 @kube_app.command("matrix")
-@friendly
 def matrix(
     limit: Annotated[list[str], typer.Option(help="limits.memory values.")] = ["500Mi"],  # noqa: B006
     request: Annotated[
@@ -217,7 +175,7 @@ def matrix(
             docker_memory=docker_memory, docker_memory_swap=docker_memory_swap,
             timeout_s=timeout, labels=run_label,
         )  # fmt: skip
-        create(namespace, body)
+        kube.create_experiment(namespace, body)
         names.append(name)
     bodies = wait_all(namespace, names, timeout + 120)
     out.print(render([bodies[n] for n in names if n in bodies], "oomlab kube matrix"))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oomlab.results import Outcome
-from oomlab.semantics import docker_allowance, usable_swap
+from oomlab.semantics import Allowance, docker_allowance, usable_swap
 from oomlab.units import MiB
 
 if TYPE_CHECKING:
@@ -34,6 +34,16 @@ def _pyplot() -> Any:
     return plt
 
 
+def _allowance(row: Row) -> Allowance:
+    """Docker's allowance for the row's flags on the host the row ran on."""
+    host = row.result.host if row.result else None
+    return docker_allowance(
+        row.run.memory_bytes,
+        row.run.memory_swap_bytes,
+        swap_accounting=host is None or host.swap_limit_supported is not False,
+    )
+
+
 def plot_timeline(rows: Sequence[Row], path: Path) -> None:
     """Resident memory over time for each run, against its memory and memory+swap limits.
 
@@ -51,7 +61,7 @@ def plot_timeline(rows: Sequence[Row], path: Path) -> None:
         colour = COLOURS[row.result.outcome]
         ax.plot(times, rss, color=colour, label="resident (RSS)")
         ax.plot(times, live, color=colour, linestyle=":", label="allocated by the workload")
-        allowance = docker_allowance(row.run.memory_bytes, row.run.memory_swap_bytes)
+        allowance = _allowance(row)
         if allowance.memory_bytes:
             ax.axhline(allowance.memory_bytes / MiB, color="#1f77b4", linestyle="--",
                        label="memory limit")  # fmt: skip
@@ -79,7 +89,7 @@ def plot_rows(rows: Sequence[Row], path: Path) -> None:
 
     labels, memory, swap, demand, peak, colours = [], [], [], [], [], []
     for row in rows:
-        allowance = docker_allowance(row.run.memory_bytes, row.run.memory_swap_bytes)
+        allowance = _allowance(row)
         host_swap = row.result.host.swap_total_bytes if row.result else None
         usable, _ = usable_swap(allowance, host_swap)
         labels.append(

@@ -33,8 +33,12 @@ class CgroupVersion(StrEnum):
 
 
 @dataclass(frozen=True)
-class HostFacts:
-    """What the machine that ran the workload could give it."""
+class RuntimeInfo:
+    """What the machine a runtime runs its containers on really is, as that runtime reports it.
+
+    For a remote engine (``DOCKER_HOST`` over ssh, a forwarded socket, an engine inside a VM) these
+    are the remote kernel's facts, never this process's. None means the runtime did not say.
+    """
 
     cgroup_version: CgroupVersion = CgroupVersion.UNKNOWN
     swap_total_bytes: int | None = None
@@ -45,6 +49,18 @@ class HostFacts:
     runtime: str | None = None
     runtime_version: str | None = None
     hostname: str | None = None
+    swap_limit_supported: bool | None = None
+    """Whether the kernel accounts swap per cgroup (Docker's ``SwapLimit``); without it Docker
+    ignores --memory-swap."""
+    transparent_hugepages: str | None = None
+    """``always``, ``madvise`` or ``never``: with ``always`` swapped pages can count against the
+    memory limit again, so a run that fits memory + swap on paper may still be OOM-killed."""
+    local: bool | None = None
+    """True when the engine shares this process's kernel (so its cgroups are readable here)."""
+
+
+HostFacts = RuntimeInfo
+"""The name the status code and older callers use for :class:`RuntimeInfo`."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +90,7 @@ class RunResult:
     progress: Progress = field(default_factory=Progress)
     peak_usage_bytes: int | None = None
     duration_s: float | None = None
-    host: HostFacts = field(default_factory=HostFacts)
+    host: RuntimeInfo = field(default_factory=RuntimeInfo)
     runtime: str | None = None
     log_tail: str = ""
 
@@ -83,15 +99,3 @@ class RunResult:
         data["outcome"] = self.outcome.value
         data["host"]["cgroup_version"] = self.host.cgroup_version.value
         return data
-
-
-def exit_code_meaning(exit_code: int) -> str:
-    """A short phrase for a container exit code, as memhog and container runtimes use them."""
-    meanings = {
-        0: "completed",
-        2: "rejected its arguments",
-        3: "hit a MemoryError",
-        137: "was killed with SIGKILL (137 = 128 + 9)",
-        143: "was stopped with SIGTERM (143 = 128 + 15)",
-    }
-    return meanings.get(exit_code, f"exited with code {exit_code}")

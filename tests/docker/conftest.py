@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from oomlab.docker_runner import RUN_LABEL, EngineError, docker_client
+from oomlab.runners import RUN_LABEL, DockerRunner, EngineError, docker_client
 from oomlab.workload import DEFAULT_IMAGE
 
 
@@ -33,6 +33,12 @@ def client() -> Any:
     except Exception:
         _missing(f"{DEFAULT_IMAGE} is missing: run hack/images.sh")
     return client
+
+
+@pytest.fixture(scope="session")
+def docker_runner(client: Any) -> DockerRunner:
+    """One runner for the session: its host probe runs once."""
+    return DockerRunner(client)
 
 
 @pytest.fixture(scope="session")

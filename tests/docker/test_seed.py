@@ -10,16 +10,16 @@ import sys
 import time
 from typing import Any
 
-from oomlab.docker_runner import RUN_LABEL, ContainerRun, run_container
 from oomlab.results import Outcome
+from oomlab.runners import RUN_LABEL, ContainerRun, DockerRunner
 from oomlab.workload import Mode, WorkloadSpec
 
 MiB = 2**20
 SEED = WorkloadSpec(Mode.BULK, 1000 * MiB, 500 * MiB)
 
 
-def test_seed_without_swap_is_oom_killed(client: Any) -> None:
-    result = run_container(ContainerRun(SEED, "500m", "500m"), client)
+def test_seed_without_swap_is_oom_killed(docker_runner: DockerRunner) -> None:
+    result = docker_runner.run(ContainerRun(SEED, "500m", "500m"))
     assert result.outcome == Outcome.OOM_KILLED
     assert result.exit_code == 137
     assert result.oom_killed is True
@@ -30,8 +30,8 @@ def test_seed_without_swap_is_oom_killed(client: Any) -> None:
     assert result.peak_usage_bytes <= 500 * MiB + MiB
 
 
-def test_seed_with_swap_completes(client: Any) -> None:
-    result = run_container(ContainerRun(SEED, "500m", "1g"), client)
+def test_seed_with_swap_completes(docker_runner: DockerRunner) -> None:
+    result = docker_runner.run(ContainerRun(SEED, "500m", "1g"))
     assert result.outcome == Outcome.COMPLETED, result.reason
     assert result.exit_code == 0
     assert result.oom_killed is False
@@ -41,18 +41,18 @@ def test_seed_with_swap_completes(client: Any) -> None:
     assert result.peak_usage_bytes is not None and result.peak_usage_bytes > 500 * MiB
 
 
-def test_streaming_fix_completes_under_the_same_limit(client: Any) -> None:
+def test_streaming_fix_completes_under_the_same_limit(docker_runner: DockerRunner) -> None:
     workload = WorkloadSpec(Mode.STREAMING, 1000 * MiB, 50 * MiB, window=2)
-    result = run_container(ContainerRun(workload, "500m", "500m"), client)
+    result = docker_runner.run(ContainerRun(workload, "500m", "500m"))
     assert result.outcome == Outcome.COMPLETED, result.reason
     assert result.progress.processed_bytes == 1000 * MiB
     assert result.progress.peak_allocated_bytes is not None
     assert result.progress.peak_allocated_bytes <= 100 * MiB
 
 
-def test_timeout_kills_and_removes_the_container(client: Any) -> None:
+def test_timeout_kills_and_removes_the_container(docker_runner: DockerRunner) -> None:
     workload = WorkloadSpec(Mode.BULK, 8 * MiB, 8 * MiB, hold_s=120)
-    result = run_container(ContainerRun(workload, "64m", "64m", timeout_s=3), client)
+    result = docker_runner.run(ContainerRun(workload, "64m", "64m", timeout_s=3))
     assert result.outcome == Outcome.TIMED_OUT
     assert result.duration_s is not None and result.duration_s < 60
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from oomlab.cli import Row
-from oomlab.docker_runner import ContainerRun
 from oomlab.plot import plot_rows, plot_timeline
 from oomlab.results import Outcome, Progress, RunResult
+from oomlab.runners import ContainerRun
 from oomlab.workload import Mode, WorkloadSpec
 
 MiB = 2**20

@@ -1,0 +1,172 @@
+"""The Docker runner: one experiment on a Docker engine through its SDK, always cleaned up.
+
+The engine may be remote (``DOCKER_HOST``): :meth:`DockerRunner.info` asks the engine and a probe
+container about the kernel the containers run on, and the cgroup is sampled only when that
+kernel is this one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import time
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from oomlab.results import RunResult, RuntimeInfo
+from oomlab.runners.base import (
+    RUN_LABEL,
+    ContainerRun,
+    EngineError,
+    EngineUnavailable,
+    PeakSampler,
+    container_result,
+)
+from oomlab.runners.info import PROBE_SCRIPT, cgroup_peak_files, docker_info, parse_probe
+from oomlab.workload import DEFAULT_IMAGE
+
+PROBE_MEMORY = "64m"
+
+HARDENING: dict[str, Any] = {
+    "network_mode": "none",
+    "read_only": True,
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges"],
+}
+
+
+def docker_client() -> Any:
+    import docker
+
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception as exc:  # the SDK raises several unrelated types here
+        raise EngineUnavailable(
+            f"no Docker engine answers ({exc.__class__.__name__}); start one with "
+            "hack/docker-up.sh or set DOCKER_HOST"
+        ) from None
+    return client
+
+
+def local_runtime_version(runtime: str) -> str | None:
+    """``crun --version`` and friends on this machine: the first line's last word."""
+    path = shutil.which(runtime)
+    if path is None:
+        return None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        proc = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=5)
+        first = proc.stdout.strip().splitlines()[:1]
+        return first[0].split()[-1] if first else None
+    return None
+
+
+class DockerRunner:
+    """Runs :class:`ContainerRun` experiments on one Docker engine."""
+
+    name = "docker"
+
+    def __init__(self, client: Any | None = None, probe_image: str = DEFAULT_IMAGE) -> None:
+        self.client = client or docker_client()
+        self.probe_image = probe_image
+        self._info: RuntimeInfo | None = None
+        self._runc_commit: str | None = None
+
+    def info(self) -> RuntimeInfo:
+        if self._info is None:
+            engine = self.client.info()
+            self._runc_commit = (engine.get("RuncCommit") or {}).get("ID")
+            self._info = docker_info(engine, self.client.version(), self._probe())
+        return self._info
+
+    def _probe(self) -> Any:
+        import docker
+
+        try:
+            output = self.client.containers.run(
+                self.probe_image,
+                entrypoint=["python3", "-c", PROBE_SCRIPT],
+                command=[],
+                labels={RUN_LABEL: f"probe-{uuid.uuid4().hex}"},
+                mem_limit=PROBE_MEMORY,
+                remove=True,
+                **HARDENING,
+            )
+        except docker.errors.DockerException:
+            return None
+        return parse_probe(output.decode(errors="replace"))
+
+    def runtime_info(self, runtime: str) -> RuntimeInfo:
+        """:meth:`info` for one OCI runtime, with its version where it can be known."""
+        info = self.info()
+        version = self._runc_commit if runtime == "runc" else None
+        if version is None and info.local:
+            version = local_runtime_version(runtime)
+        return replace(info, runtime=runtime, runtime_version=version)
+
+    def run(self, experiment: ContainerRun) -> RunResult:
+        """Run the experiment on the engine and wait for its end (or its timeout)."""
+        import docker
+
+        run = experiment
+        host = self.runtime_info(run.runtime)
+        kwargs: dict[str, Any] = {
+            "command": run.workload.args(),
+            "environment": {"PYTHONUNBUFFERED": "1"},
+            "labels": {RUN_LABEL: uuid.uuid4().hex},
+            "runtime": run.runtime,
+            "detach": True,
+            **HARDENING,
+        }
+        if run.memory_bytes is not None:
+            kwargs["mem_limit"] = run.memory_bytes
+        if run.memory_swap_bytes is not None:
+            kwargs["memswap_limit"] = run.memory_swap_bytes
+        try:
+            container = self.client.containers.create(run.image, **kwargs)
+        except docker.errors.ImageNotFound:
+            raise EngineUnavailable(
+                f"image {run.image} is not on this engine: run hack/images.sh"
+            ) from None
+        except docker.errors.APIError as exc:
+            raise EngineError(f"Docker refused the container: {exc.explanation or exc}") from None
+        started = time.monotonic()
+        timed_out = False
+        error = ""
+        try:
+            with PeakSampler(cgroup_peak_files(container.id, host)) as sampler:
+                try:
+                    container.start()
+                except docker.errors.APIError as exc:
+                    error = str(exc.explanation or exc).strip()
+                if not error:
+                    try:
+                        container.wait(timeout=run.timeout_s)
+                    except Exception:  # requests' ReadTimeout, via the SDK
+                        timed_out = True
+                        with contextlib.suppress(docker.errors.APIError):
+                            container.kill()
+                        container.wait(timeout=30)
+            duration = time.monotonic() - started
+            container.reload()
+            state = container.attrs.get("State", {})
+            logs = container.logs(stdout=True, stderr=True).decode(errors="replace")
+        finally:
+            with contextlib.suppress(docker.errors.APIError, docker.errors.NotFound):
+                container.remove(force=True)
+        oom_killed = state.get("OOMKilled")
+        return container_result(
+            "docker",
+            run,
+            host,
+            exit_code=state.get("ExitCode"),
+            oom_killed=oom_killed,
+            oom_reported_by="Docker reported State.OOMKilled" if oom_killed else None,
+            error=error,
+            timed_out=timed_out,
+            logs=logs,
+            peak=sampler.peak,
+            duration=duration,
+        )
