@@ -405,7 +405,11 @@ def predict_cmd(
         _, prediction = docker_prediction(run, None, host_swap=swap)
     else:
         docker_prediction(run, None)  # reject impossible flags before asking the engine
-        _, prediction = docker_prediction(run, container_runner(engine).info())
+        try:
+            host = container_runner(engine).info()
+        except EngineError as exc:
+            fail(f"{exc}; or give --host-swap to predict without an engine")
+        _, prediction = docker_prediction(run, host)
     out.print(f"{_outcome_style(prediction.outcome.value)}: {prediction.explanation}")
 
 

@@ -53,3 +53,16 @@ def test_predict_needs_no_engine() -> None:
         app, ["predict", "--memory", "500m", "--memory-swap", "1g", "--host-swap", "2Gi"]
     )
     assert "Completed" in result.output
+
+
+def test_predict_without_host_swap_asks_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from oomlab import cli
+    from oomlab.runners import EngineUnavailable
+
+    def no_engine(engine: str) -> None:
+        raise EngineUnavailable("no Docker engine answers")
+
+    monkeypatch.setattr(cli, "container_runner", no_engine)
+    result = runner.invoke(app, ["predict", "--memory", "500m"])
+    assert result.exit_code == 2
+    assert "--host-swap" in result.stderr
