@@ -66,3 +66,21 @@ def test_predict_without_host_swap_asks_the_engine(monkeypatch: pytest.MonkeyPat
     result = runner.invoke(app, ["predict", "--memory", "500m"])
     assert result.exit_code == 2
     assert "--host-swap" in result.stderr
+
+
+def test_host_without_an_engine_says_so_and_shows_this_machine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import platform
+
+    from oomlab import cli
+    from oomlab.runners import EngineUnavailable
+
+    def no_engine(engine: str) -> None:
+        raise EngineUnavailable("no Docker engine answers")
+
+    monkeypatch.setattr(cli, "container_runner", no_engine)
+    result = runner.invoke(app, ["host"])
+    assert result.exit_code == 0
+    assert "no Docker engine answers; this machine instead" in result.stderr
+    assert f"kernel {platform.release()}" in result.stdout
