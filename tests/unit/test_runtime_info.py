@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ THIS_BOOT = "11111111-2222-3333-4444-555555555555"
 
 
 def probe_output(*, boot_id: str, swap_kib: int, thp: str = "always [madvise] never\n") -> bytes:
-    return json.dumps(
+    return repr(
         {
             "meminfo": f"MemTotal:  4007124 kB\nSwapTotal: {swap_kib} kB\n",
             "thp": thp,
@@ -150,4 +149,5 @@ def test_thp_mode(text: str | None, mode: str | None) -> None:
 def test_probe_output_with_noise_before_it() -> None:
     probe = parse_probe("warning: something\n" + probe_output(boot_id="b", swap_kib=1).decode())
     assert probe is not None and probe.swap_total_bytes == 1024
-    assert parse_probe("not json") is None
+    assert parse_probe("not a literal") is None
+    assert parse_probe("__import__('os').system('true')") is None  # a literal, never code

@@ -9,7 +9,7 @@ runtime answers, and for telling whether a runtime is local (same kernel boot).
 
 from __future__ import annotations
 
-import json
+import ast
 import os
 import platform
 from collections.abc import Mapping
@@ -24,7 +24,7 @@ THP_ENABLED = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 PROBE_SCRIPT = """
-import json, os
+import os
 def read(path):
     try:
         with open(path) as f:
@@ -32,7 +32,7 @@ def read(path):
     except OSError:
         return None
 cg = "/sys/fs/cgroup"
-print(json.dumps({
+print(repr({
     "meminfo": read("/proc/meminfo"),
     "thp": read("/sys/kernel/mm/transparent_hugepage/enabled"),
     "boot_id": read("/proc/sys/kernel/random/boot_id"),
@@ -43,7 +43,8 @@ print(json.dumps({
 }))
 """
 """Run by ``python3 -c`` in a container of the workload image (no network, read-only): what the
-kernel under the engine says about itself. /proc/meminfo in a container shows the host's."""
+kernel under the engine says about itself. /proc/meminfo in a container shows the host's. The
+image has only python3-minimal, which has no json module: the probe prints a Python literal."""
 
 
 def parse_meminfo(text: str) -> dict[str, int]:
@@ -86,11 +87,11 @@ class Probe:
 
 
 def parse_probe(output: str) -> Probe | None:
-    """The probe's JSON line; None when it is not there (the probe failed)."""
+    """The probe's line (a Python dict literal); None when it is not there (the probe failed)."""
     for line in reversed(output.strip().splitlines()):
         try:
-            data = json.loads(line)
-        except ValueError:
+            data = ast.literal_eval(line)
+        except (ValueError, SyntaxError):
             continue
         if isinstance(data, Mapping):
             return _probe(data)
