@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from oomlab.classify import classify_exit
+from oomlab.pods import DockerFlags
 from oomlab.results import CgroupVersion, Outcome, RunResult, RuntimeInfo
 from oomlab.semantics import FlagError, docker_allowance
-from oomlab.units import parse_docker_flags
 from oomlab.workload import DEFAULT_IMAGE, WorkloadSpec, parse_lines
 
 RUN_LABEL = "oomlab.dev/run"
@@ -57,12 +57,16 @@ class ContainerRun:
     timeout_s: float = 180.0
 
     @property
+    def docker_flags(self) -> DockerFlags:
+        return DockerFlags(self.memory, self.memory_swap, self.runtime)
+
+    @property
     def memory_bytes(self) -> int | None:
-        return parse_docker_flags(self.memory, None)[0]
+        return self.docker_flags.memory_bytes
 
     @property
     def memory_swap_bytes(self) -> int | None:
-        return parse_docker_flags(None, self.memory_swap)[1]
+        return self.docker_flags.memory_swap_bytes
 
     def flags(self) -> list[str]:
         flags = []
