@@ -49,7 +49,14 @@ from cluster import (  # noqa: E402
 )
 
 from lab import wait_for  # noqa: E402
-from oomlab.pods import LABEL_EXPERIMENT_UID, ExperimentSpec, build_pod  # noqa: E402
+from oomlab.pods import (  # noqa: E402
+    GROUP,
+    LABEL_EXPERIMENT_UID,
+    PLURAL,
+    VERSION,
+    ExperimentSpec,
+    build_pod,
+)
 
 MiB = 2**20
 RATIO_GOAL = 1.2
@@ -156,12 +163,18 @@ def experiment_problems(side: Side, names: list[str]) -> list[str]:
     duplicated = {n: k for n, k in seen.items() if k > 1}
     if duplicated:
         problems.append(f"experiments with more than one pod ever: {duplicated}")
+    stored = client.CustomObjectsApi(side.core.api_client).list_namespaced_custom_object(
+        GROUP, VERSION, side.namespace, PLURAL
+    )["items"]
+    uids = {body["metadata"]["uid"] for body in stored}
+    if len(stored) != len(names):
+        problems.append(f"{len(stored)} experiments stored, not {len(names)}")
     pods = side.core.list_namespaced_pod(side.namespace).items
     per_experiment = Counter((p.metadata.labels or {}).get(LABEL_EXPERIMENT_UID) for p in pods)
-    if len(pods) != len(names) or set(per_experiment.values()) != {1}:
-        problems.append(f"{len(pods)} pods left for {len(names)} experiments, "
+    if set(per_experiment) != uids or set(per_experiment.values()) != {1}:
+        problems.append(f"{len(pods)} pods left for {len(uids)} experiments, "
                         f"{len(per_experiment)} distinct owners")  # fmt: skip
-    print(f"pods seen per experiment: {dict(Counter(seen.values()))} (experiment count by pods)")
+    print(f"experiments by the number of pods they ever had: {dict(Counter(seen.values()))}")
     return problems
 
 
