@@ -64,6 +64,7 @@ class Watcher:
         self.final: dict[str, float] = {}  # experiment -> its status reached a terminal phase
         self.phase: dict[str, str] = {}  # experiment -> that terminal phase
         self.pods_of: dict[str, set[str]] = defaultdict(set)  # experiment -> uids of its pods
+        self.pod_seen: dict[str, float] = {}  # pod -> first seen
         self.pod_done: dict[str, float] = {}  # pod -> phase Succeeded or Failed
         self._stop = threading.Event()
         core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
@@ -99,6 +100,7 @@ class Watcher:
 
     def _pod(self, pod: Any) -> None:
         now = time.monotonic()
+        self.pod_seen.setdefault(pod.metadata.name, now)
         owner = (pod.metadata.annotations or {}).get(ANNOTATION_EXPERIMENT)
         if owner:
             self.pods_of[owner].add(pod.metadata.uid)
