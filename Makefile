@@ -99,3 +99,7 @@ down: ## Undo setup: cluster, swapfile, Docker engine we started.
 .PHONY: clean
 clean: ## Remove the venv and caches in the tree.
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: bench-scale
+bench-scale: venv ## 200 experiments at once vs 200 bare pods, on the cluster at $$KUBECONFIG (ratio, RSS).
+	KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(BIN)/python bench/scale.py

@@ -23,67 +23,98 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path[:0] = [str(TESTS), str(TESTS / "e2e")]
 
 from cluster import (  # noqa: E402
-    OPERATOR_DEPLOYMENT,
-    OPERATOR_NAMESPACE,
-    ROOT,
     TERMINAL,
+    deploy_operator,
     experiment,
     kubeconfig,
     kubectl,
+    operator_rss_bytes,
     small_spec,
 )
 
-from oomlab.pods import GROUP, PLURAL, VERSION, ExperimentSpec, build_pod  # noqa: E402
+from lab import ClusterUnavailable, connect, wait_for  # noqa: E402
+from oomlab.pods import (  # noqa: E402
+    ANNOTATION_EXPERIMENT,
+    GROUP,
+    PLURAL,
+    VERSION,
+    ExperimentSpec,
+    build_pod,
+)
 
 
 class Watcher:
-    """Records when each experiment's pod terminated and when its status went terminal."""
+    """One namespace's pods and experiments as they change, each first sighting stamped with this
+    process's monotonic clock. It lists first and watches from the list's resourceVersion, so
+    nothing created after the constructor returns is missed."""
 
     def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.namespace = namespace
-        self.api = api
-        self.terminated: dict[str, float] = {}
-        self.final: dict[str, float] = {}
+        self.terminated: dict[str, float] = {}  # experiment -> its pod's container terminated
+        self.final: dict[str, float] = {}  # experiment -> its status reached a terminal phase
+        self.phase: dict[str, str] = {}  # experiment -> that terminal phase
+        self.pods_of: dict[str, set[str]] = defaultdict(set)  # experiment -> uids of its pods
+        self.pod_seen: dict[str, float] = {}  # pod -> first seen
+        self.pod_done: dict[str, float] = {}  # pod -> phase Succeeded or Failed
         self._stop = threading.Event()
+        core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+        pods = core.list_namespaced_pod(namespace)
+        for pod in pods.items:
+            self._pod(pod)
+        experiments = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        for body in experiments["items"]:
+            self._experiment(body)
         self.threads = [
-            threading.Thread(target=self._pods, daemon=True),
-            threading.Thread(target=self._experiments, daemon=True),
-        ]
+            threading.Thread(
+                target=self._follow, daemon=True,
+                args=(core.list_namespaced_pod, (namespace,), pods.metadata.resource_version,
+                      self._pod),
+            ),
+            threading.Thread(
+                target=self._follow, daemon=True,
+                args=(custom.list_namespaced_custom_object, (GROUP, VERSION, namespace, PLURAL),
+                      experiments["metadata"]["resourceVersion"], self._experiment),
+            ),
+        ]  # fmt: skip
         for thread in self.threads:
             thread.start()
 
-    def _pods(self) -> None:
-        core = client.CoreV1Api(self.api)
+    def _follow(
+        self, lister: Any, args: tuple[str, ...], version: str, seen: Callable[[Any], None]
+    ) -> None:
+        stream = watch.Watch()
         while not self._stop.is_set():
-            for event in watch.Watch().stream(
-                core.list_namespaced_pod, self.namespace, timeout_seconds=5
-            ):
-                pod = event["object"]
-                owner = (pod.metadata.annotations or {}).get("oomlab.dev/experiment")
-                for status in pod.status.container_statuses or []:
-                    if owner and status.state.terminated and owner not in self.terminated:
-                        self.terminated[owner] = time.monotonic()
+            for event in stream.stream(lister, *args, resource_version=version, timeout_seconds=5):
+                seen(event["object"])
+            version = stream.resource_version or version
 
-    def _experiments(self) -> None:
-        custom = client.CustomObjectsApi(self.api)
-        while not self._stop.is_set():
-            for event in watch.Watch().stream(
-                custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL,
-                timeout_seconds=5,
-            ):  # fmt: skip
-                body = event["object"]
-                name = body["metadata"]["name"]
-                phase = (body.get("status") or {}).get("phase")
-                if phase in TERMINAL and name not in self.final:
-                    self.final[name] = time.monotonic()
+    def _pod(self, pod: Any) -> None:
+        now = time.monotonic()
+        self.pod_seen.setdefault(pod.metadata.name, now)
+        owner = (pod.metadata.annotations or {}).get(ANNOTATION_EXPERIMENT)
+        if owner:
+            self.pods_of[owner].add(pod.metadata.uid)
+            if any(s.state.terminated for s in pod.status.container_statuses or []):
+                self.terminated.setdefault(owner, now)
+        if pod.status.phase in ("Succeeded", "Failed"):
+            self.pod_done.setdefault(pod.metadata.name, now)
+
+    def _experiment(self, body: dict[str, Any]) -> None:
+        phase = (body.get("status") or {}).get("phase")
+        if phase in TERMINAL:
+            name = body["metadata"]["name"]
+            self.final.setdefault(name, time.monotonic())
+            self.phase.setdefault(name, phase)
 
     def stop(self) -> None:
         self._stop.set()
@@ -104,23 +135,31 @@ def round_trip(namespace: str, document: Path, target: str, phase: str) -> float
     return time.monotonic() - started
 
 
+def project_cluster() -> client.ApiClient:
+    """The cluster in KUBECONFIG (else the local one), if it is the project's own: benchmarks
+    restart the operator and create hundreds of pods."""
+    path = kubeconfig()
+    if path is None:
+        raise SystemExit("no KUBECONFIG and no local cluster: run make cluster-up")
+    try:
+        return connect(path)
+    except ClusterUnavailable as exc:
+        raise SystemExit(f"{Path(sys.argv[0]).name}: {exc}") from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=24)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--pairs", type=int, default=6)
     args = parser.parse_args()
-    config.load_kube_config(config_file=kubeconfig())  # type: ignore[no-untyped-call]
-    api = client.ApiClient()
-    kubectl("apply", "-k", str(ROOT / "manifests"))
-    kubectl("-n", OPERATOR_NAMESPACE, "rollout", "status", f"deployment/{OPERATOR_DEPLOYMENT}",
-            "--timeout=180s")  # fmt: skip
+    api = project_cluster()
+    deploy_operator()
     namespace = f"oomlab-bench-{uuid.uuid4().hex[:6]}"
     kubectl("create", "namespace", namespace)
     custom = client.CustomObjectsApi(api)
     try:
         watcher = Watcher(api, namespace)
-        time.sleep(1)
         names = [f"lat-{i:02d}" for i in range(args.count)]
         for start in range(0, len(names), args.batch):
             batch = names[start : start + args.batch]
@@ -128,9 +167,8 @@ def main() -> None:
                 custom.create_namespaced_custom_object(
                     GROUP, VERSION, namespace, PLURAL, experiment(name, small_spec())
                 )
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline and not all(n in watcher.final for n in batch):
-                time.sleep(0.1)
+            wait_for(lambda done=batch: all(n in watcher.final for n in done), 300,
+                     f"experiments {batch} to be terminal")  # fmt: skip
         watcher.stop()
         latencies = [watcher.final[n] - watcher.terminated[n] for n in names
                      if n in watcher.final and n in watcher.terminated]  # fmt: skip
@@ -164,13 +202,9 @@ def main() -> None:
             f"{pod_median:.2f}s, ratio {ratio:.2f}x (goal <= 1.3x)"
         )
 
-        rss = kubectl(
-            "-n", OPERATOR_NAMESPACE, "exec", f"deployment/{OPERATOR_DEPLOYMENT}", "--",
-            "python3", "-c",
-            "print([l for l in open('/proc/1/status') if l.startswith('VmRSS')][0].split()[1])",
-        ).stdout.strip()  # fmt: skip
+        rss = operator_rss_bytes() / 2**20
         total = args.count + args.pairs
-        print(f"operator RSS after {total} experiments: {int(rss) / 1024:.1f} MiB (goal < 150 MiB)")
+        print(f"operator RSS after {total} experiments: {rss:.1f} MiB (goal < 150 MiB)")
     finally:
         kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 

@@ -1,19 +1,76 @@
-"""Experiments, pods and events in one namespace, read back the way a user would. Shared by the
-operator tier and the e2e tier (pytest puts tests/, where the root conftest.py is, on sys.path)."""
+"""The cluster under test and one namespace in it, read back the way a user would. Shared by the
+operator tier, the e2e tier and the operator benchmarks (pytest puts tests/, where the root
+conftest.py is, on sys.path).
+
+These tiers restart, scale and apply things, so they only touch the project's own clusters: the
+kubeconfig's current cluster must be ``oomlab`` (hack/local-cluster.sh writes that name) or
+``kind-oomlab`` (kind names clusters ``kind-<name>``; hack/kind-up.sh's default name is oomlab).
+``OOMLAB_ALLOW_FOREIGN_CLUSTER=1`` allows any other.
+"""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
-from kubernetes import client
+import pytest
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from oomlab.pods import GROUP, PLURAL, VERSION
 
 IMAGE = os.environ.get("OOMLAB_TEST_IMAGE", "oomlab/memhog:dev")
+PROJECT_CLUSTERS = ("oomlab", "kind-oomlab")
+ALLOW_FOREIGN = "OOMLAB_ALLOW_FOREIGN_CLUSTER"
+
+
+class ClusterUnavailable(Exception):
+    """No cluster answers, or the one that does is not the project's to change."""
+
+
+def refusal(cluster: str | None, allow_foreign: bool) -> str | None:
+    """Why the tests must leave this cluster alone, or None when it is the project's own."""
+    if allow_foreign or cluster in PROJECT_CLUSTERS:
+        return None
+    return (
+        f"the kubeconfig's current cluster is {cluster!r}, not one of this project's "
+        f"({', '.join(PROJECT_CLUSTERS)}), and these tests restart, scale and apply things: "
+        f"point KUBECONFIG at the project's cluster, or set {ALLOW_FOREIGN}=1 to use this one"
+    )
+
+
+def current_cluster(kubeconfig: str) -> str | None:
+    """The cluster name of the kubeconfig's current context (kubectl's view of "this cluster")."""
+    _, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    name = (active or {}).get("context", {}).get("cluster")
+    return str(name) if name else None
+
+
+def connect(kubeconfig: str) -> client.ApiClient:
+    """An API client for the project's cluster in ``kubeconfig``, once it answers."""
+    try:
+        cluster = current_cluster(kubeconfig)
+    except Exception as exc:  # a missing file, a config without contexts: no cluster to use
+        raise ClusterUnavailable(f"cannot read the kubeconfig {kubeconfig}: {exc}") from exc
+    reason = refusal(cluster, os.environ.get(ALLOW_FOREIGN) == "1")
+    if reason:
+        raise ClusterUnavailable(reason)
+    try:
+        config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        api = client.ApiClient()
+        client.VersionApi(api).get_code(_request_timeout=5)
+    except Exception as exc:  # any failure to reach the cluster
+        raise ClusterUnavailable(f"the cluster in {kubeconfig} does not answer: {exc}") from exc
+    return api
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip, or fail where a cluster is required (OOMLAB_REQUIRE_CLUSTER=1: make test-e2e, CI)."""
+    if os.environ.get("OOMLAB_REQUIRE_CLUSTER") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 class Lab:
@@ -70,6 +127,22 @@ class Lab:
             self.namespace, field_selector=f"involvedObject.name={name}"
         )
         return [client.ApiClient().sanitize_for_serialization(e) for e in found.items]
+
+    def wait_event(self, name: str, reason: str, timeout: float = 30) -> list[dict[str, Any]]:
+        """All of the experiment's events, once one with ``reason`` is among them (the operator
+        posts events in the background, after the status)."""
+
+        def with_reason() -> list[dict[str, Any]] | None:
+            events = self.events(name)
+            return events if any(e["reason"] == reason for e in events) else None
+
+        found: list[dict[str, Any]] = wait_for(
+            with_reason,
+            timeout,
+            f"a {reason} event on {name}",
+            lambda: str([e["reason"] for e in self.events(name)]),
+        )
+        return found
 
 
 def wait_for(

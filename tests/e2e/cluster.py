@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
-from lab import Lab
+from lab import Lab, wait_for
 from oomlab.pods import GROUP, LABEL_EXPERIMENT_UID, PLURAL, VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +58,26 @@ def kubectl(
         timeout=timeout,
         env=env,
     )
+
+
+def deploy_operator() -> None:
+    """CRD, RBAC and operator with ``kubectl apply -k manifests/``, then a fresh operator pod (a
+    rebuilt image under the same tag needs a new pod to take effect), ready."""
+    deployment = f"deployment/{OPERATOR_DEPLOYMENT}"
+    kubectl("apply", "-k", str(ROOT / "manifests"))
+    kubectl("wait", "--for=condition=Established", "crd/oomexperiments.oomlab.dev", "--timeout=60s")
+    kubectl("-n", OPERATOR_NAMESPACE, "rollout", "restart", deployment)
+    kubectl("-n", OPERATOR_NAMESPACE, "rollout", "status", deployment, "--timeout=180s")
+
+
+def operator_rss_bytes() -> int:
+    """VmRSS of the deployed operator's kopf process, read inside its container."""
+    script = "print([l for l in open('/proc/1/status') if l.startswith('VmRSS')][0].split()[1])"
+    kib = kubectl(
+        "-n", OPERATOR_NAMESPACE, "exec", f"deployment/{OPERATOR_DEPLOYMENT}", "--",
+        "python3", "-c", script,
+    ).stdout.strip()  # fmt: skip
+    return int(kib) * 1024
 
 
 def experiment(
@@ -113,14 +132,13 @@ class Namespace(Lab):
     def wait_for(
         self, name: str, done: Callable[[dict[str, Any]], bool], timeout: float = 180
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        status: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            status = self.status(name)
-            if done(status):
-                return status
-            time.sleep(0.25)
-        raise AssertionError(f"{self.name}/{name} did not get there in {timeout}s: {status}")
+        status: dict[str, Any] = wait_for(
+            lambda: (s := self.status(name)) and done(s) and s,
+            timeout,
+            f"{self.name}/{name} to get there",
+            lambda: str(self.status(name)),
+        )
+        return status
 
     def wait_terminal(self, name: str, timeout: float = 180) -> dict[str, Any]:
         return self.wait_for(name, lambda s: s.get("phase") in TERMINAL, timeout)

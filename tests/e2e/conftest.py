@@ -1,64 +1,43 @@
 """The e2e tier: a real cluster from KUBECONFIG (the local one from ``make cluster-up`` by default,
 kind in users' CI), with the operator deployed the way users deploy it: ``kubectl apply -k
-manifests/``. Skips when no cluster answers, unless OOMLAB_REQUIRE_CLUSTER=1 (CI), where that
-is a failure."""
+manifests/``. Skips when no cluster answers or the one in KUBECONFIG is not the project's own
+(tests/lab.py says how it is recognised), unless OOMLAB_REQUIRE_CLUSTER=1 (CI), where that is a
+failure."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from cluster import (
-    OPERATOR_DEPLOYMENT,
-    OPERATOR_NAMESPACE,
-    ROOT,
-    Namespace,
-    kubeconfig,
-    kubectl,
-)
+from cluster import Namespace, deploy_operator, kubeconfig
 
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("OOMLAB_REQUIRE_CLUSTER") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
+from lab import ClusterUnavailable, connect, unavailable
 
 
 @pytest.fixture(scope="session")
 def api() -> client.ApiClient:
     path = kubeconfig()
     if path is None:
-        _unavailable("no KUBECONFIG and no local cluster: run make cluster-up")
+        unavailable("no KUBECONFIG and no local cluster: run make cluster-up")
     try:
-        config.load_kube_config(config_file=path)  # type: ignore[no-untyped-call]
-        api = client.ApiClient()
-        client.VersionApi(api).get_code(_request_timeout=5)
-    except Exception as exc:  # any failure to reach the cluster
-        _unavailable(f"the cluster at {path} does not answer: {exc}")
-    return api
+        return connect(path)
+    except ClusterUnavailable as exc:
+        unavailable(str(exc))
 
 
 @pytest.fixture(scope="session")
 def operator(api: client.ApiClient) -> Iterator[None]:
     """Deploy CRD, RBAC and operator with kustomize, and wait for the operator to be ready."""
-    kubectl("apply", "-k", str(ROOT / "manifests"))
-    kubectl("wait", "--for=condition=Established", "crd/oomexperiments.oomlab.dev", "--timeout=60s")
-    # a rebuilt image under the same tag needs a new pod to take effect
-    kubectl("-n", OPERATOR_NAMESPACE, "rollout", "restart", f"deployment/{OPERATOR_DEPLOYMENT}")
-    kubectl(
-        "-n", OPERATOR_NAMESPACE, "rollout", "status", f"deployment/{OPERATOR_DEPLOYMENT}",
-        "--timeout=180s",
-    )  # fmt: skip
+    deploy_operator()
     yield
 
 

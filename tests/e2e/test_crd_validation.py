@@ -6,15 +6,20 @@ that the API server must reject is rejected with an error naming the field and s
 change; the valid samples, and the over-cap sample (the operator's business, not the API
 server's), are accepted; defaults are filled in.
 
-The cluster comes from KUBECONFIG (else /var/lib/oomlab/cluster/kubeconfig, the local cluster);
-the module is skipped when no cluster answers. kubectl: $KUBECTL, else the one that
-hack/k8s-build.sh built, else the one on PATH.
+Then stores one experiment and proves the spec is immutable: a patch of the spec is refused by
+the API server with the CRD's sentence, while metadata and status stay patchable.
+
+The cluster comes from KUBECONFIG (else /var/lib/oomlab/cluster/kubeconfig, the local cluster)
+through the e2e tier's ``api`` fixture: skipped when no cluster answers or it is not the
+project's own, a failure instead under OOMLAB_REQUIRE_CLUSTER=1. kubectl: $KUBECTL, else the one
+that hack/k8s-build.sh built, else the one on PATH.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,9 @@ import pytest
 import yaml
 from cluster import kubeconfig as cluster_kubeconfig
 from cluster import kubectl_bin
+from kubernetes import client
+
+from lab import unavailable
 
 pytestmark = pytest.mark.e2e
 
@@ -77,21 +85,21 @@ class Kubectl:
 
 
 @pytest.fixture(scope="module")
-def kubectl() -> Iterator[Kubectl]:
+def kubectl(api: client.ApiClient) -> Iterator[Kubectl]:
+    """kubectl on the cluster the ``api`` fixture accepted (it answers and is the project's)."""
     try:
         binary = kubectl_bin()
     except RuntimeError as exc:
-        pytest.skip(str(exc))
+        unavailable(str(exc))
     kubeconfig = cluster_kubeconfig()
-    if not kubeconfig:
-        pytest.skip("no KUBECONFIG (and no local cluster kubeconfig)")
+    assert kubeconfig, "the api fixture found a kubeconfig"
     k = Kubectl(binary, kubeconfig)
     try:
         ready = k("get", "--raw", "/readyz", timeout=20)
     except subprocess.TimeoutExpired:
-        pytest.skip(f"the cluster in {kubeconfig} does not answer")
+        unavailable(f"the cluster in {kubeconfig} does not answer")
     if ready.returncode != 0:
-        pytest.skip(f"the cluster in {kubeconfig} is not ready: {ready.stderr.strip()}")
+        unavailable(f"the cluster in {kubeconfig} is not ready: {ready.stderr.strip()}")
     applied = k("apply", "-f", str(CRD_FILE))
     assert applied.returncode == 0, applied.stderr
     established = k(
@@ -244,3 +252,94 @@ def test_printer_columns_are_served(kubectl: Kubectl) -> None:
     names = [c["name"] for c in version["additionalPrinterColumns"]]
     assert names == ["Phase", "Outcome", "Docker", "Parity", "Node", "Limit", "Age"]
     assert crd["spec"]["names"]["shortNames"] == ["oomx"]
+
+
+def immutability_message() -> str:
+    """The sentence the CRD's transition rule on spec answers with."""
+    crd = yaml.safe_load(CRD_FILE.read_text())
+    (version,) = crd["spec"]["versions"]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    (rule,) = [r for r in spec["x-kubernetes-validations"] if r["rule"] == "self == oldSelf"]
+    message: str = rule["message"]
+    return message
+
+
+def small_experiment() -> dict[str, Any]:
+    obj = seed(
+        workload={"size": "8Mi", "imagePullPolicy": "Never"},
+        resources={"limits": {"memory": "64Mi"}},
+    )
+    obj["metadata"]["name"] = "immutable"
+    return obj
+
+
+@pytest.fixture
+def stored(kubectl: Kubectl) -> Iterator[tuple[str, str]]:
+    """(namespace, name) of small_experiment() really stored, in a namespace of its own."""
+    namespace = f"oomlab-crd-{uuid.uuid4().hex[:6]}"
+    created = kubectl("create", "namespace", namespace)
+    assert created.returncode == 0, created.stderr
+    obj = small_experiment()
+    try:
+        applied = kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(obj))
+        assert applied.returncode == 0, applied.stderr
+        yield namespace, obj["metadata"]["name"]
+    finally:
+        kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def stored_spec(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
+    got = kubectl("get", "oomexperiments", name, "-n", namespace, "-o", "json")
+    assert got.returncode == 0, got.stderr
+    spec: dict[str, Any] = json.loads(got.stdout)["spec"]
+    return spec
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"spec": {"timeoutSeconds": 77}},
+        {"spec": {"workload": {"size": "9Mi"}}},
+        {"spec": {"resources": {"limits": {"memory": "128Mi"}}}},
+        {"spec": {"docker": {"memory": "64m"}}},
+    ],
+    ids=["timeout", "size", "limit", "docker"],
+)
+def test_spec_change_is_refused_with_a_sentence(
+    kubectl: Kubectl, stored: tuple[str, str], patch: dict[str, Any]
+) -> None:
+    namespace, name = stored
+    before = stored_spec(kubectl, namespace, name)
+    result = kubectl(
+        "patch", "oomexperiments", name, "-n", namespace, "--type", "merge", "-p", json.dumps(patch)
+    )
+    assert result.returncode != 0, f"the spec patch was accepted: {result.stdout}"
+    assert immutability_message() in result.stderr, result.stderr
+    assert stored_spec(kubectl, namespace, name) == before
+
+
+def test_spec_change_by_apply_is_refused_too(kubectl: Kubectl, stored: tuple[str, str]) -> None:
+    namespace, _ = stored
+    changed = small_experiment()
+    changed["spec"]["timeoutSeconds"] = 61
+    result = kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(changed))
+    assert result.returncode != 0, result.stdout
+    assert immutability_message() in result.stderr, result.stderr
+
+
+def test_metadata_and_status_stay_patchable(kubectl: Kubectl, stored: tuple[str, str]) -> None:
+    namespace, name = stored
+    before = stored_spec(kubectl, namespace, name)
+    annotated = kubectl(
+        "annotate", "oomexperiments", name, "-n", namespace, "oomlab.dev/note=kept", "-o", "json"
+    )
+    assert annotated.returncode == 0, annotated.stderr
+    assert json.loads(annotated.stdout)["metadata"]["annotations"]["oomlab.dev/note"] == "kept"
+    status = {"status": {"message": "written through the status subresource"}}
+    patched = kubectl(
+        "patch", "oomexperiments", name, "-n", namespace, "--subresource=status",
+        "--type", "merge", "-p", json.dumps(status), "-o", "json",
+    )  # fmt: skip
+    assert patched.returncode == 0, patched.stderr
+    assert json.loads(patched.stdout)["status"]["message"] == status["status"]["message"]
+    assert stored_spec(kubectl, namespace, name) == before

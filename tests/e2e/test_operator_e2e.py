@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,8 @@ from cluster import (
     kubectl,
     small_spec,
 )
+
+from lab import wait_for
 
 MiB = 2**20
 SAMPLES = ROOT / "manifests" / "samples"
@@ -121,12 +122,11 @@ def test_thirty_at_once_none_lost_none_duplicated(ns: Namespace) -> None:
     )
     for name in names:
         ns.apply(experiment(name, spec))
-    deadline = time.monotonic() + 600
-    pending = set(names)
-    while pending and time.monotonic() < deadline:
-        pending = {n for n in pending if ns.status(n).get("phase") not in TERMINAL}
-        time.sleep(1)
-    assert not pending, f"not terminal after 10 minutes: {sorted(pending)}"
+
+    def pending() -> list[str]:
+        return sorted(n for n in names if ns.status(n).get("phase") not in TERMINAL)
+
+    wait_for(lambda: not pending(), 600, "all 30 to be terminal", lambda: str(pending()))
     for name in names:
         assert ns.status(name)["phase"] == "Completed", (name, ns.status(name))
         assert len(ns.pods_of(name)) == 1, name
@@ -159,10 +159,7 @@ def test_timeout_marks_timed_out_and_removes_the_pod(ns: Namespace) -> None:
     ns.apply(experiment("slow", spec))
     status = ns.wait_terminal("slow", timeout=120)
     assert status["phase"] == "TimedOut"
-    deadline = time.monotonic() + 60
-    while ns.pods_of("slow") and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert ns.pods_of("slow") == []
+    wait_for(lambda: ns.pods_of("slow") == [], 60, "the timed-out pod to be removed")
 
 
 def test_deleting_the_experiment_removes_its_pod(ns: Namespace) -> None:
@@ -171,14 +168,12 @@ def test_deleting_the_experiment_removes_its_pod(ns: Namespace) -> None:
     ns.wait_for("gone", lambda s: s.get("phase") == "Running", timeout=120)
     pod = ns.pods_of("gone")[0].metadata.name
     ns.delete("gone")
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        names = [p.metadata.name for p in ns.core.list_namespaced_pod(ns.name).items]
-        if pod not in names and ns.get("gone") is None:
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail(f"pod {pod} or the experiment outlived the deletion")
+
+    def gone() -> bool:
+        pods = {p.metadata.name for p in ns.core.list_namespaced_pod(ns.name).items}
+        return pod not in pods and ns.get("gone") is None
+
+    wait_for(gone, 90, f"pod {pod} and the experiment to be gone after the deletion")
 
 
 EXPERIMENT_SAMPLES = sorted(p for p in SAMPLES.glob("*.yaml") if p.name != "kustomization.yaml")

@@ -2,8 +2,9 @@
 KUBECONFIG. Every test gets its own namespace and its own operator instance watching only that
 namespace, so nothing here touches other namespaces or races an operator deployed in the cluster.
 
-Skipped, with the reason, when KUBECONFIG is unset, the API server does not answer, or the CRD is
-not installed (``kubectl apply -f manifests/crd/``).
+Skipped, with the reason, when KUBECONFIG is unset, the API server does not answer, the cluster is
+not the project's own (tests/lab.py says how it is recognised), or the CRD is not installed
+(``kubectl apply -f manifests/crd/``); under OOMLAB_REQUIRE_CLUSTER=1 each of those is a failure.
 """
 
 from __future__ import annotations
@@ -11,44 +12,36 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 from kopf.testing import KopfRunner
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lab import Lab
+from lab import ClusterUnavailable, Lab, connect, unavailable, wait_for
 from oomlab import kube
 from oomlab.pods import GROUP, PLURAL
 
 
-def _unavailable(reason: str) -> None:
-    """Skip, or fail where a cluster is required (OOMLAB_REQUIRE_CLUSTER=1: make test-e2e, CI)."""
-    if os.environ.get("OOMLAB_REQUIRE_CLUSTER") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def api_client() -> client.ApiClient:
-    if not os.environ.get("KUBECONFIG"):
-        _unavailable("KUBECONFIG is not set: no cluster to run the operator against")
+    kubeconfig = os.environ.get("KUBECONFIG")
+    if not kubeconfig:
+        unavailable("KUBECONFIG is not set: no cluster to run the operator against")
     try:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
-        api = client.ApiClient()
-        client.VersionApi(api).get_code(_request_timeout=5)
-    except Exception as exc:  # any failure to reach the cluster is a reason to skip
-        _unavailable(f"the cluster in KUBECONFIG does not answer: {exc}")
+        api = connect(kubeconfig)
+    except ClusterUnavailable as exc:
+        unavailable(str(exc))
     try:
         client.ApiextensionsV1Api(api).read_custom_resource_definition(
             f"{PLURAL}.{GROUP}", _request_timeout=5
         )
     except ApiException as exc:
-        _unavailable(f"CRD {PLURAL}.{GROUP} is not installed ({exc.status}): kubectl apply -f "
-                    "manifests/crd/")  # fmt: skip
+        unavailable(f"CRD {PLURAL}.{GROUP} is not installed ({exc.status}): kubectl apply -f "
+                   "manifests/crd/")  # fmt: skip
     deployed = client.AppsV1Api(api).list_deployment_for_all_namespaces(
         label_selector="app.kubernetes.io/name=oomlab,app.kubernetes.io/component=operator",
         _request_timeout=5,
@@ -56,7 +49,7 @@ def api_client() -> client.ApiClient:
     running = [f"{d.metadata.namespace}/{d.metadata.name}" for d in deployed.items
                if (d.spec.replicas or 0) > 0]  # fmt: skip
     if running:
-        _unavailable(
+        unavailable(
             f"an operator is deployed in the cluster ({', '.join(running)}); it would race "
             "this tier's own operator (tests/e2e covers the deployed one)"
         )
@@ -76,6 +69,14 @@ def namespace(api_client: client.ApiClient) -> Iterator[str]:
             core.delete_namespace(name, propagation_policy="Background")
 
 
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -93,12 +94,14 @@ def run_operator(
     def running(env: dict[str, str] | None = None) -> Iterator[KopfRunner]:
         for key, value in (env or {}).items():
             monkeypatch.setenv(key, value)
+        liveness = f"http://127.0.0.1:{free_port()}/healthz"
         args = [
             "run", "--standalone", "--namespace", namespace, "-m", "oomlab.operator",
-            f"--liveness=http://127.0.0.1:{free_port()}/healthz",
+            f"--liveness={liveness}",
         ]  # fmt: skip
         with KopfRunner(args, timeout=60) as runner:
-            time.sleep(1.5)  # startup: settings, CRD scan, first listing
+            # kopf serves the probe once its startup handlers are done and its watchers started
+            wait_for(lambda: answers(liveness), 30, f"the operator's liveness probe {liveness}")
             yield runner
 
     return running

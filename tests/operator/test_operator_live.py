@@ -43,8 +43,7 @@ def test_seed_oom_is_oomkilled_with_parity_match(lab: Lab, run_operator: RunOper
         created = lab.create("seed-oom", sample("seed-oom"))
         status = lab.wait_phase("seed-oom", TERMINAL)
         uid = created["metadata"]["uid"]
-        time.sleep(1)  # let any late event land before counting
-        events = lab.events("seed-oom")
+        events = lab.wait_event("seed-oom", "OOMKilled")
 
     assert status["phase"] == "OOMKilled", status
     k8s = status["kubernetes"]
@@ -126,8 +125,7 @@ def test_size_over_the_cap_is_invalid_with_a_sentence(lab: Lab, run_operator: Ru
     with run_operator(env={"OOMLAB_MAX_EXPERIMENT_BYTES": "1Gi"}):
         uid = lab.create("huge", spec)["metadata"]["uid"]
         status = lab.wait_phase("huge", TERMINAL, timeout=30)
-        time.sleep(1)
-        events = [(e["type"], e["reason"]) for e in lab.events("huge")]
+        events = [(e["type"], e["reason"]) for e in lab.wait_event("huge", "Invalid")]
     assert status["phase"] == "Invalid"
     assert status["message"].startswith("spec.workload.size: ")
     assert "cap of 1 GiB" in status["message"]

@@ -191,6 +191,27 @@ def test_every_cel_rule_has_a_message() -> None:
     assert rules >= 15
 
 
+def test_spec_is_immutable_by_a_transition_rule_with_a_sentence() -> None:
+    spec = root_schema()["properties"]["spec"]
+    (rule,) = [r for r in spec["x-kubernetes-validations"] if "oldSelf" in r["rule"]]
+    assert rule["rule"] == "self == oldSelf"
+    assert "spec cannot be changed" in rule["message"]
+    assert "create a new experiment" in rule["message"]
+    assert "messageExpression" not in rule  # the sentence is fixed: tests/e2e matches it whole
+
+
+def test_only_the_spec_is_immutable() -> None:
+    """Status (the operator's) and metadata (annotations, labels) stay patchable."""
+    transitions = [
+        path
+        for path, node in walk(root_schema())
+        for rule in node.get("x-kubernetes-validations", [])
+        if "oldSelf" in rule["rule"]
+    ]
+    assert transitions == ["spec"]
+    assert "x-kubernetes-validations" not in root_schema()
+
+
 def test_strings_and_collections_are_bounded_for_cel_cost() -> None:
     spec = root_schema()["properties"]["spec"]
     for path, node in walk(spec, "spec"):
