@@ -245,21 +245,16 @@ def as_body(document: Mapping[str, Any]) -> kopf.Body:
 
 
 async def write_status(
-    state: OperatorState,
-    namespace: str,
-    name: str,
-    uid: str,
-    desired: kube.DesiredStatus,
-    *,
-    current: Mapping[str, Any] | None = None,
+    state: OperatorState, current: Mapping[str, Any], desired: kube.DesiredStatus
 ) -> kube.StatusChange | None:
-    """Patch what changed, announce a phase transition, and (re)arm the experiment's alarms."""
+    """Patch what changed in the experiment ``current`` (as last read), announce a phase
+    transition, and (re)arm the experiment's alarms."""
+    namespace, name, uid = (current["metadata"][key] for key in ("namespace", "name", "uid"))
     change = await asyncio.to_thread(
         kube.update_status, namespace, name, desired, current=current, uid=uid
     )
     if change is None:
-        if current is not None:
-            arm_alarms(state, current)  # after a restart nothing may change, but alarms must exist
+        arm_alarms(state, current)  # after a restart nothing may change, but alarms must exist
         return None
     transition = phase_transition(change.before, change.after)
     if transition is not None:
@@ -330,9 +325,7 @@ async def start_experiment(
         message = invalid_spec_message(exc.field, str(exc))
         await write_status(
             state,
-            namespace,
-            name,
-            uid,
+            current,
             lambda cur: rejected_status(
                 cur,
                 phase=Phase.INVALID,
@@ -341,7 +334,6 @@ async def start_experiment(
                 now=_now(),
                 spec_valid=False,
             ),
-            current=current,
         )
         return
     if await _pod_vanished(state, current, namespace, name, uid):
@@ -358,13 +350,10 @@ async def start_experiment(
     )
     await write_status(
         state,
-        namespace,
-        name,
-        uid,
+        current,
         lambda cur: assemble(
             cur, spec, state.config, _now(), observation=observation, pod_created=created
         ),
-        current=current,
     )
 
 
@@ -386,11 +375,8 @@ async def _pod_vanished(
     observation = observation_from_verdict(gone, {}, None)
     await write_status(
         state,
-        namespace,
-        name,
-        uid,
+        body,
         lambda cur: assemble(cur, spec, state.config, _now(), observation=observation),
-        current=body,
     )
     return True
 
@@ -421,9 +407,7 @@ async def _create_or_adopt_pod(
         raise kopf.TemporaryError(sentence, delay=CREATE_RETRY_S)
     await write_status(
         state,
-        namespace,
-        name,
-        uid,
+        body,
         lambda cur: rejected_status(
             cur,
             phase=phase,
@@ -434,7 +418,6 @@ async def _create_or_adopt_pod(
             spec=spec,
             config=state.config,
         ),
-        current=body,
     )
     return None
 
@@ -456,13 +439,10 @@ async def _adopt_existing(pod: str, namespace: str, uid: str) -> tuple[str, str]
     field=("metadata", "annotations", OBSERVATION_ANNOTATION),
     id="docker-observation",
 )
-async def fold_docker_observation(
-    *, body: kopf.Body, namespace: str | None, name: str, uid: str, memo: kopf.Memo, **_: Any
-) -> None:
+async def fold_docker_observation(*, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A Docker run handed over by ``oomlab parity``: into status.docker and parity, under this
     operator's configuration. kopf calls this for a change made while the operator was down too
     (it compares the annotation with the last state it handled)."""
-    assert namespace is not None
     state = state_of(memo)
     current = dict(body)
     try:
@@ -472,11 +452,8 @@ async def fold_docker_observation(
     node = await node_facts(state, (status_of(current).get("kubernetes") or {}).get("nodeName"))
     await write_status(
         state,
-        namespace,
-        name,
-        uid,
+        current,
         lambda cur: assemble(cur, spec, state.config, _now(), node=node),
-        current=current,
     )
 
 
@@ -530,11 +507,8 @@ async def pod_event(
     observation = observation_from_verdict(verdict, pod, progress)
     await write_status(
         state,
-        namespace,
-        owner.name,
-        owner.uid,
+        parent,
         lambda cur: assemble(cur, spec, state.config, _now(), observation=observation, node=node),
-        current=parent,
     )
 
 
@@ -592,9 +566,7 @@ async def time_out(state: OperatorState, namespace: str, name: str, uid: str) ->
     moment = _now()
     await write_status(
         state,
-        namespace,
-        name,
-        uid,
+        body,
         lambda cur: assemble(
             cur,
             spec,
@@ -603,5 +575,4 @@ async def time_out(state: OperatorState, namespace: str, name: str, uid: str) ->
             observation=timed_out_observation(spec, cur, progress, moment),
             node=node,
         ),
-        current=body,
     )

@@ -378,11 +378,7 @@ def hand_over(api: FakeApi, name: str, text: str) -> None:
     """What `oomlab parity` does: annotate the experiment (then kopf calls the field handler)."""
     api.experiments[name]["metadata"]["annotations"] = {OBSERVATION_ANNOTATION: text}
     body = api.find_experiment(NS, name) or {}
-    asyncio.run(
-        op.fold_docker_observation(
-            body=op.as_body(body), namespace=NS, name=name, uid=UID, memo=api.memo
-        )
-    )
+    asyncio.run(op.fold_docker_observation(body=op.as_body(body), memo=api.memo))
 
 
 def completed_run(at: datetime) -> str:

@@ -24,7 +24,7 @@ from oomlab.config import OperatorConfig
 from oomlab.docker_runner import ContainerRun
 from oomlab.docker_view import OBSERVATION_ANNOTATION, parse_observation
 from oomlab.pods import ExperimentSpec
-from oomlab.results import CgroupVersion, HostFacts, Outcome, Progress, RunResult
+from oomlab.results import HostFacts, Outcome, RunResult
 from oomlab.status import assemble
 
 MiB = 2**20
@@ -35,17 +35,8 @@ SEED_SWAP = {
     "docker": {"memory": "500m", "memorySwap": "1g"},
 }
 COMPLETED = RunResult(
-    runner="docker",
-    outcome=Outcome.COMPLETED,
-    reason="completed",
-    exit_code=0,
-    oom_killed=False,
-    progress=Progress(allocated_bytes=0, processed_bytes=1000 * MiB, lines=4),
-    duration_s=2.5,
-    host=HostFacts(cgroup_version=CgroupVersion.V1, swap_total_bytes=2 * 2**30,
-                   engine="docker", engine_version="20.10.24", hostname="lab-host"),
-    runtime="runc",
-)  # fmt: skip
+    "docker", Outcome.COMPLETED, "completed", 0, host=HostFacts(engine_version="20.10.24")
+)
 
 
 class FakeCustomObjects:
