@@ -20,7 +20,9 @@ from oomlab.semantics import Allowance, FlagError, docker_allowance, predict
 from oomlab.timestamps import parse_time, rfc3339
 from oomlab.units import UNLIMITED
 
-OBSERVATION_ANNOTATION = "oomlab.dev/docker-observation"
+OBSERVATION_ANNOTATION = "docker.oomlab.dev/observation"
+"""Not under ``oomlab.dev/``: kopf's progress and diff-base storages own that prefix and leave its
+annotations out of the state they compare, so kopf would never see this one change."""
 
 SOURCE_PREDICTED = "Predicted"
 SOURCE_OBSERVED = "Observed"

@@ -330,7 +330,7 @@ def record_docker_observation(
     *,
     now: datetime | None = None,
 ) -> str:
-    """Hand one Docker run to the experiment as its ``oomlab.dev/docker-observation`` annotation.
+    """Hand one Docker run to the experiment as its ``docker.oomlab.dev/observation`` annotation.
 
     The operator folds it into status.docker and status.parity under its own configuration; this
     writes no status (RBAC: ``patch`` on oomexperiments, not on oomexperiments/status). Returns

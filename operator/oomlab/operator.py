@@ -8,7 +8,7 @@ oomlab.operator``.
   Docker prediction and Pending.
 * pod events: classify the pod, read the workload's progress, write the Kubernetes facts, the
   prediction for its node and parity. Events are posted on the experiment for each phase change.
-* a Docker run handed over by ``oomlab parity`` (the ``oomlab.dev/docker-observation``
+* a Docker run handed over by ``oomlab parity`` (the ``docker.oomlab.dev/observation``
   annotation): folded into status.docker and parity under this operator's configuration; one
   made while the operator was down is folded in when it starts (kopf sees the changed field).
 * deadlines: an in-process alarm per experiment (no kopf timer, so no finalizer and deletion never

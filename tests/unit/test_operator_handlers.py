@@ -409,6 +409,30 @@ def test_handed_over_run_is_folded_under_the_operators_configuration(api: FakeAp
     assert api.experiments["seed-swap"]["status"]["phase"] == "OOMKilled"
 
 
+def test_kopf_sees_the_hand_over_change_with_the_operators_storages() -> None:
+    """kopf calls the field handler only if the annotation is part of the state it compares
+    (the diff-base, less its progress annotations); under oomlab.dev/ it would be stripped."""
+    from kopf._cogs.structs import diffs
+
+    settings = kopf.OperatorSettings()
+    with mock.patch.object(kube, "load_client_config"):
+        op.configure(settings=settings, memo=kopf.Memo(), logger=mock.Mock())
+    storages = settings.persistence
+    field = ("metadata", "annotations", OBSERVATION_ANNOTATION)
+
+    def essence(annotations: dict[str, str]) -> Any:
+        body = kopf.Body({"metadata": {"name": "x", "annotations": annotations}, "spec": {}})
+        built = storages.diffbase_storage.build(body=body, extra_fields=[field])
+        return storages.progress_storage.clear(essence=built)
+
+    marker = {"oomlab.dev/kopf-managed": "yes"}
+    before = essence(marker)
+    after = essence({**marker, OBSERVATION_ANNOTATION: "{}"})
+    assert [change[1] for change in diffs.diff(before, after)] == [("metadata",)]
+    handler_fields = [h.field for h in kopf.get_default_registry()._changing._handlers]
+    assert field in handler_fields
+
+
 def test_unreadable_hand_over_is_a_condition_not_a_crash(api: FakeApi, events: mock.Mock) -> None:
     start(api, api.add_experiment("seed-swap", SEED_SWAP))
     hand_over(api, "seed-swap", "{this is not json")
