@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 from oomlab.classify import Phase, classify_pod
-from oomlab.conditions import set_condition
 from oomlab.config import OperatorConfig
 from oomlab.docker_view import OBSERVATION_ANNOTATION, docker_view
 from oomlab.kubernetes_view import (
@@ -23,8 +22,8 @@ from oomlab.kubernetes_view import (
     resolve_cgroup_version,
     timed_out_observation,
 )
-from oomlab.nodes import NodeFacts, node_facts_from_node
-from oomlab.phases import advance_phase, cleanup_deadline, phase_transition, timeout_deadline
+from oomlab.nodes import NodeFacts
+from oomlab.phases import cleanup_deadline, timeout_deadline
 from oomlab.pods import ExperimentSpec
 from oomlab.results import CgroupVersion, Outcome, Progress
 from oomlab.semantics import SwapBehavior
@@ -417,45 +416,6 @@ def test_quota_refusal_keeps_the_docker_prediction() -> None:
 # ---------------------------------------------------------------------------------- helpers
 
 
-def test_set_condition_keeps_transition_time_when_status_is_unchanged() -> None:
-    first = set_condition(
-        None, type_="Finished", status=False, reason="Pending", message="a", now=NOW, generation=1
-    )
-    same = set_condition(
-        first,
-        type_="Finished",
-        status=False,
-        reason="Running",
-        message="b",
-        now=LATER,
-        generation=1,
-    )
-    assert same[0]["lastTransitionTime"] == "2026-11-25T20:40:05Z"
-    assert same[0]["reason"] == "Running"
-    flipped = set_condition(
-        same,
-        type_="Finished",
-        status=True,
-        reason="Completed",
-        message="c",
-        now=LATER,
-        generation=1,
-    )
-    assert flipped[0]["lastTransitionTime"] == "2026-11-25T20:40:35Z"
-    assert flipped[0]["status"] == "True"
-    assert first[0]["reason"] == "Pending"  # inputs are not mutated
-    other = set_condition(
-        flipped,
-        type_="Valid",
-        status=True,
-        reason="SpecValid",
-        message="ok",
-        now=LATER,
-        generation=1,
-    )
-    assert [c["type"] for c in other] == ["Finished", "Valid"]
-
-
 def test_status_patch_is_minimal_and_empty_when_nothing_changed() -> None:
     current = {"phase": "Running", "kubernetes": {"podName": "p", "nodeName": "n"}, "x": [1]}
     assert status_patch(current, current) == {}
@@ -475,46 +435,6 @@ def test_same_observation_twice_gives_an_empty_patch() -> None:
         node=NODE,
     )
     assert status_patch(body["status"], again) == {}
-
-
-@pytest.mark.parametrize(
-    ("current", "proposed", "result"),
-    [
-        (None, Phase.PENDING, Phase.PENDING),
-        (Phase.PENDING, Phase.RUNNING, Phase.RUNNING),
-        (Phase.RUNNING, Phase.PENDING, Phase.RUNNING),
-        (Phase.RUNNING, Phase.OOM_KILLED, Phase.OOM_KILLED),
-        (Phase.PENDING, Phase.FAILED, Phase.FAILED),
-        (Phase.OOM_KILLED, Phase.TIMED_OUT, Phase.OOM_KILLED),
-        (Phase.INVALID, Phase.RUNNING, Phase.INVALID),
-    ],
-)
-def test_phases_only_move_forward(current: Phase | None, proposed: Phase, result: Phase) -> None:
-    assert advance_phase(current, proposed) == result
-
-
-def test_phase_transition() -> None:
-    assert phase_transition({}, {"phase": "Pending"}) == (None, Phase.PENDING)
-    assert phase_transition({"phase": "Running"}, {"phase": "OOMKilled"}) == (
-        Phase.RUNNING,
-        Phase.OOM_KILLED,
-    )
-    assert phase_transition({"phase": "Running"}, {"phase": "Running"}) is None
-
-
-def test_node_facts() -> None:
-    node = {
-        "metadata": {"name": "oomlab-node"},
-        "status": {
-            "capacity": {"memory": "24594420Ki", "cpu": "2"},
-            "nodeInfo": {"kubeletVersion": "v1.34.4", "swap": {"capacity": 2147479552}},
-        },
-    }
-    assert node_facts_from_node(node) == NodeFacts("oomlab-node", 24594420 * 1024, 2147479552)
-    no_swap = {"metadata": {"name": "n"}, "status": {"nodeInfo": {"swap": {}}}}
-    assert node_facts_from_node(no_swap).swap_capacity_bytes == 0
-    old_kubelet = {"metadata": {"name": "n"}, "status": {"nodeInfo": {}}}
-    assert node_facts_from_node(old_kubelet).swap_capacity_bytes is None
 
 
 def test_cgroup_version_resolution() -> None:
@@ -605,15 +525,3 @@ def test_operator_timeout_observation() -> None:
     status = assemble(body, spec, CONFIG, NOW, observation=observation)
     assert status["phase"] == "TimedOut"
     assert status["kubernetes"]["outcome"] == "TimedOut"
-
-
-def test_node_label_names_the_swap_behavior() -> None:
-    node = {
-        "metadata": {"name": "kind-worker", "labels": {"oomlab.dev/swap-behavior": "LimitedSwap"}},
-        "status": {"capacity": {"memory": "8Gi"}, "nodeInfo": {"swap": {"capacity": 2**31}}},
-    }
-    facts = node_facts_from_node(node)
-    assert facts.swap_behavior == SwapBehavior.LIMITED_SWAP
-    assert facts.swap_capacity_bytes == 2**31
-    node["metadata"]["labels"] = {"oomlab.dev/swap-behavior": "Sometimes"}
-    assert node_facts_from_node(node).swap_behavior is None
