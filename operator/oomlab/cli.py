@@ -420,10 +420,12 @@ def parity(
     engine: Annotated[str, typer.Option(help="docker or podman.")] = "docker",
     timeout: TimeoutOpt = 180.0,
 ) -> None:
-    """Run an OOMExperiment's workload under its spec.docker flags here; record it in its status."""
+    """Run an OOMExperiment's workload under its spec.docker flags here; hand the run to the
+    operator, which records it in the experiment's status."""
 
     def action() -> None:
         from oomlab import kube
+        from oomlab.docker_view import OBSERVATION_ANNOTATION
         from oomlab.pods import ExperimentSpec, InvalidSpec
 
         try:
@@ -450,7 +452,17 @@ def parity(
         result = rows[0].result
         if result is None:
             fail(rows[0].error, code=3)
-        status = kube.record_docker_observation(namespace, name, result)
+        observed_at = kube.record_docker_observation(namespace, name, result, spec.docker)
+        status = kube.wait_for_docker_fold(
+            namespace, name, observed_at, timeout_s=kube.FOLD_TIMEOUT_S
+        )
+        if status is None:
+            out.print(
+                f"parity: handed to the operator (annotation {OBSERVATION_ANNOTATION}), which has "
+                f"not folded it in after {kube.FOLD_TIMEOUT_S:.0f}s; it will when it runs: "
+                f"kubectl get oomx {name} -n {namespace}"
+            )
+            return
         verdict = status.get("parity") or {}
         out.print(
             f"parity: [bold]{verdict.get('result', 'Unknown')}[/]: {verdict.get('explanation', '')}"

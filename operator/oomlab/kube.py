@@ -2,9 +2,9 @@
 
 Every call goes through the official client with ``_preload_content=False`` so that documents are
 the API server's own JSON (camelCase, every field kept), the same shape kopf hands to handlers
-and the pure modules read. Status writes are read-modify-write with the resourceVersion as a
-precondition, retried on conflict: the operator's handlers and ``oomlab parity`` (another process)
-can write the same experiment without losing each other's fields.
+and the pure modules read. Status writes (the operator's alone) are read-modify-write with the
+resourceVersion as a precondition, retried on conflict, so concurrent handlers never lose each
+other's fields. ``oomlab parity`` writes no status: it hands its Docker run over as an annotation.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,17 +21,12 @@ from typing import Any, cast
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from oomlab.config import OperatorConfig
-from oomlab.pods import GROUP, PLURAL, VERSION, ExperimentSpec
+from oomlab.docker_view import OBSERVATION_ANNOTATION, observation_annotation
+from oomlab.nodes import NodeFacts, node_facts_from_node
+from oomlab.phases import status_of
+from oomlab.pods import GROUP, PLURAL, VERSION, DockerFlags
 from oomlab.results import RunResult
-from oomlab.status import (
-    NodeFacts,
-    assemble,
-    docker_observation,
-    node_facts_from_node,
-    status_of,
-    status_patch,
-)
+from oomlab.status import status_patch
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +34,8 @@ REQUEST_TIMEOUT_S = 15.0
 MERGE_PATCH = "application/merge-patch+json"
 CONFLICT_ATTEMPTS = 8
 LOG_TAIL_LINES = 40
+FOLD_TIMEOUT_S = 30.0
+"""How long ``oomlab parity`` waits for the operator to fold its Docker run into the status."""
 
 _lock = threading.Lock()
 _api_client: client.ApiClient | None = None
@@ -305,36 +303,71 @@ def get_node_facts(name: str) -> NodeFacts | None:
 # Docker parity
 
 
+def patch_experiment_metadata(
+    namespace: str, name: str, metadata: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A JSON merge patch on the experiment's metadata only (never its status subresource)."""
+    response = _custom().patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        name,
+        {"metadata": dict(metadata)},
+        _content_type=MERGE_PATCH,
+        _preload_content=False,
+        _request_timeout=REQUEST_TIMEOUT_S,
+    )
+    result: dict[str, Any] = _json(response)
+    return result
+
+
 def record_docker_observation(
     namespace: str,
     name: str,
     result: RunResult,
+    flags: DockerFlags,
     *,
-    config: OperatorConfig | None = None,
     now: datetime | None = None,
-) -> dict[str, Any]:
-    """Write status.docker.observed for one Docker run, then docker.outcome/source and parity.
+) -> str:
+    """Hand one Docker run to the experiment as its ``docker.oomlab.dev/observation`` annotation.
 
-    Uses the same builder as the operator (:func:`oomlab.status.assemble`), reading the node the
-    experiment ran on for LimitedSwap's share. Returns the experiment's status after the write.
-    Raises :class:`NotFound` when the experiment does not exist, InvalidSpec when its spec is
-    unusable.
+    The operator folds it into status.docker and status.parity under its own configuration; this
+    writes no status (RBAC: ``patch`` on oomexperiments, not on oomexperiments/status). Returns
+    the observation's ``observedAt``, which status.docker.observed.recordedAt shows once folded.
+    Raises :class:`NotFound` when the experiment does not exist.
     """
-    operator_config = config or OperatorConfig()
     moment = now or datetime.now(UTC)
-    body = get_experiment(namespace, name)
-    spec = ExperimentSpec.from_spec(body.get("spec") or {})
-    node_name = (status_of(body).get("kubernetes") or {}).get("nodeName")
-    node = get_node_facts(node_name) if node_name else None
-    observed = docker_observation(result, moment)
+    text = observation_annotation(result, flags, moment)
+    try:
+        patch_experiment_metadata(namespace, name, {"annotations": {OBSERVATION_ANNOTATION: text}})
+    except ApiException as exc:
+        if exc.status == 404:
+            raise NotFound(f"OOMExperiment {namespace}/{name} not found") from None
+        raise
+    observed_at: str = json.loads(text)["observedAt"]
+    return observed_at
 
-    def desired(current: Mapping[str, Any]) -> Mapping[str, Any]:
-        return assemble(current, spec, operator_config, moment, node=node, docker_observed=observed)
 
-    change = update_status(namespace, name, desired, current=body)
-    if change is not None:
-        return change.after
-    return status_of(get_experiment(namespace, name))
+def wait_for_docker_fold(
+    namespace: str,
+    name: str,
+    observed_at: str,
+    *,
+    timeout_s: float,
+    poll_s: float = 0.5,
+) -> dict[str, Any] | None:
+    """The experiment's status once the operator folded in the run observed at ``observed_at``;
+    None when it did not within ``timeout_s`` (the operator is down or busy)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = status_of(get_experiment(namespace, name))
+        observed = (status.get("docker") or {}).get("observed") or {}
+        if observed.get("recordedAt") == observed_at:
+            return status
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(poll_s)
 
 
 __all__ = [
@@ -351,9 +384,11 @@ __all__ = [
     "get_experiment",
     "get_node_facts",
     "load_client_config",
+    "patch_experiment_metadata",
     "patch_status",
     "read_pod",
     "read_pod_log_tail",
     "record_docker_observation",
     "update_status",
+    "wait_for_docker_fold",
 ]

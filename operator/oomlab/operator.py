@@ -8,16 +8,22 @@ oomlab.operator``.
   Docker prediction and Pending.
 * pod events: classify the pod, read the workload's progress, write the Kubernetes facts, the
   prediction for its node and parity. Events are posted on the experiment for each phase change.
+* a Docker run handed over by ``oomlab parity`` (the ``docker.oomlab.dev/observation``
+  annotation): folded into status.docker and parity under this operator's configuration; one
+  made while the operator was down is folded in when it starts (kopf sees the changed field).
 * deadlines: an in-process alarm per experiment (no kopf timer, so no finalizer and deletion never
   hangs) times the experiment out and removes finished pods after ttlSecondsAfterFinished.
   Alarms are rebuilt from the status on every restart (resume), so none is lost.
+
+The operator's own state (configuration, alarms, node facts) lives in kopf's ``memo``; the probe
+counts experiments by phase from a kopf index.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -28,7 +34,25 @@ from urllib3.exceptions import HTTPError
 
 from oomlab import kube
 from oomlab.classify import Phase, PodVerdict, classify_pod, explain_creation_error
+from oomlab.conditions import CONDITION_POD_CREATED, condition_of
 from oomlab.config import ConfigError, OperatorConfig
+from oomlab.docker_view import OBSERVATION_ANNOTATION
+from oomlab.kubernetes_view import (
+    Observation,
+    PodFacts,
+    observation_from_verdict,
+    owner_experiment,
+    timed_out_observation,
+)
+from oomlab.nodes import NodeFacts
+from oomlab.phases import (
+    cleanup_deadline,
+    is_terminal,
+    phase_of,
+    phase_transition,
+    status_of,
+    timeout_deadline,
+)
 from oomlab.pods import (
     GROUP,
     LABEL_NAME,
@@ -41,25 +65,7 @@ from oomlab.pods import (
     pod_name,
 )
 from oomlab.results import Outcome, Progress
-from oomlab.status import (
-    CONDITION_POD_CREATED,
-    NodeFacts,
-    Observation,
-    PodFacts,
-    assemble,
-    cleanup_deadline,
-    condition_of,
-    invalid_spec_message,
-    is_terminal,
-    observation_from_verdict,
-    owner_experiment,
-    phase_of,
-    phase_transition,
-    rejected_status,
-    status_of,
-    timed_out_observation,
-    timeout_deadline,
-)
+from oomlab.status import assemble, invalid_spec_message, rejected_status
 from oomlab.workload import parse_lines
 
 log = logging.getLogger("oomlab.operator")
@@ -127,17 +133,24 @@ class Alarms:
 
 @dataclass
 class OperatorState:
+    """What the operator keeps between handlers, in kopf's ``memo`` (set up at startup)."""
+
     config: OperatorConfig = field(default_factory=OperatorConfig)
     alarms: Alarms = field(default_factory=Alarms)
-    phases: dict[str, str] = field(default_factory=dict)
-    """Phase by experiment uid, for the probe."""
     nodes: dict[str, tuple[datetime, NodeFacts | None]] = field(default_factory=dict)
 
 
-state = OperatorState()
+MEMO_KEY = "oomlab"
 
 
-async def node_facts(name: str | None) -> NodeFacts | None:
+def state_of(memo: kopf.Memo) -> OperatorState:
+    state = memo.get(MEMO_KEY)
+    if not isinstance(state, OperatorState):
+        raise kopf.PermanentError("the operator's startup handler has not configured it")
+    return state
+
+
+async def node_facts(state: OperatorState, name: str | None) -> NodeFacts | None:
     """A node's memory and swap capacity, cached for a few minutes."""
     if not name:
         return None
@@ -154,12 +167,15 @@ async def node_facts(name: str | None) -> NodeFacts | None:
 
 
 @kopf.on.startup()
-def configure(*, settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
+def configure(
+    *, settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
     """Settings and configuration; a bad configuration stops the operator at once."""
     try:
-        state.config = OperatorConfig.from_env()
+        config = OperatorConfig.from_env()
     except ConfigError as exc:
         raise kopf.PermanentError(str(exc)) from None
+    memo[MEMO_KEY] = OperatorState(config=config)
     try:
         kube.load_client_config()
     except Exception as exc:
@@ -182,20 +198,32 @@ def configure(*, settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any)
     settings.networking.connect_timeout = 10
     # Only the experiments' pods are watched, filtered by the API server.
     settings.watching.label_selectors["v1", "pods"] = f"{LABEL_NAME}={POD_APP}"
-    logger.info("oomlab operator configured: %s", state.config.describe())
+    logger.info("oomlab operator configured: %s", config.describe())
 
 
 @kopf.on.cleanup()
-def stop_alarms(**_: Any) -> None:
-    state.alarms.cancel_all()
+def stop_alarms(*, memo: kopf.Memo, **_: Any) -> None:
+    state_of(memo).alarms.cancel_all()
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def experiments_by_phase(*, status: Mapping[str, Any], uid: str, **_: Any) -> dict[str, str]:
+    """Every experiment under its phase (Pending until the status says otherwise)."""
+    return {str(status.get("phase") or Phase.PENDING.value): uid}
 
 
 @kopf.on.probe(id="experiments")
-def experiments_seen(**_: Any) -> dict[str, Any]:
-    by_phase: dict[str, int] = {}
-    for phase in state.phases.values():
-        by_phase[phase] = by_phase.get(phase, 0) + 1
-    return {"seen": len(state.phases), "byPhase": by_phase, "alarms": len(state.alarms.pending())}
+def experiments_seen(
+    *,
+    memo: kopf.Memo,
+    experiments_by_phase: Mapping[str, Collection[str]] | None = None,
+    **_: Any,
+) -> dict[str, Any]:
+    """kopf passes its index by the indexing function's name."""
+    index = experiments_by_phase or {}
+    by_phase = {phase: len(uids) for phase, uids in index.items() if uids}
+    alarms = len(state_of(memo).alarms.pending())
+    return {"seen": sum(by_phase.values()), "byPhase": by_phase, "alarms": alarms}
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,32 +245,29 @@ def as_body(document: Mapping[str, Any]) -> kopf.Body:
 
 
 async def write_status(
-    namespace: str,
-    name: str,
-    uid: str,
-    desired: kube.DesiredStatus,
-    *,
-    current: Mapping[str, Any] | None = None,
+    state: OperatorState, current: Mapping[str, Any], desired: kube.DesiredStatus
 ) -> kube.StatusChange | None:
-    """Patch what changed, announce a phase transition, and (re)arm the experiment's alarms."""
+    """Patch what changed in the experiment ``current`` (as last read), announce a phase
+    transition, and (re)arm the experiment's alarms."""
+    namespace, name, uid = (current["metadata"][key] for key in ("namespace", "name", "uid"))
     change = await asyncio.to_thread(
         kube.update_status, namespace, name, desired, current=current, uid=uid
     )
     if change is None:
-        if current is not None:
-            arm_alarms(current)  # after a restart nothing may change, but alarms must exist
+        arm_alarms(state, current)  # after a restart nothing may change, but alarms must exist
         return None
     transition = phase_transition(change.before, change.after)
     if transition is not None:
         old, new = transition
         _announce(change.body, old, new, str(change.after.get("message", "")))
-    state.phases[uid] = str(change.after.get("phase"))
     timed_out_now = transition is not None and transition[1] == Phase.TIMED_OUT
-    arm_alarms(change.body, timed_out_now=timed_out_now)
+    arm_alarms(state, change.body, timed_out_now=timed_out_now)
     return change
 
 
-def arm_alarms(body: Mapping[str, Any], *, timed_out_now: bool = False) -> None:
+def arm_alarms(
+    state: OperatorState, body: Mapping[str, Any], *, timed_out_now: bool = False
+) -> None:
     """Timeout while the experiment runs; pod removal on a timeout or after its ttl."""
     meta = body.get("metadata") or {}
     namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
@@ -267,7 +292,7 @@ def arm_alarms(body: Mapping[str, Any], *, timed_out_now: bool = False) -> None:
     if deadline is not None:
         latest = _now() + timedelta(seconds=spec.timeout_s)
         state.alarms.set(
-            f"timeout/{uid}", min(deadline, latest), lambda: time_out(namespace, name, uid)
+            f"timeout/{uid}", min(deadline, latest), lambda: time_out(state, namespace, name, uid)
         )
 
 
@@ -283,14 +308,14 @@ async def _delete_pod(namespace: str, name: str) -> None:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 async def start_experiment(
-    *, body: kopf.Body, namespace: str | None, name: str, uid: str, **_: Any
+    *, body: kopf.Body, namespace: str | None, name: str, uid: str, memo: kopf.Memo, **_: Any
 ) -> None:
     """Exactly one pod per experiment; Invalid with a sentence for a spec that cannot run."""
     assert namespace is not None  # OOMExperiment is namespaced
+    state = state_of(memo)
     current = dict(body)
-    state.phases[uid] = str(status_of(current).get("phase", Phase.PENDING.value))
     if is_terminal(current):
-        arm_alarms(current, timed_out_now=phase_of(status_of(current)) == Phase.TIMED_OUT)
+        arm_alarms(state, current, timed_out_now=phase_of(status_of(current)) == Phase.TIMED_OUT)
         return
     try:
         spec = ExperimentSpec.from_spec(
@@ -299,9 +324,8 @@ async def start_experiment(
     except InvalidSpec as exc:
         message = invalid_spec_message(exc.field, str(exc))
         await write_status(
-            namespace,
-            name,
-            uid,
+            state,
+            current,
             lambda cur: rejected_status(
                 cur,
                 phase=Phase.INVALID,
@@ -310,12 +334,11 @@ async def start_experiment(
                 now=_now(),
                 spec_valid=False,
             ),
-            current=current,
         )
         return
-    if await _pod_vanished(current, namespace, name, uid):
+    if await _pod_vanished(state, current, namespace, name, uid):
         return
-    created = await _create_or_adopt_pod(current, spec, namespace, name, uid)
+    created = await _create_or_adopt_pod(state, current, spec, namespace, name, uid)
     if created is None:
         return
     pod = pod_name(name, uid)
@@ -326,17 +349,17 @@ async def start_experiment(
         pod=PodFacts(name=pod),
     )
     await write_status(
-        namespace,
-        name,
-        uid,
+        state,
+        current,
         lambda cur: assemble(
             cur, spec, state.config, _now(), observation=observation, pod_created=created
         ),
-        current=current,
     )
 
 
-async def _pod_vanished(body: dict[str, Any], namespace: str, name: str, uid: str) -> bool:
+async def _pod_vanished(
+    state: OperatorState, body: dict[str, Any], namespace: str, name: str, uid: str
+) -> bool:
     """True (and Failed written) when the pod was created once but is gone: deleted while the
     operator was down. Running the workload a second time would not be the same experiment."""
     created = condition_of(status_of(body), CONDITION_POD_CREATED)
@@ -351,17 +374,20 @@ async def _pod_vanished(body: dict[str, Any], namespace: str, name: str, uid: st
     gone = PodVerdict(Phase.FAILED, Outcome.FAILED, "PodDeleted", POD_DELETED)
     observation = observation_from_verdict(gone, {}, None)
     await write_status(
-        namespace,
-        name,
-        uid,
+        state,
+        body,
         lambda cur: assemble(cur, spec, state.config, _now(), observation=observation),
-        current=body,
     )
     return True
 
 
 async def _create_or_adopt_pod(
-    body: dict[str, Any], spec: ExperimentSpec, namespace: str, name: str, uid: str
+    state: OperatorState,
+    body: dict[str, Any],
+    spec: ExperimentSpec,
+    namespace: str,
+    name: str,
+    uid: str,
 ) -> tuple[str, str] | None:
     """(reason, message) for the PodCreated condition, or None when the pod was refused."""
     pod = build_pod(name, namespace, uid, spec)
@@ -380,9 +406,8 @@ async def _create_or_adopt_pod(
     if phase == Phase.PENDING:
         raise kopf.TemporaryError(sentence, delay=CREATE_RETRY_S)
     await write_status(
-        namespace,
-        name,
-        uid,
+        state,
+        body,
         lambda cur: rejected_status(
             cur,
             phase=phase,
@@ -393,7 +418,6 @@ async def _create_or_adopt_pod(
             spec=spec,
             config=state.config,
         ),
-        current=body,
     )
     return None
 
@@ -408,27 +432,40 @@ async def _adopt_existing(pod: str, namespace: str, uid: str) -> tuple[str, str]
     return "Adopted", f"Pod {pod} already existed (an operator restart); it was adopted."
 
 
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-def spec_changed(*, body: kopf.Body, **_: Any) -> None:
-    """Experiments are immutable: a run cannot change its settings half-way."""
-    kopf.warn(
-        body,
-        reason="SpecChangeIgnored",
-        message="Changes to spec after creation are ignored; delete and re-create the "
-        "experiment to run it with new settings.",
+@kopf.on.field(
+    GROUP,
+    VERSION,
+    PLURAL,
+    field=("metadata", "annotations", OBSERVATION_ANNOTATION),
+    id="docker-observation",
+)
+async def fold_docker_observation(*, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A Docker run handed over by ``oomlab parity``: into status.docker and parity, under this
+    operator's configuration. kopf calls this for a change made while the operator was down too
+    (it compares the annotation with the last state it handled)."""
+    state = state_of(memo)
+    current = dict(body)
+    try:
+        spec = ExperimentSpec.from_spec(current.get("spec") or {})
+    except InvalidSpec:
+        return  # Invalid already says what to change; there is nothing to compare with
+    node = await node_facts(state, (status_of(current).get("kubernetes") or {}).get("nodeName"))
+    await write_status(
+        state,
+        current,
+        lambda cur: assemble(cur, spec, state.config, _now(), node=node),
     )
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def experiment_event(
-    *, type: str, body: kopf.Body, namespace: str | None, name: str, uid: str, **_: Any
+    *, type: str, namespace: str | None, name: str, uid: str, memo: kopf.Memo, **_: Any
 ) -> None:
-    """Keeps the probe's counts; on deletion drops the alarms and removes the pod at once
-    (garbage collection through ownerReferences would too, a little later)."""
+    """On deletion drops the alarms and removes the pod at once (garbage collection through
+    ownerReferences would too, a little later)."""
     if type != "DELETED":
-        state.phases[uid] = str(status_of(body).get("phase", Phase.PENDING.value))
         return
-    state.phases.pop(uid, None)
+    state = state_of(memo)
     state.alarms.cancel(f"timeout/{uid}")
     state.alarms.cancel(f"cleanup/{uid}")
     if namespace:
@@ -440,8 +477,11 @@ async def experiment_event(
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_NAME: POD_APP})
-async def pod_event(*, type: str, body: kopf.Body, namespace: str | None, **_: Any) -> None:
+async def pod_event(
+    *, type: str, body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
     """Classify the experiment's pod and write what it says to the experiment."""
+    state = state_of(memo)
     pod = dict(body)
     owner = owner_experiment(pod)
     if owner is None or namespace is None:
@@ -463,14 +503,12 @@ async def pod_event(*, type: str, body: kopf.Body, namespace: str | None, **_: A
     )
     if type == "DELETED" and not verdict.phase.terminal:
         verdict = PodVerdict(Phase.FAILED, Outcome.FAILED, "PodDeleted", POD_DELETED)
-    node = await node_facts((pod.get("spec") or {}).get("nodeName"))
+    node = await node_facts(state, (pod.get("spec") or {}).get("nodeName"))
     observation = observation_from_verdict(verdict, pod, progress)
     await write_status(
-        namespace,
-        owner.name,
-        owner.uid,
+        state,
+        parent,
         lambda cur: assemble(cur, spec, state.config, _now(), observation=observation, node=node),
-        current=parent,
     )
 
 
@@ -507,7 +545,7 @@ async def workload_progress(namespace: str, pod: Mapping[str, Any]) -> Progress 
 # timeout
 
 
-async def time_out(namespace: str, name: str, uid: str) -> None:
+async def time_out(state: OperatorState, namespace: str, name: str, uid: str) -> None:
     """TimedOut once timeoutSeconds passed since the pod started (or since creation)."""
     body = await asyncio.to_thread(kube.find_experiment, namespace, name)
     if body is None or body["metadata"].get("uid") != uid or is_terminal(body):
@@ -518,18 +556,17 @@ async def time_out(namespace: str, name: str, uid: str) -> None:
         return
     deadline = timeout_deadline(body, spec)
     if deadline is not None and deadline > _now():
-        arm_alarms(body)
+        arm_alarms(state, body)
         return
     pod = pod_name(name, uid)
     lines = await asyncio.to_thread(kube.read_pod_log_tail, namespace, pod)
     progress = parse_lines(lines) if lines else None
     recorded = status_of(body).get("kubernetes") or {}
-    node = await node_facts(recorded.get("nodeName"))
+    node = await node_facts(state, recorded.get("nodeName"))
     moment = _now()
     await write_status(
-        namespace,
-        name,
-        uid,
+        state,
+        body,
         lambda cur: assemble(
             cur,
             spec,
@@ -538,5 +575,4 @@ async def time_out(namespace: str, name: str, uid: str) -> None:
             observation=timed_out_observation(spec, cur, progress, moment),
             node=node,
         ),
-        current=body,
     )

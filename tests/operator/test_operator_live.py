@@ -18,9 +18,7 @@ import yaml
 from kopf.testing import KopfRunner
 
 from lab import IMAGE, Lab, wait_for
-from oomlab import kube
 from oomlab.pods import pod_name
-from oomlab.results import CgroupVersion, HostFacts, Outcome, Progress, RunResult
 
 MiB = 2**20
 SAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "samples"
@@ -165,44 +163,6 @@ def test_deleting_a_running_experiment_never_hangs(lab: Lab, run_operator: RunOp
     wait_for(lambda: lab.get("held") is None, 10, "the experiment to be deleted")
     # and the pod goes with it (ownerReferences: garbage collection)
     wait_for(lambda: not lab.pods(uid), 60, "the pod to be garbage-collected")
-
-
-def test_docker_observation_is_recorded_and_parity_recomputed(
-    lab: Lab, run_operator: RunOperator
-) -> None:
-    """What `oomlab parity NAME` does after its Docker run, here with the run's result given."""
-    with run_operator():
-        lab.create("seed-swap", sample("seed-swap"))
-        before = lab.wait_phase("seed-swap", TERMINAL)
-        assert before["phase"] == "OOMKilled", before
-        assert before["docker"]["source"] == "Predicted"
-        result = RunResult(
-            runner="docker",
-            outcome=Outcome.COMPLETED,
-            reason="completed",
-            exit_code=0,
-            oom_killed=False,
-            progress=Progress(allocated_bytes=0, processed_bytes=1000 * MiB, lines=4),
-            duration_s=2.5,
-            host=HostFacts(cgroup_version=CgroupVersion.V1, swap_total_bytes=2 * 2**30,
-                           engine_version="20.10.24", hostname="lab-host"),
-            runtime="runc",
-        )  # fmt: skip
-        after = kube.record_docker_observation(lab.namespace, "seed-swap", result)
-        time.sleep(1)  # a pod event arriving now must keep the observation
-        stored = lab.status("seed-swap")
-    assert after["docker"]["source"] == "Observed"
-    assert after["docker"]["observed"]["outcome"] == "Completed"
-    assert after["docker"]["observed"]["engineVersion"] == "20.10.24"
-    assert after["parity"]["result"] == "Mismatch"
-    assert after["parity"]["explanation"].startswith("Docker (observed) completes")
-    explanation = after["parity"]["explanation"]
-    k8s = after["kubernetes"]
-    no_swap_node = k8s["swapBehavior"] == "NoSwap" or k8s["cgroupVersion"] == "v1"
-    expected = ("NoSwap", "cgroup v1") if no_swap_node else ("LimitedSwap",)
-    assert any(word in explanation for word in expected), explanation
-    assert stored["docker"] == after["docker"]
-    assert stored["phase"] == "OOMKilled"
 
 
 def test_thirty_at_once_all_finish_none_lost_none_duplicated(

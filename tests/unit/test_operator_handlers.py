@@ -25,8 +25,11 @@ from kubernetes.client.exceptions import ApiException
 from oomlab import kube
 from oomlab import operator as op
 from oomlab.config import OperatorConfig
-from oomlab.pods import pod_name
-from oomlab.status import NodeFacts, rfc3339
+from oomlab.docker_view import OBSERVATION_ANNOTATION, observation_annotation
+from oomlab.nodes import NodeFacts
+from oomlab.pods import DockerFlags, pod_name
+from oomlab.results import Outcome, RunResult
+from oomlab.timestamps import rfc3339
 
 MiB = 2**20
 GiB = 2**30
@@ -38,6 +41,13 @@ SEED_OOM = {
     "resources": {"requests": {"memory": "500Mi"}, "limits": {"memory": "500Mi"}},
     "docker": {"memory": "500m", "memorySwap": "500m"},
     "timeoutSeconds": 300,
+}
+
+
+SEED_SWAP = {
+    **SEED_OOM,
+    "resources": {"requests": {"memory": "250Mi"}, "limits": {"memory": "500Mi"}},
+    "docker": {"memory": "500m", "memorySwap": "1g"},
 }
 
 
@@ -68,6 +78,8 @@ class FakeApi:
         self.fail_next_patch_with: int | None = None
         self.create_error: ApiException | None = None
         self.version = 100
+        self.state = op.OperatorState(config=OperatorConfig(max_experiment_bytes=4 * GiB))
+        self.memo = kopf.Memo({op.MEMO_KEY: self.state})
 
     def add_experiment(self, name: str, spec: dict[str, Any], uid: str = UID) -> dict[str, Any]:
         self.version += 1
@@ -151,7 +163,6 @@ def api() -> Iterator[FakeApi]:
         "get_node_facts",
     ]
     with mock.patch.multiple(kube, **{name: getattr(fake, name) for name in names}):
-        op.state = op.OperatorState(config=OperatorConfig(max_experiment_bytes=4 * GiB))
         yield fake
 
 
@@ -170,19 +181,20 @@ def posted(recorder: mock.Mock) -> list[tuple[str, str, str]]:
     return [(c.args[0], c.kwargs["reason"], c.kwargs["message"]) for c in recorder.call_args_list]
 
 
-def start(body: dict[str, Any]) -> None:
+def start(api: FakeApi, body: dict[str, Any]) -> None:
     asyncio.run(
         op.start_experiment(
             body=op.as_body(body),
             namespace=NS,
             name=body["metadata"]["name"],
             uid=body["metadata"]["uid"],
+            memo=api.memo,
         )
     )
 
 
-def pod_event(pod: dict[str, Any], type_: str = "MODIFIED") -> None:
-    asyncio.run(op.pod_event(type=type_, body=op.as_body(pod), namespace=NS))
+def pod_event(api: FakeApi, pod: dict[str, Any], type_: str = "MODIFIED") -> None:
+    asyncio.run(op.pod_event(type=type_, body=op.as_body(pod), namespace=NS, memo=api.memo))
 
 
 def fixture_pod(name: str, fake: FakeApi, experiment: str = "seed-oom") -> dict[str, Any]:
@@ -201,7 +213,7 @@ def fixture_pod(name: str, fake: FakeApi, experiment: str = "seed-oom") -> dict[
 def test_create_makes_one_owned_pod_and_writes_pending_with_docker_prediction(
     api: FakeApi, events: mock.Mock
 ) -> None:
-    start(api.add_experiment("seed-oom", SEED_OOM))
+    start(api, api.add_experiment("seed-oom", SEED_OOM))
     assert list(api.pods) == [pod_name("seed-oom", UID)]
     owner = api.pods[pod_name("seed-oom", UID)]["metadata"]["ownerReferences"]
     assert owner == [
@@ -225,8 +237,8 @@ def test_create_makes_one_owned_pod_and_writes_pending_with_docker_prediction(
 def test_resume_adopts_the_existing_pod_instead_of_duplicating_it(
     api: FakeApi, events: mock.Mock
 ) -> None:
-    start(api.add_experiment("seed-oom", SEED_OOM))
-    start(api.find_experiment(NS, "seed-oom") or {})
+    start(api, api.add_experiment("seed-oom", SEED_OOM))
+    start(api, api.find_experiment(NS, "seed-oom") or {})
     assert len(api.pods) == 1
     condition = next(
         c for c in api.experiments["seed-oom"]["status"]["conditions"] if c["type"] == "PodCreated"
@@ -238,7 +250,7 @@ def test_resume_adopts_the_existing_pod_instead_of_duplicating_it(
 def test_resume_of_a_finished_experiment_does_nothing(api: FakeApi) -> None:
     body = api.add_experiment("seed-oom", SEED_OOM)
     body["status"] = api.experiments["seed-oom"]["status"] = {"phase": "Completed"}
-    start(body)
+    start(api, body)
     assert api.pods == {}
     assert api.patches == []
 
@@ -251,7 +263,7 @@ def test_invalid_spec_lands_in_invalid_with_a_sentence_and_no_pod(
         "workload": {"mode": "bulk", "size": "6Gi"},
         "resources": {"limits": {"memory": "500Mi"}},
     }
-    start(api.add_experiment("huge", too_big))
+    start(api, api.add_experiment("huge", too_big))
     status = api.experiments["huge"]["status"]
     assert api.pods == {}
     assert status["phase"] == "Invalid"
@@ -268,7 +280,7 @@ def test_quota_refusal_is_invalid_not_an_exception(api: FakeApi, events: mock.Mo
         'pods "x" is forbidden: exceeded quota: mem, requested: limits.memory=500Mi, '
         "used: limits.memory=0, limited: limits.memory=256Mi",
     )
-    start(api.add_experiment("seed-oom", SEED_OOM))
+    start(api, api.add_experiment("seed-oom", SEED_OOM))
     status = api.experiments["seed-oom"]["status"]
     assert status["phase"] == "Invalid"
     assert "ResourceQuota" in status["message"]
@@ -279,7 +291,7 @@ def test_quota_refusal_is_invalid_not_an_exception(api: FakeApi, events: mock.Mo
 def test_transient_creation_error_is_retried_by_kopf(api: FakeApi) -> None:
     api.create_error = api_error(500, "etcdserver: request timed out")
     with pytest.raises(kopf.TemporaryError):
-        start(api.add_experiment("seed-oom", SEED_OOM))
+        start(api, api.add_experiment("seed-oom", SEED_OOM))
     assert "status" not in api.experiments["seed-oom"]
 
 
@@ -287,10 +299,10 @@ def test_transient_creation_error_is_retried_by_kopf(api: FakeApi) -> None:
 
 
 def test_oomkilled_pod_writes_the_result_once(api: FakeApi, events: mock.Mock) -> None:
-    start(api.add_experiment("seed-oom", SEED_OOM))
-    pod_event(fixture_pod("running.yaml", api))
+    start(api, api.add_experiment("seed-oom", SEED_OOM))
+    pod_event(api, fixture_pod("running.yaml", api))
     oom = fixture_pod("oomkilled.yaml", api)
-    pod_event(oom)
+    pod_event(api, oom)
     status = api.experiments["seed-oom"]["status"]
     assert status["phase"] == "OOMKilled"
     assert status["kubernetes"]["exitCode"] == 137
@@ -300,7 +312,7 @@ def test_oomkilled_pod_writes_the_result_once(api: FakeApi, events: mock.Mock) -
     # the termination message had the progress but not the cgroup report of the first line
     assert api.log_reads == 1
     patches = len(api.patches)
-    pod_event(oom)  # the same event again (a re-list after a restart)
+    pod_event(api, oom)  # the same event again (a re-list after a restart)
     assert len(api.patches) == patches
     assert [e[:2] for e in posted(events)] == [
         ("Normal", "Pending"),
@@ -310,14 +322,14 @@ def test_oomkilled_pod_writes_the_result_once(api: FakeApi, events: mock.Mock) -
 
 
 def test_completed_pod_progress_comes_from_the_log(api: FakeApi) -> None:
-    start(api.add_experiment("seed-oom", SEED_OOM))
+    start(api, api.add_experiment("seed-oom", SEED_OOM))
     api.logs[pod_name("seed-oom", UID)] = [
         '{"event":"start","elapsed_s":0,"rss_bytes":1,"mode":"bulk","size_bytes":1048576000}',
         '{"event":"summary","status":"completed","allocated_bytes":0,'
         '"processed_bytes":1048576000,"peak_allocated_bytes":1048576000,'
         '"peak_rss_bytes":1060000000,"elapsed_s":1.5,"rss_bytes":9000000}',
     ]
-    pod_event(fixture_pod("completed.yaml", api))
+    pod_event(api, fixture_pod("completed.yaml", api))
     status = api.experiments["seed-oom"]["status"]
     assert status["phase"] == "Completed"
     assert api.log_reads == 1
@@ -326,37 +338,110 @@ def test_completed_pod_progress_comes_from_the_log(api: FakeApi) -> None:
 
 
 def test_pod_of_another_incarnation_is_ignored(api: FakeApi) -> None:
-    start(api.add_experiment("seed-oom", SEED_OOM))
+    start(api, api.add_experiment("seed-oom", SEED_OOM))
     stale = fixture_pod("oomkilled.yaml", api)
     stale["metadata"]["ownerReferences"][0]["uid"] = "an-older-uid"
     before = len(api.patches)
-    pod_event(stale)
+    pod_event(api, stale)
     assert len(api.patches) == before
     assert api.experiments["seed-oom"]["status"]["phase"] == "Pending"
 
 
 def test_pod_deleted_before_it_finished_fails_the_experiment(api: FakeApi) -> None:
-    start(api.add_experiment("seed-oom", SEED_OOM))
-    pod_event(fixture_pod("running.yaml", api), type_="DELETED")
+    start(api, api.add_experiment("seed-oom", SEED_OOM))
+    pod_event(api, fixture_pod("running.yaml", api), type_="DELETED")
     status = api.experiments["seed-oom"]["status"]
     assert status["phase"] == "Failed"
     assert status["kubernetes"]["reason"] == "PodDeleted"
 
 
 def test_status_conflict_is_retried(api: FakeApi) -> None:
-    start(api.add_experiment("seed-oom", SEED_OOM))
+    start(api, api.add_experiment("seed-oom", SEED_OOM))
     api.fail_next_patch_with = 409
-    pod_event(fixture_pod("oomkilled.yaml", api))
+    pod_event(api, fixture_pod("oomkilled.yaml", api))
     assert api.experiments["seed-oom"]["status"]["phase"] == "OOMKilled"
 
 
 def test_image_never_pull_fails_the_experiment(api: FakeApi, events: mock.Mock) -> None:
-    start(api.add_experiment("seed-oom", SEED_OOM))
-    pod_event(fixture_pod("err-image-never-pull.yaml", api))
+    start(api, api.add_experiment("seed-oom", SEED_OOM))
+    pod_event(api, fixture_pod("err-image-never-pull.yaml", api))
     status = api.experiments["seed-oom"]["status"]
     assert status["phase"] == "Failed"
     assert status["kubernetes"]["reason"] == "ErrImageNeverPull"
     assert posted(events)[-1][:2] == ("Warning", "Failed")
+
+
+# ------------------------------------------------------------------------------- Docker hand-over
+
+
+def hand_over(api: FakeApi, name: str, text: str) -> None:
+    """What `oomlab parity` does: annotate the experiment (then kopf calls the field handler)."""
+    api.experiments[name]["metadata"]["annotations"] = {OBSERVATION_ANNOTATION: text}
+    body = api.find_experiment(NS, name) or {}
+    asyncio.run(op.fold_docker_observation(body=op.as_body(body), memo=api.memo))
+
+
+def completed_run(at: datetime) -> str:
+    flags = DockerFlags(memory="500m", memory_swap="1g")
+    result = RunResult(runner="docker", outcome=Outcome.COMPLETED, reason="completed", exit_code=0)
+    return observation_annotation(result, flags, at)
+
+
+def test_handed_over_run_is_folded_under_the_operators_configuration(api: FakeApi) -> None:
+    start(api, api.add_experiment("seed-swap", SEED_SWAP))
+    pod_event(api, fixture_pod("oomkilled.yaml", api, "seed-swap"))
+    hand_over(api, "seed-swap", completed_run(datetime(2026, 11, 26, 12, 0, tzinfo=UTC)))
+    status = api.experiments["seed-swap"]["status"]
+    assert status["docker"]["source"] == "Observed"
+    assert (status["docker"]["outcome"], status["docker"]["predictedOutcome"]) == (
+        "Completed",
+        "Completed",
+    )
+    assert status["parity"]["result"] == "Mismatch"
+    # the same hand-over, folded by an operator whose Deployment says the Docker host has no swap
+    api.state.config = OperatorConfig(docker_host_swap_bytes=0)
+    hand_over(api, "seed-swap", completed_run(datetime(2026, 11, 26, 12, 5, tzinfo=UTC)))
+    docker = api.experiments["seed-swap"]["status"]["docker"]
+    assert docker["outcome"] == "Completed"
+    assert docker["observed"]["recordedAt"] == "2026-11-26T12:05:00Z"
+    assert docker["predictedOutcome"] == "OOMKilled"
+    assert "host has no swap" in docker["explanation"]
+    assert api.experiments["seed-swap"]["status"]["phase"] == "OOMKilled"
+
+
+def test_kopf_sees_the_hand_over_change_with_the_operators_storages() -> None:
+    """kopf calls the field handler only if the annotation is part of the state it compares
+    (the diff-base, less its progress annotations); under oomlab.dev/ it would be stripped."""
+    from kopf._cogs.structs import diffs
+
+    settings = kopf.OperatorSettings()
+    with mock.patch.object(kube, "load_client_config"):
+        op.configure(settings=settings, memo=kopf.Memo(), logger=mock.Mock())
+    storages = settings.persistence
+    field = ("metadata", "annotations", OBSERVATION_ANNOTATION)
+
+    def essence(annotations: dict[str, str]) -> Any:
+        body = kopf.Body({"metadata": {"name": "x", "annotations": annotations}, "spec": {}})
+        built = storages.diffbase_storage.build(body=body, extra_fields=[field])
+        return storages.progress_storage.clear(essence=built)
+
+    marker = {"oomlab.dev/kopf-managed": "yes"}
+    before = essence(marker)
+    after = essence({**marker, OBSERVATION_ANNOTATION: "{}"})
+    assert [change[1] for change in diffs.diff(before, after)] == [("metadata",)]
+    handler_fields = [h.field for h in kopf.get_default_registry()._changing._handlers]
+    assert field in handler_fields
+
+
+def test_unreadable_hand_over_is_a_condition_not_a_crash(api: FakeApi, events: mock.Mock) -> None:
+    start(api, api.add_experiment("seed-swap", SEED_SWAP))
+    hand_over(api, "seed-swap", "{this is not json")
+    status = api.experiments["seed-swap"]["status"]
+    bad = next(c for c in status["conditions"] if c["type"] == "DockerObserved")
+    assert (bad["status"], bad["reason"]) == ("False", "BadObservation")
+    assert bad["message"].startswith(f"The {OBSERVATION_ANNOTATION} annotation is not JSON")
+    assert status["docker"]["source"] == "Predicted"
+    assert status["phase"] == "Pending"
 
 
 # ---------------------------------------------------------------------------------- deadlines
@@ -367,8 +452,10 @@ def test_timeout_marks_timed_out_and_removes_the_pod(api: FakeApi, events: mock.
         body = api.add_experiment("slow", {**SEED_OOM, "timeoutSeconds": 1})
         body["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"  # long past
         api.experiments["slow"]["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"
-        await op.start_experiment(body=op.as_body(body), namespace=NS, name="slow", uid=UID)
-        assert op.state.alarms.pending() == [f"timeout/{UID}"]
+        await op.start_experiment(
+            body=op.as_body(body), namespace=NS, name="slow", uid=UID, memo=api.memo
+        )
+        assert api.state.alarms.pending() == [f"timeout/{UID}"]
         for _ in range(50):
             await asyncio.sleep(0.02)
             if pod_name("slow", UID) in api.deleted:
@@ -386,11 +473,14 @@ def test_timeout_marks_timed_out_and_removes_the_pod(api: FakeApi, events: mock.
 def test_ttl_removes_a_finished_pod_and_keeps_the_status(api: FakeApi) -> None:
     async def scenario() -> None:
         body = api.add_experiment("seed-oom", {**SEED_OOM, "ttlSecondsAfterFinished": 0})
-        await op.start_experiment(body=op.as_body(body), namespace=NS, name="seed-oom", uid=UID)
+        await op.start_experiment(
+            body=op.as_body(body), namespace=NS, name="seed-oom", uid=UID, memo=api.memo
+        )
         await op.pod_event(
             type="MODIFIED",
             body=op.as_body(fixture_pod("oomkilled.yaml", api)),
             namespace=NS,
+            memo=api.memo,
         )
         for _ in range(50):
             await asyncio.sleep(0.02)
@@ -405,16 +495,19 @@ def test_ttl_removes_a_finished_pod_and_keeps_the_status(api: FakeApi) -> None:
 def test_experiment_deletion_drops_alarms_and_the_pod(api: FakeApi) -> None:
     async def scenario() -> None:
         body = api.add_experiment("seed-oom", SEED_OOM)
-        await op.start_experiment(body=op.as_body(body), namespace=NS, name="seed-oom", uid=UID)
-        assert op.state.alarms.pending() == [f"timeout/{UID}"]
+        await op.start_experiment(
+            body=op.as_body(body), namespace=NS, name="seed-oom", uid=UID, memo=api.memo
+        )
+        assert api.state.alarms.pending() == [f"timeout/{UID}"]
         await op.experiment_event(
             type="DELETED",
             body=op.as_body(body),
             namespace=NS,
             name="seed-oom",
             uid=UID,
+            memo=api.memo,
         )
-        assert op.state.alarms.pending() == []
+        assert api.state.alarms.pending() == []
 
     asyncio.run(scenario())
     assert api.deleted == [pod_name("seed-oom", UID)]
@@ -426,15 +519,16 @@ def test_experiment_deletion_drops_alarms_and_the_pod(api: FakeApi) -> None:
 def test_bad_configuration_stops_the_operator(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OOMLAB_SWAP_BEHAVIOR", "UnlimitedSwap")
     with pytest.raises(kopf.PermanentError, match="OOMLAB_SWAP_BEHAVIOR"):
-        op.configure(settings=kopf.OperatorSettings(), logger=mock.Mock())
+        op.configure(settings=kopf.OperatorSettings(), memo=kopf.Memo(), logger=mock.Mock())
 
 
 def test_startup_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OOMLAB_MAX_EXPERIMENT_BYTES", "1Gi")
     settings = kopf.OperatorSettings()
+    memo = kopf.Memo()
     with mock.patch.object(kube, "load_client_config"):
-        op.configure(settings=settings, logger=mock.Mock())
-    assert op.state.config.max_experiment_bytes == GiB
+        op.configure(settings=settings, memo=memo, logger=mock.Mock())
+    assert op.state_of(memo).config.max_experiment_bytes == GiB
     assert settings.peering.standalone is True
     assert settings.watching.server_timeout is not None
     assert settings.watching.client_timeout is not None
@@ -445,19 +539,25 @@ def test_startup_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_probe_counts_experiments_by_phase(api: FakeApi) -> None:
-    start(api.add_experiment("seed-oom", SEED_OOM))
-    start(api.add_experiment("other", SEED_OOM, uid="uid-2"))
-    report = op.experiments_seen()
+    start(api, api.add_experiment("seed-oom", SEED_OOM))
+    start(api, api.add_experiment("other", SEED_OOM, uid="uid-2"))
+    api.experiments["other"]["status"]["phase"] = "OOMKilled"
+    index: dict[str, list[str]] = {}  # what kopf keeps from the indexing function's answers
+    for body in api.experiments.values():
+        keyed = op.experiments_by_phase(status=body["status"], uid=body["metadata"]["uid"])
+        for phase, uid in keyed.items():
+            index.setdefault(phase, []).append(uid)
+    report = op.experiments_seen(memo=api.memo, experiments_by_phase=index)
     assert report["seen"] == 2
-    assert report["byPhase"] == {"Pending": 2}
+    assert report["byPhase"] == {"Pending": 1, "OOMKilled": 1}
 
 
 def test_pod_deleted_while_the_operator_was_down_is_not_run_again(
     api: FakeApi, events: mock.Mock
 ) -> None:
-    start(api.add_experiment("seed-oom", SEED_OOM))
+    start(api, api.add_experiment("seed-oom", SEED_OOM))
     api.pods.clear()  # deleted; the DELETED event was missed
-    start(api.find_experiment(NS, "seed-oom") or {})
+    start(api, api.find_experiment(NS, "seed-oom") or {})
     status = api.experiments["seed-oom"]["status"]
     assert api.pods == {}
     assert status["phase"] == "Failed"
@@ -468,18 +568,20 @@ def test_pod_deleted_while_the_operator_was_down_is_not_run_again(
 def test_resume_rearms_the_timeout_even_when_the_status_is_unchanged(api: FakeApi) -> None:
     async def scenario() -> list[str]:
         body = api.add_experiment("seed-oom", SEED_OOM)
-        await op.start_experiment(body=op.as_body(body), namespace=NS, name="seed-oom", uid=UID)
+        await op.start_experiment(
+            body=op.as_body(body), namespace=NS, name="seed-oom", uid=UID, memo=api.memo
+        )
         await op.start_experiment(
             body=op.as_body(api.find_experiment(NS, "seed-oom") or {}),
-            namespace=NS, name="seed-oom", uid=UID,
+            namespace=NS, name="seed-oom", uid=UID, memo=api.memo,
         )  # fmt: skip
-        op.state.alarms.cancel_all()  # a restart: the old process's alarms are gone
+        api.state.alarms.cancel_all()  # a restart: the old process's alarms are gone
         patches = len(api.patches)
         await op.start_experiment(
             body=op.as_body(api.find_experiment(NS, "seed-oom") or {}),
-            namespace=NS, name="seed-oom", uid=UID,
+            namespace=NS, name="seed-oom", uid=UID, memo=api.memo,
         )  # fmt: skip
         assert len(api.patches) == patches  # nothing to write...
-        return op.state.alarms.pending()  # ...but the timeout is armed again
+        return api.state.alarms.pending()  # ...but the timeout is armed again
 
     assert asyncio.run(scenario()) == [f"timeout/{UID}"]

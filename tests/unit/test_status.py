@@ -1,7 +1,9 @@
-"""The experiment's status, built by pure functions from spec, pod, node and Docker results."""
+"""The experiment's status, assembled by pure functions from spec, pod, node and Docker results
+(with the phase, condition and node rules it is assembled from)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,29 +13,21 @@ import yaml
 
 from oomlab.classify import Phase, classify_pod
 from oomlab.config import OperatorConfig
-from oomlab.pods import ExperimentSpec
-from oomlab.results import CgroupVersion, HostFacts, Outcome, Progress, RunResult
-from oomlab.semantics import SwapBehavior
-from oomlab.status import (
-    NodeFacts,
+from oomlab.docker_view import OBSERVATION_ANNOTATION, docker_view
+from oomlab.kubernetes_view import (
     Observation,
     PodFacts,
-    advance_phase,
-    assemble,
-    cleanup_deadline,
-    docker_view,
-    invalid_spec_message,
-    node_facts_from_node,
     observation_from_verdict,
     owner_experiment,
-    phase_transition,
-    rejected_status,
     resolve_cgroup_version,
-    set_condition,
-    status_patch,
     timed_out_observation,
-    timeout_deadline,
 )
+from oomlab.nodes import NodeFacts
+from oomlab.phases import cleanup_deadline, timeout_deadline
+from oomlab.pods import ExperimentSpec
+from oomlab.results import CgroupVersion, Outcome, Progress
+from oomlab.semantics import SwapBehavior
+from oomlab.status import assemble, invalid_spec_message, rejected_status, status_patch
 from oomlab.workload import parse_lines
 
 MiB = 2**20
@@ -218,57 +212,102 @@ def test_failed_pod_with_message() -> None:
     assert status["parity"]["result"] == "Unknown"
 
 
+def handed_over(body: dict[str, Any], document: dict[str, Any] | str) -> dict[str, Any]:
+    """The experiment after ``oomlab parity`` annotated it (a dict is written as JSON)."""
+    text = document if isinstance(document, str) else json.dumps(document)
+    metadata = {**body["metadata"], "annotations": {OBSERVATION_ANNOTATION: text}}
+    return {**body, "metadata": metadata}
+
+
+OBSERVED_COMPLETED = {
+    "outcome": "Completed",
+    "exitCode": 0,
+    "reason": "completed",
+    "oomKilled": False,
+    "host": "lab",
+    "flags": {"memory": "500m", "memorySwap": "1g"},
+    "observedAt": "2026-11-25T20:41:00Z",
+}
+
+
 def test_docker_observation_overrides_prediction_and_recomputes_parity() -> None:
     parsed = ExperimentSpec.from_spec(SEED_SWAP)
-    body = experiment(SEED_SWAP, run_through(SEED_SWAP, "oomkilled.yaml"))
-    observed = {"outcome": "Completed", "exitCode": 0, "oomKilled": False, "host": "lab"}
-    status = assemble(body, parsed, CONFIG, LATER, node=NODE, docker_observed=observed)
+    body = handed_over(experiment(SEED_SWAP, run_through(SEED_SWAP, "oomkilled.yaml")),
+                       OBSERVED_COMPLETED)  # fmt: skip
+    status = assemble(body, parsed, CONFIG, LATER, node=NODE)
     assert status["docker"]["source"] == "Observed"
     assert status["docker"]["outcome"] == "Completed"
     assert status["docker"]["predictedOutcome"] == "Completed"
-    assert status["docker"]["observed"] == observed
+    assert status["docker"]["observed"] == {
+        "outcome": "Completed",
+        "exitCode": 0,
+        "oomKilled": False,
+        "host": "lab",
+        "recordedAt": "2026-11-25T20:41:00Z",
+    }
     assert status["parity"]["result"] == "Mismatch"
     assert status["parity"]["explanation"].startswith("Docker (observed) completes")
+    docker_observed = condition(status, "DockerObserved")
+    assert (docker_observed["status"], docker_observed["reason"]) == ("True", "Observed")
+    assert "observed on lab at 2026-11-25T20:41:00Z (Completed)" in docker_observed["message"]
     # the Kubernetes result is untouched
     assert status["kubernetes"]["outcome"] == "OOMKilled"
-    # and a later pod event keeps the observation
-    again = assemble({**body, "status": status}, parsed, CONFIG, LATER, node=NODE)
-    assert again["docker"]["source"] == "Observed"
+    # and a later assembly (a pod event) changes nothing
+    assert status_patch(status, assemble({**body, "status": status}, parsed, CONFIG, LATER,
+                                         node=NODE)) == {}  # fmt: skip
 
 
-def test_docker_observation_document() -> None:
-    from oomlab.status import docker_observation
+def test_the_operators_configuration_governs_the_folded_docker_view() -> None:
+    """The same hand-over, folded by operators configured differently: the observed outcome is
+    the run's, the prediction and its explanation the operator's."""
+    parsed = ExperimentSpec.from_spec(SEED_SWAP)
+    body = handed_over(experiment(SEED_SWAP, run_through(SEED_SWAP, "oomkilled.yaml")),
+                       OBSERVED_COMPLETED)  # fmt: skip
+    default = assemble(body, parsed, CONFIG, LATER, node=NODE)["docker"]
+    no_swap_host = OperatorConfig(docker_host_swap_bytes=0)
+    strict = assemble(body, parsed, no_swap_host, LATER, node=NODE)["docker"]
+    assert default["outcome"] == strict["outcome"] == "Completed"
+    assert (default["predictedOutcome"], strict["predictedOutcome"]) == ("Completed", "OOMKilled")
+    assert "host has no swap" in strict["explanation"]
+    assert "host has no swap" not in default["explanation"]
 
-    result = RunResult(
-        runner="docker",
-        outcome=Outcome.OOM_KILLED,
-        reason="OOMKilled",
-        exit_code=137,
-        oom_killed=True,
-        progress=Progress(allocated_bytes=500 * MiB, peak_rss_bytes=510 * MiB, lines=3),
-        duration_s=1.23456,
-        host=HostFacts(
-            cgroup_version=CgroupVersion.V1,
-            swap_total_bytes=2 * GiB,
-            engine_version="20.10.24",
-            hostname="lab",
+
+@pytest.mark.parametrize(
+    ("annotation", "words"),
+    [
+        ("{not json", "is not JSON"),
+        ("[1, 2]", "is not a JSON object"),
+        (json.dumps({**OBSERVED_COMPLETED, "outcome": "Fine"}), "'Fine' is not one of"),
+        (json.dumps({**OBSERVED_COMPLETED, "observedAt": "yesterday"}), "is not an RFC 3339"),
+        (
+            json.dumps({**OBSERVED_COMPLETED, "flags": {"memory": "1g"}}),
+            "not with this experiment's flags",
         ),
-        runtime="runc",
-    )
-    assert docker_observation(result, NOW) == {
-        "outcome": "OOMKilled",
-        "exitCode": 137,
-        "oomKilled": True,
-        "allocatedBytes": 500 * MiB,
-        "peakBytes": 510 * MiB,
-        "durationSeconds": 1.235,
-        "runtime": "runc",
-        "engineVersion": "20.10.24",
-        "cgroupVersion": "v1",
-        "hostSwapBytes": 2 * GiB,
-        "recordedAt": "2026-11-25T20:40:05Z",
-        "host": "lab",
-    }
+    ],
+)
+def test_an_unusable_hand_over_is_a_false_condition_and_keeps_what_was_recorded(
+    annotation: str, words: str
+) -> None:
+    parsed = ExperimentSpec.from_spec(SEED_SWAP)
+    body = handed_over(experiment(SEED_SWAP, run_through(SEED_SWAP, "oomkilled.yaml")),
+                       OBSERVED_COMPLETED)  # fmt: skip
+    folded = assemble(body, parsed, CONFIG, LATER, node=NODE)
+    broken = handed_over({**body, "status": folded}, annotation)
+    status = assemble(broken, parsed, CONFIG, LATER, node=NODE)
+    bad = condition(status, "DockerObserved")
+    assert (bad["status"], bad["reason"]) == ("False", "BadObservation")
+    assert words in bad["message"]
+    assert bad["message"].endswith(".")
+    assert status["docker"] == folded["docker"]  # the last good run stays
+    assert status["phase"] == "OOMKilled"
+
+
+def test_a_hand_over_without_docker_flags_says_so() -> None:
+    spec_raw = {k: v for k, v in SEED_OOM.items() if k != "docker"}
+    body = handed_over(experiment(spec_raw), OBSERVED_COMPLETED)
+    status = assemble(body, ExperimentSpec.from_spec(spec_raw), CONFIG, NOW)
+    assert "docker" not in status
+    assert "no spec.docker flags" in condition(status, "DockerObserved")["message"]
 
 
 # ---------------------------------------------------------------------------------- Docker view
@@ -377,45 +416,6 @@ def test_quota_refusal_keeps_the_docker_prediction() -> None:
 # ---------------------------------------------------------------------------------- helpers
 
 
-def test_set_condition_keeps_transition_time_when_status_is_unchanged() -> None:
-    first = set_condition(
-        None, type_="Finished", status=False, reason="Pending", message="a", now=NOW, generation=1
-    )
-    same = set_condition(
-        first,
-        type_="Finished",
-        status=False,
-        reason="Running",
-        message="b",
-        now=LATER,
-        generation=1,
-    )
-    assert same[0]["lastTransitionTime"] == "2026-11-25T20:40:05Z"
-    assert same[0]["reason"] == "Running"
-    flipped = set_condition(
-        same,
-        type_="Finished",
-        status=True,
-        reason="Completed",
-        message="c",
-        now=LATER,
-        generation=1,
-    )
-    assert flipped[0]["lastTransitionTime"] == "2026-11-25T20:40:35Z"
-    assert flipped[0]["status"] == "True"
-    assert first[0]["reason"] == "Pending"  # inputs are not mutated
-    other = set_condition(
-        flipped,
-        type_="Valid",
-        status=True,
-        reason="SpecValid",
-        message="ok",
-        now=LATER,
-        generation=1,
-    )
-    assert [c["type"] for c in other] == ["Finished", "Valid"]
-
-
 def test_status_patch_is_minimal_and_empty_when_nothing_changed() -> None:
     current = {"phase": "Running", "kubernetes": {"podName": "p", "nodeName": "n"}, "x": [1]}
     assert status_patch(current, current) == {}
@@ -435,46 +435,6 @@ def test_same_observation_twice_gives_an_empty_patch() -> None:
         node=NODE,
     )
     assert status_patch(body["status"], again) == {}
-
-
-@pytest.mark.parametrize(
-    ("current", "proposed", "result"),
-    [
-        (None, Phase.PENDING, Phase.PENDING),
-        (Phase.PENDING, Phase.RUNNING, Phase.RUNNING),
-        (Phase.RUNNING, Phase.PENDING, Phase.RUNNING),
-        (Phase.RUNNING, Phase.OOM_KILLED, Phase.OOM_KILLED),
-        (Phase.PENDING, Phase.FAILED, Phase.FAILED),
-        (Phase.OOM_KILLED, Phase.TIMED_OUT, Phase.OOM_KILLED),
-        (Phase.INVALID, Phase.RUNNING, Phase.INVALID),
-    ],
-)
-def test_phases_only_move_forward(current: Phase | None, proposed: Phase, result: Phase) -> None:
-    assert advance_phase(current, proposed) == result
-
-
-def test_phase_transition() -> None:
-    assert phase_transition({}, {"phase": "Pending"}) == (None, Phase.PENDING)
-    assert phase_transition({"phase": "Running"}, {"phase": "OOMKilled"}) == (
-        Phase.RUNNING,
-        Phase.OOM_KILLED,
-    )
-    assert phase_transition({"phase": "Running"}, {"phase": "Running"}) is None
-
-
-def test_node_facts() -> None:
-    node = {
-        "metadata": {"name": "oomlab-node"},
-        "status": {
-            "capacity": {"memory": "24594420Ki", "cpu": "2"},
-            "nodeInfo": {"kubeletVersion": "v1.34.4", "swap": {"capacity": 2147479552}},
-        },
-    }
-    assert node_facts_from_node(node) == NodeFacts("oomlab-node", 24594420 * 1024, 2147479552)
-    no_swap = {"metadata": {"name": "n"}, "status": {"nodeInfo": {"swap": {}}}}
-    assert node_facts_from_node(no_swap).swap_capacity_bytes == 0
-    old_kubelet = {"metadata": {"name": "n"}, "status": {"nodeInfo": {}}}
-    assert node_facts_from_node(old_kubelet).swap_capacity_bytes is None
 
 
 def test_cgroup_version_resolution() -> None:
@@ -565,18 +525,3 @@ def test_operator_timeout_observation() -> None:
     status = assemble(body, spec, CONFIG, NOW, observation=observation)
     assert status["phase"] == "TimedOut"
     assert status["kubernetes"]["outcome"] == "TimedOut"
-
-
-def test_node_label_names_the_swap_behavior() -> None:
-    from oomlab.semantics import SwapBehavior
-    from oomlab.status import node_facts_from_node
-
-    node = {
-        "metadata": {"name": "kind-worker", "labels": {"oomlab.dev/swap-behavior": "LimitedSwap"}},
-        "status": {"capacity": {"memory": "8Gi"}, "nodeInfo": {"swap": {"capacity": 2**31}}},
-    }
-    facts = node_facts_from_node(node)
-    assert facts.swap_behavior == SwapBehavior.LIMITED_SWAP
-    assert facts.swap_capacity_bytes == 2**31
-    node["metadata"]["labels"] = {"oomlab.dev/swap-behavior": "Sometimes"}
-    assert node_facts_from_node(node).swap_behavior is None

@@ -1,0 +1,33 @@
+"""Node -> NodeFacts: memory and swap capacity, and the swap behaviour its label names."""
+
+from __future__ import annotations
+
+from oomlab.nodes import NodeFacts, node_facts_from_node
+from oomlab.semantics import SwapBehavior
+
+
+def test_node_facts() -> None:
+    node = {
+        "metadata": {"name": "oomlab-node"},
+        "status": {
+            "capacity": {"memory": "24594420Ki", "cpu": "2"},
+            "nodeInfo": {"kubeletVersion": "v1.34.4", "swap": {"capacity": 2147479552}},
+        },
+    }
+    assert node_facts_from_node(node) == NodeFacts("oomlab-node", 24594420 * 1024, 2147479552)
+    no_swap = {"metadata": {"name": "n"}, "status": {"nodeInfo": {"swap": {}}}}
+    assert node_facts_from_node(no_swap).swap_capacity_bytes == 0
+    old_kubelet = {"metadata": {"name": "n"}, "status": {"nodeInfo": {}}}
+    assert node_facts_from_node(old_kubelet).swap_capacity_bytes is None
+
+
+def test_node_label_names_the_swap_behavior() -> None:
+    node = {
+        "metadata": {"name": "kind-worker", "labels": {"oomlab.dev/swap-behavior": "LimitedSwap"}},
+        "status": {"capacity": {"memory": "8Gi"}, "nodeInfo": {"swap": {"capacity": 2**31}}},
+    }
+    facts = node_facts_from_node(node)
+    assert facts.swap_behavior == SwapBehavior.LIMITED_SWAP
+    assert facts.swap_capacity_bytes == 2**31
+    node["metadata"]["labels"] = {"oomlab.dev/swap-behavior": "Sometimes"}
+    assert node_facts_from_node(node).swap_behavior is None
