@@ -451,7 +451,7 @@ def parity(
         report(rows, title=f"oomlab parity {namespace}/{name}", as_json=False)
         result = rows[0].result
         if result is None:
-            fail(rows[0].error, code=3)
+            fail(rows[0].error)
         observed_at = kube.record_docker_observation(namespace, name, result, spec.docker)
         status = kube.wait_for_docker_fold(
             namespace, name, observed_at, timeout_s=kube.FOLD_TIMEOUT_S

@@ -34,7 +34,7 @@ _PREDICTED_OUTCOME = {
 
 # The annotation's fields that status.docker.observed keeps (the CRD's schema), by type.
 _OBSERVED_INTS = ("exitCode", "allocatedBytes", "peakBytes", "hostSwapBytes")
-_OBSERVED_STRINGS = ("runtime", "engineVersion", "cgroupVersion", "host")
+_OBSERVED_STRINGS = ("runtime", "engine", "engineVersion", "cgroupVersion", "host", "reason")
 
 
 def compact(data: dict[str, Any]) -> dict[str, Any]:

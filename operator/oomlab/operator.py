@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -164,6 +165,19 @@ async def node_facts(state: OperatorState, name: str | None) -> NodeFacts | None
 
 # --------------------------------------------------------------------------------------------
 # startup, probe, cleanup
+
+
+API_THREADS = 32
+"""Every Kubernetes call runs in a thread (asyncio.to_thread): the loop's default pool is
+min(32, cores + 4), 6 threads on a 2-core node, which queues a burst of experiments behind a few
+slow calls. The calls wait on the network, not the CPU, so more threads cost little."""
+
+
+@kopf.on.startup()
+async def widen_api_thread_pool(**_: Any) -> None:
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=API_THREADS, thread_name_prefix="oomlab-api")
+    )
 
 
 @kopf.on.startup()

@@ -21,10 +21,10 @@ from typer.testing import CliRunner
 
 from oomlab import cli, kube
 from oomlab.config import OperatorConfig
-from oomlab.docker_runner import ContainerRun
 from oomlab.docker_view import OBSERVATION_ANNOTATION, parse_observation
 from oomlab.pods import ExperimentSpec
 from oomlab.results import HostFacts, Outcome, RunResult
+from oomlab.runners import ContainerRun
 from oomlab.status import assemble
 
 MiB = 2**20

@@ -243,6 +243,7 @@ def test_docker_observation_overrides_prediction_and_recomputes_parity() -> None
         "exitCode": 0,
         "oomKilled": False,
         "host": "lab",
+        "reason": "completed",
         "recordedAt": "2026-11-25T20:41:00Z",
     }
     assert status["parity"]["result"] == "Mismatch"
