@@ -60,6 +60,10 @@ lint: venv ## ruff, mypy and shellcheck.
 test-unit: venv ## Unit tier: pure rules, memhog, manifests; seconds, no services.
 	$(PYTEST) tests/unit
 
+.PHONY: test-net
+test-net: venv ## Net tier (root): the egress guard proven inside network namespaces; seconds.
+	OOMLAB_REQUIRE_NETNS=1 $(PYTEST) tests/net
+
 .PHONY: test-docker
 test-docker: setup ## Docker tier: real engine, real OOM kills; minutes.
 	OOMLAB_REQUIRE_ENGINE=1 $(PYTEST) tests/docker
@@ -79,7 +83,7 @@ test-e2e: venv ## E2E tier: the real operator (in-process, then deployed) on the
 	  hack/e2e-prepare.sh && $(PYTEST) tests/operator && $(PYTEST) tests/e2e
 
 .PHONY: test
-test: lint test-unit test-docker cluster-up test-e2e ## All tiers on this machine (what .ci/run runs).
+test: lint test-unit test-net test-docker cluster-up test-e2e ## All tiers on this machine (what .ci/run runs).
 
 .PHONY: bench
 bench: setup ## Benchmarks: kit overhead vs docker CLI, memhog fill rate vs stress-ng.
