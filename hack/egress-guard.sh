@@ -4,6 +4,7 @@
 #
 #   hack/egress-guard.sh up        install it, or repair it (idempotent; counters kept)
 #   hack/egress-guard.sh down      remove its own rules and chains, nothing else
+#   hack/egress-guard.sh down --if-idle   the same, only when no project interface is left
 #   hack/egress-guard.sh status    installed or not, jump positions, what it dropped; exit 1 if absent
 #   hack/egress-guard.sh counters  one line per drop rule: NAME PACKETS BYTES (for tests)
 #
@@ -20,14 +21,14 @@
 # Filter OUTPUT runs after kube-proxy's DNAT, so service IPs are seen as the pod they lead to.
 # `up` puts the jumps back at position 1 when something (kube-proxy) inserted rules above them.
 # Works in any network namespace: `ip netns exec NS hack/egress-guard.sh up` guards NS.
-# Env: OOMLAB_EGRESS_ALLOW (default "lo oomlab+ tap-oomlab+ kindbr+"), OOMLAB_EGRESS_RANGE.
+# Env: OOMLAB_EGRESS_ALLOW (hack/lib.sh: "lo oomlab+ tap-oomlab+ kindbr+"), OOMLAB_EGRESS_RANGE,
+# OOMLAB_EGRESS_KEEP=1 (down leaves the guard in place: for a machine that wants it always).
 set -euo pipefail
 
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/lib.sh
 source "${HACK_DIR}/lib.sh"
 
-: "${OOMLAB_EGRESS_ALLOW:=lo oomlab+ tap-oomlab+ kindbr+}"
 : "${OOMLAB_EGRESS_RANGE:=100.64.0.0/10}"
 : "${OOMLAB_IPTABLES:=iptables}"
 
@@ -103,10 +104,21 @@ cmd_up() {
   oomlab_log "egress guard: up (allowed interfaces: ${OOMLAB_EGRESS_ALLOW})"
 }
 
-cmd_down() {
+cmd_down() { # [--if-idle]
   oomlab_need_root "changes iptables"
   oomlab_have "${OOMLAB_IPTABLES}" || return 0
-  local g builtin chain short line
+  local g builtin chain short line left
+  if [[ "${OOMLAB_EGRESS_KEEP:-0}" == 1 ]]; then
+    oomlab_log "egress guard: kept (OOMLAB_EGRESS_KEEP=1)"
+    return 0
+  fi
+  if [[ "${1:-}" == --if-idle ]]; then
+    left="$(oomlab_project_interfaces | tr '\n' ' ')"
+    if [[ -n "${left}" ]]; then
+      oomlab_log "egress guard: kept, project interfaces remain: ${left}"
+      return 0
+    fi
+  fi
   for g in "${GUARDS[@]}"; do
     IFS=: read -r builtin chain short <<<"${g}"
     for line in $(jump_lines "${builtin}" "${chain}"); do ipt -D "${builtin}" "${line}"; done
@@ -157,8 +169,8 @@ cmd_status() {
 
 case "${1:-}" in
   up) cmd_up ;;
-  down) cmd_down ;;
+  down) shift; cmd_down "$@" ;;
   status) cmd_status ;;
   counters) cmd_counters ;;
-  *) sed -n '5,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '5,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

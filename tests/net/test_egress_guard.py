@@ -60,8 +60,8 @@ class Namespaces:
     def iptables(self, role: str, *argv: str) -> str:
         return self.run(role, "iptables", "-w", "10", *argv)
 
-    def guard(self, command: str) -> str:
-        return self.run("host", str(GUARD), command)
+    def guard(self, *command: str) -> str:
+        return self.run("host", str(GUARD), *command)
 
     def guard_counters(self) -> dict[str, int]:
         lines = (line.split() for line in self.guard("counters").splitlines())
@@ -198,3 +198,16 @@ def test_up_is_idempotent_repairs_its_position_and_down_leaves_only_others_rules
     namespaces.guard("down")
     namespaces.guard("down")
     assert rules() == before
+
+
+def test_down_if_idle_keeps_the_guard_while_a_project_interface_is_left(
+    namespaces: Namespaces,
+) -> None:
+    namespaces.guard("up")
+
+    namespaces.guard("down", "--if-idle")
+    assert "absent" not in namespaces.run("host", "sh", "-c", f"{GUARD} status || true")
+
+    namespaces.run("host", "ip", "link", "del", "oomlab0")
+    namespaces.guard("down", "--if-idle")
+    assert "OOMLAB-EGRESS" not in namespaces.iptables("host", "-S")
