@@ -115,7 +115,7 @@ oomlab_in_shared_range() {
 }
 
 # The local cluster's admin kubeconfig (hack/local-cluster.sh writes it).
-oomlab_local_kubeconfig() { printf '%s\n' "${OOMLAB_STATE}/cluster/kubeconfig"; }
+oomlab_local_kubeconfig() { printf '%s\n' "${OOMLAB_CLUSTER_STATE:-${OOMLAB_STATE}/cluster}/kubeconfig"; }
 
 # Where a kind cluster's kubeconfig goes: the first file of $KUBECONFIG, else
 # ${OOMLAB_STATE}/kind/kubeconfig as root, else ~/.kube/kind-NAME.
