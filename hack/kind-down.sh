@@ -62,19 +62,11 @@ fi
 
 if [[ "${SWAP_OFF}" -eq 1 ]]; then
   if [[ -x "${HACK_DIR}/swap.sh" ]]; then
-    if [[ "$(id -u)" -eq 0 ]]; then
-      "${HACK_DIR}/swap.sh" off
-    else
-      sudo --preserve-env env "PATH=${PATH}" "${HACK_DIR}/swap.sh" off
-    fi
+    oomlab_as_root "${HACK_DIR}/swap.sh" off
   else
     oomlab_warn "hack/swap.sh is missing: swap left as it is"
   fi
 fi
 # The egress guard goes last, and only when no interface of the project's is left.
-if [[ "$(id -u)" -eq 0 ]]; then
-  "${HACK_DIR}/egress-guard.sh" down --if-idle
-else
-  sudo --preserve-env env "PATH=${PATH}" "${HACK_DIR}/egress-guard.sh" down --if-idle
-fi
+oomlab_as_root "${HACK_DIR}/egress-guard.sh" down --if-idle
 oomlab_log "kind cluster ${NAME} is down"

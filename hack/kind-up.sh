@@ -63,16 +63,6 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-# Runs a command as root: directly when we are root, else through sudo (keeping PATH and env).
-as_root() {
-  if [[ "$(id -u)" -eq 0 ]]; then
-    "$@"
-  else
-    oomlab_have sudo || oomlab_die "$1 needs root and sudo is not available"
-    sudo --preserve-env env "PATH=${PATH}" "$@"
-  fi
-}
-
 # --- 1. cgroup version and what it means for swap -----------------------------------------------
 CGROUP="$(oomlab_cgroup_version)"
 if [[ "${CGROUP}" == v2 ]]; then
@@ -103,7 +93,7 @@ oomlab_log "kind config: ${CONFIG} (swapBehavior ${BEHAVIOR})"
 if [[ -n "${SWAP_SIZE}" ]]; then
   [[ -x "${HACK_DIR}/swap.sh" ]] || oomlab_die "hack/swap.sh is missing: cannot enable swap"
   oomlab_log "enabling ${SWAP_SIZE} of host swap (hack/swap.sh on ${SWAP_SIZE})"
-  as_root "${HACK_DIR}/swap.sh" on "${SWAP_SIZE}"
+  oomlab_as_root "${HACK_DIR}/swap.sh" on "${SWAP_SIZE}"
 fi
 SWAP_KIB="$(awk '$1=="SwapTotal:"{print $2}' /proc/meminfo)"
 oomlab_log "host swap now: $((SWAP_KIB / 1024)) MiB (kind nodes share the host kernel and see it)"
@@ -128,7 +118,7 @@ kc() { "${KUBECTL}" --kubeconfig "${KUBECONFIG_OUT}" "$@"; }
 
 # --- 3. the cluster -------------------------------------------------------------------------------
 # Before any network of ours exists: nothing for 100.64.0.0/10 may leave through another interface.
-as_root "${HACK_DIR}/egress-guard.sh" up
+oomlab_as_root "${HACK_DIR}/egress-guard.sh" up
 if [[ -n "${NETWORK}" ]]; then
   # Our own Docker network for the kind nodes, so node addresses stay out of the private ranges,
   # on a bridge whose name the egress guard allows, and no masquerading to the outside.
@@ -169,7 +159,7 @@ kc get nodes -o wide >&2
 # --- 4. images --------------------------------------------------------------------------------------
 if [[ "${BUILD}" -eq 1 ]]; then
   oomlab_log "building images (hack/images.sh)"
-  as_root "${HACK_DIR}/images.sh"
+  oomlab_as_root "${HACK_DIR}/images.sh"
 fi
 for image in "${IMAGES[@]}"; do
   oomlab_docker image inspect "${image}" >/dev/null 2>&1 ||

@@ -29,6 +29,16 @@ oomlab_need_root() {
 
 oomlab_have() { command -v "$1" >/dev/null 2>&1; }
 
+# Runs a command as root: directly when we are root, else through sudo (keeping PATH and env).
+oomlab_as_root() {
+  if [[ "$(id -u)" -eq 0 ]]; then
+    "$@"
+  else
+    oomlab_have sudo || oomlab_die "$1 needs root and sudo is not available"
+    sudo --preserve-env env "PATH=${PATH}" "$@"
+  fi
+}
+
 # True when Debian package $1 is installed.
 oomlab_pkg_installed() {
   [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" == "installed" ]]
