@@ -49,7 +49,7 @@ all_terminal() {
 docker_observed() { # names...
   local name phase source
   while read -r name phase source; do
-    [[ " $* " == *" ${name} "* && "${source}" != observed ]] && return 1
+    [[ " $* " == *" ${name} "* && "${source,,}" != observed ]] && return 1
   done < <(samples_state)
   return 0
 }
