@@ -53,25 +53,37 @@ lint: venv ## ruff, mypy and shellcheck.
 	$(BIN)/mypy
 	@command -v shellcheck >/dev/null || { [ "$$(id -u)" = 0 ] && \
 	  apt-get -o DPkg::Lock::Timeout=600 install -y -q shellcheck >/dev/null; } || true
-	@if command -v shellcheck >/dev/null; then shellcheck -x hack/*.sh .ci/run && echo "shellcheck: ok"; \
+	@if command -v shellcheck >/dev/null; then shellcheck -x hack/*.sh hack/cluster/*.sh .ci/run && echo "shellcheck: ok"; \
 	  else echo "shellcheck not installed (needs root to install): skipped"; fi
 
 .PHONY: test-unit
 test-unit: venv ## Unit tier: pure rules, memhog, manifests; seconds, no services.
 	$(PYTEST) tests/unit
 
+.PHONY: test-net
+test-net: venv ## Net tier (root): the egress guard proven inside network namespaces; seconds.
+	OOMLAB_REQUIRE_NETNS=1 $(PYTEST) tests/net
+
 .PHONY: test-docker
 test-docker: setup ## Docker tier: real engine, real OOM kills; minutes.
 	OOMLAB_REQUIRE_ENGINE=1 $(PYTEST) tests/docker
 
 .PHONY: cluster-up
-cluster-up: images ## Build Kubernetes from source (cached) and start a local single-node cluster.
+cluster-up: images ## Egress guard, then Kubernetes built from source (cached) as a local single-node cluster.
 	hack/k8s-build.sh
-	hack/local-cluster.sh up oomlab/memhog:dev oomlab/operator:dev
+	hack/cluster.sh up oomlab/memhog:dev oomlab/operator:dev
 
 .PHONY: cluster-down
-cluster-down: ## Stop the local cluster and remove everything it made.
-	hack/local-cluster.sh down
+cluster-down: ## Stop the cluster, remove everything it made; the egress guard last, when nothing is left.
+	hack/cluster.sh down
+
+.PHONY: cluster-status
+cluster-status: ## The egress guard (and what it dropped) and the cluster's components.
+	hack/cluster.sh status
+
+.PHONY: lab
+lab: setup cluster-up ## The Kubernetes main job: operator, samples, Docker parity, the oomx table.
+	hack/lab.sh
 
 .PHONY: test-e2e
 test-e2e: venv ## E2E tier: the real operator (in-process, then deployed) on the cluster at $$KUBECONFIG.
@@ -79,7 +91,7 @@ test-e2e: venv ## E2E tier: the real operator (in-process, then deployed) on the
 	  hack/e2e-prepare.sh && $(PYTEST) tests/operator && $(PYTEST) tests/e2e
 
 .PHONY: test
-test: lint test-unit test-docker cluster-up test-e2e ## All tiers on this machine (what .ci/run runs).
+test: lint test-unit test-net test-docker cluster-up test-e2e ## All tiers on this machine (what .ci/run runs).
 
 .PHONY: bench
 bench: setup ## Benchmarks: kit overhead vs docker CLI, memhog fill rate vs stress-ng.
@@ -91,10 +103,11 @@ bench-operator: venv ## Operator benchmarks on the cluster at $$KUBECONFIG (stat
 	KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(BIN)/python bench/operator_bench.py
 
 .PHONY: down
-down: ## Undo setup: cluster, swapfile, Docker engine we started.
-	-hack/local-cluster.sh down
+down: ## Undo setup: cluster, swapfile, Docker engine we started; the egress guard last.
+	-hack/cluster.sh down
 	-hack/swap.sh off
 	-hack/docker-down.sh
+	-hack/egress-guard.sh down --if-idle
 
 .PHONY: clean
 clean: ## Remove the venv and caches in the tree.

@@ -50,18 +50,6 @@ alive() { # pidfile comm
   [[ -d "/proc/${pid}" && "$(cat "/proc/${pid}/comm" 2>/dev/null)" == "$2" ]]
 }
 
-wait_for() { # seconds description command...
-  local deadline=$((SECONDS + $1)) what="$2"
-  shift 2
-  until "$@" >/dev/null 2>&1; do
-    if ((SECONDS >= deadline)); then
-      return 1
-    fi
-    sleep 0.5
-  done
-  oomlab_log "${what} is up"
-}
-
 if oomlab_docker_ok; then
   oomlab_log "a Docker engine already answers: leaving it as it is"
   say_versions
@@ -93,7 +81,7 @@ EOF
     >>"${STATE_DIR}/containerd.log" 2>&1 </dev/null &
   echo $! >"${CTR_PIDFILE}"
   echo "containerd $(cat "${CTR_PIDFILE}")" >>"${MARKER}"
-  wait_for 30 containerd test -S "${CTR_SOCK}" ||
+  oomlab_wait_for 30 containerd test -S "${CTR_SOCK}" ||
     oomlab_die "containerd did not come up; see ${STATE_DIR}/containerd.log"
 fi
 
@@ -114,7 +102,7 @@ else
   echo "dockerd ${pid}" >>"${MARKER}"
 fi
 
-if ! wait_for "${WAIT}" "Docker engine" oomlab_docker info; then
+if ! oomlab_wait_for "${WAIT}" "Docker engine" oomlab_docker info; then
   tail -n 20 "${STATE_DIR}/dockerd.log" >&2 || true
   oomlab_die "dockerd did not answer within ${WAIT}s; see ${STATE_DIR}/dockerd.log"
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Removes what hack/kind-up.sh made: the kind cluster, and the Docker network kind-up created
-# for it (only if kind-up created it and nothing else uses it). Idempotent.
+# for it (only if kind-up created it and nothing else uses it), then the egress guard if nothing
+# of the project's is left. Idempotent.
 # Host swap is left alone unless --swap-off is given (then hack/swap.sh off, which removes only
 # the swapfile it created). Images stay in the Docker engine.
 #
@@ -32,15 +33,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-if [[ -z "${KUBECONFIG_OUT}" ]]; then
-  if [[ -n "${KUBECONFIG:-}" ]]; then
-    KUBECONFIG_OUT="${KUBECONFIG%%:*}"
-  elif [[ "$(id -u)" -eq 0 ]]; then
-    KUBECONFIG_OUT="${OOMLAB_STATE}/kind/kubeconfig"
-  else
-    KUBECONFIG_OUT="${HOME}/.kube/kind-${NAME}"
-  fi
-fi
+[[ -n "${KUBECONFIG_OUT}" ]] || KUBECONFIG_OUT="$(oomlab_kind_kubeconfig "${NAME}")"
 
 if KIND="$(oomlab_kind_bin)"; then
   if "${KIND}" get clusters 2>/dev/null | grep -qx "${NAME}"; then
@@ -69,13 +62,11 @@ fi
 
 if [[ "${SWAP_OFF}" -eq 1 ]]; then
   if [[ -x "${HACK_DIR}/swap.sh" ]]; then
-    if [[ "$(id -u)" -eq 0 ]]; then
-      "${HACK_DIR}/swap.sh" off
-    else
-      sudo --preserve-env env "PATH=${PATH}" "${HACK_DIR}/swap.sh" off
-    fi
+    oomlab_as_root "${HACK_DIR}/swap.sh" off
   else
     oomlab_warn "hack/swap.sh is missing: swap left as it is"
   fi
 fi
+# The egress guard goes last, and only when no interface of the project's is left.
+oomlab_as_root "${HACK_DIR}/egress-guard.sh" down --if-idle
 oomlab_log "kind cluster ${NAME} is down"

@@ -5,6 +5,10 @@
 #   3. creates the kind cluster from manifests/kind/<config>.yaml (skipped if it exists);
 #   4. builds the images (hack/images.sh) and loads them into the cluster (kind load);
 #   5. kubectl apply -k manifests/ and waits for the operator to roll out.
+# The egress guard (hack/egress-guard.sh) goes in first; the nodes' Docker network is ours, in
+# 100.64.0.0/10, on a bridge named kindbr-oomlab (one the guard allows) with masquerade off.
+# The node's swap behaviour has one source: its oomlab.dev/swap-behavior label in
+# manifests/kind/<config>.yaml, which the operator reads.
 # Idempotent: a second run reuses the cluster and rolls the operator only if its image changed.
 #
 # Usage: hack/kind-up.sh [--swap SIZE] [--config no-swap|limited-swap] [--name NAME]
@@ -38,10 +42,10 @@ KUBECONFIG_OUT=""
 PINNED_KIND="${OOMLAB_KIND_VERSION:-v0.30.0}"
 NETWORK="${OOMLAB_KIND_DOCKER_NETWORK-oomlab-kind}"
 SUBNET="${OOMLAB_KIND_DOCKER_SUBNET:-100.66.0.0/24}"
-NAMESPACE=oomlab-system
+BRIDGE=kindbr-oomlab
 IMAGES=(oomlab/memhog:dev oomlab/operator:dev)
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -58,16 +62,6 @@ while [[ $# -gt 0 ]]; do
     *) usage >&2; oomlab_die "unknown argument: $1" ;;
   esac
 done
-
-# Runs a command as root: directly when we are root, else through sudo (keeping PATH and env).
-as_root() {
-  if [[ "$(id -u)" -eq 0 ]]; then
-    "$@"
-  else
-    oomlab_have sudo || oomlab_die "$1 needs root and sudo is not available"
-    sudo --preserve-env env "PATH=${PATH}" "$@"
-  fi
-}
 
 # --- 1. cgroup version and what it means for swap -----------------------------------------------
 CGROUP="$(oomlab_cgroup_version)"
@@ -99,7 +93,7 @@ oomlab_log "kind config: ${CONFIG} (swapBehavior ${BEHAVIOR})"
 if [[ -n "${SWAP_SIZE}" ]]; then
   [[ -x "${HACK_DIR}/swap.sh" ]] || oomlab_die "hack/swap.sh is missing: cannot enable swap"
   oomlab_log "enabling ${SWAP_SIZE} of host swap (hack/swap.sh on ${SWAP_SIZE})"
-  as_root "${HACK_DIR}/swap.sh" on "${SWAP_SIZE}"
+  oomlab_as_root "${HACK_DIR}/swap.sh" on "${SWAP_SIZE}"
 fi
 SWAP_KIB="$(awk '$1=="SwapTotal:"{print $2}' /proc/meminfo)"
 oomlab_log "host swap now: $((SWAP_KIB / 1024)) MiB (kind nodes share the host kernel and see it)"
@@ -118,39 +112,44 @@ if [[ "${KIND_VERSION}" != "${PINNED_KIND}" ]]; then
 fi
 oomlab_docker_ok || oomlab_die "no Docker engine answers: run hack/docker-up.sh first"
 
-if [[ -z "${KUBECONFIG_OUT}" ]]; then
-  if [[ -n "${KUBECONFIG:-}" ]]; then
-    KUBECONFIG_OUT="${KUBECONFIG%%:*}"
-  elif [[ "$(id -u)" -eq 0 ]]; then
-    KUBECONFIG_OUT="${OOMLAB_STATE}/kind/kubeconfig"
-  else
-    KUBECONFIG_OUT="${HOME}/.kube/kind-${NAME}"
-  fi
-fi
+[[ -n "${KUBECONFIG_OUT}" ]] || KUBECONFIG_OUT="$(oomlab_kind_kubeconfig "${NAME}")"
 mkdir -p "$(dirname "${KUBECONFIG_OUT}")"
 kc() { "${KUBECTL}" --kubeconfig "${KUBECONFIG_OUT}" "$@"; }
 
 # --- 3. the cluster -------------------------------------------------------------------------------
+# Before any network of ours exists: nothing for 100.64.0.0/10 may leave through another interface.
+oomlab_as_root "${HACK_DIR}/egress-guard.sh" up
 if [[ -n "${NETWORK}" ]]; then
-  # Our own Docker network for the kind nodes, so node addresses stay out of the private ranges.
+  # Our own Docker network for the kind nodes, so node addresses stay out of the private ranges,
+  # on a bridge whose name the egress guard allows, and no masquerading to the outside.
   if ! oomlab_docker network inspect "${NETWORK}" >/dev/null 2>&1; then
     oomlab_run "$(oomlab_docker_bin)" network create --driver bridge --subnet "${SUBNET}" \
+      -o com.docker.network.bridge.name="${BRIDGE}" \
+      -o com.docker.network.bridge.enable_ip_masquerade=false \
       --label oomlab.dev/created-by=kind-up "${NETWORK}" >/dev/null
   fi
+  have_bridge="$(oomlab_docker network inspect --format '{{ index .Options "com.docker.network.bridge.name" }}' "${NETWORK}" 2>/dev/null || true)"
+  [[ "${have_bridge}" == "${BRIDGE}" ]] || oomlab_warn "Docker network ${NETWORK} is on bridge" \
+    "'${have_bridge:-br-<id>}', not ${BRIDGE}: the egress guard drops 100.64 traffic to it;" \
+    "run hack/kind-down.sh to remove it, then kind-up again"
   export KIND_EXPERIMENTAL_DOCKER_NETWORK="${NETWORK}"
 fi
 
 if "${KIND}" get clusters 2>/dev/null | grep -qx "${NAME}"; then
   oomlab_log "kind cluster ${NAME} exists: reusing it"
   "${KIND}" export kubeconfig --name "${NAME}" --kubeconfig "${KUBECONFIG_OUT}" >&2
-  have="$(kc get nodes -o jsonpath='{.items[0].metadata.labels.oomlab\.dev/swap-behavior}' 2>/dev/null || true)"
-  if [[ -n "${have}" && "${have}" != "${BEHAVIOR}" ]]; then
-    oomlab_warn "cluster ${NAME} runs ${have}, not ${BEHAVIOR}: run hack/kind-down.sh first to switch"
-    BEHAVIOR="${have}"
-  fi
 else
   oomlab_run "${KIND}" create cluster --name "${NAME}" --config "${CONFIG_FILE}" \
     --kubeconfig "${KUBECONFIG_OUT}" --wait 180s
+fi
+# The node's label (from the kind config) is what the operator predicts with: say what it is.
+have="$(kc get nodes -o jsonpath='{.items[0].metadata.labels.oomlab\.dev/swap-behavior}' 2>/dev/null || true)"
+if [[ -z "${have}" ]]; then
+  oomlab_warn "the node has no oomlab.dev/swap-behavior label: the operator falls back to its" \
+    "OOMLAB_SWAP_BEHAVIOR default; add the label to ${CONFIG_FILE#"${ROOT}"/}"
+elif [[ "${have}" != "${BEHAVIOR}" ]]; then
+  oomlab_warn "cluster ${NAME} runs ${have}, not ${BEHAVIOR}: run hack/kind-down.sh first to switch"
+  BEHAVIOR="${have}"
 fi
 if [[ -n "${SUDO_USER:-}" && "$(id -u)" -eq 0 ]]; then
   chown "${SUDO_USER}" "${KUBECONFIG_OUT}" || true
@@ -160,7 +159,7 @@ kc get nodes -o wide >&2
 # --- 4. images --------------------------------------------------------------------------------------
 if [[ "${BUILD}" -eq 1 ]]; then
   oomlab_log "building images (hack/images.sh)"
-  as_root "${HACK_DIR}/images.sh"
+  oomlab_as_root "${HACK_DIR}/images.sh"
 fi
 for image in "${IMAGES[@]}"; do
   oomlab_docker image inspect "${image}" >/dev/null 2>&1 ||
@@ -169,19 +168,7 @@ done
 oomlab_run "${KIND}" load docker-image --name "${NAME}" "${IMAGES[@]}"
 
 # --- 5. deploy --------------------------------------------------------------------------------------
-oomlab_run "${KUBECTL}" --kubeconfig "${KUBECONFIG_OUT}" apply -k "${ROOT}/manifests/"
-kc wait --for condition=Established --timeout=60s crd/oomexperiments.oomlab.dev >&2
-# What the operator predicts with; and the image ID, so that a rebuilt image rolls the pod
-# (the tag stays oomlab/operator:dev). Both are no-ops when unchanged.
-kc -n "${NAMESPACE}" set env deployment/oomlab-operator "OOMLAB_SWAP_BEHAVIOR=${BEHAVIOR}" >&2
-image_id="$(oomlab_docker image inspect --format '{{.Id}}' oomlab/operator:dev)"
-kc -n "${NAMESPACE}" patch deployment/oomlab-operator --type merge -p \
-  "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"oomlab.dev/image-id\":\"${image_id}\"}}}}}" >&2
-if ! kc -n "${NAMESPACE}" rollout status deployment/oomlab-operator --timeout=180s >&2; then
-  kc -n "${NAMESPACE}" describe pods -l app.kubernetes.io/component=operator >&2 || true
-  kc -n "${NAMESPACE}" logs deployment/oomlab-operator --tail=50 >&2 || true
-  oomlab_die "the operator did not become ready"
-fi
+KUBECONFIG="${KUBECONFIG_OUT}" "${HACK_DIR}/deploy-operator.sh"
 
 oomlab_log "kind cluster ${NAME} is up: ${CONFIG} (${BEHAVIOR}), cgroup ${CGROUP}, host swap $((SWAP_KIB / 1024)) MiB"
 oomlab_log "try: export KUBECONFIG=${KUBECONFIG_OUT}; kubectl apply -k manifests/samples/; kubectl get oomx -w"

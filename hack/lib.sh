@@ -29,6 +29,16 @@ oomlab_need_root() {
 
 oomlab_have() { command -v "$1" >/dev/null 2>&1; }
 
+# Runs a command as root: directly when we are root, else through sudo (keeping PATH and env).
+oomlab_as_root() {
+  if [[ "$(id -u)" -eq 0 ]]; then
+    "$@"
+  else
+    oomlab_have sudo || oomlab_die "$1 needs root and sudo is not available"
+    sudo --preserve-env env "PATH=${PATH}" "$@"
+  fi
+}
+
 # True when Debian package $1 is installed.
 oomlab_pkg_installed() {
   [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" == "installed" ]]
@@ -91,6 +101,74 @@ oomlab_docker() { "$(oomlab_docker_bin)" "$@"; }
 
 # True when a Docker engine answers.
 oomlab_docker_ok() { oomlab_docker info >/dev/null 2>&1; }
+
+# --- waiting, addresses, kubeconfigs (all cluster scripts) ---
+
+# Runs a command until it succeeds, at most SECONDS; false (and a warning) when it never did.
+oomlab_wait_for() { # seconds description command...
+  local deadline=$((SECONDS + $1)) what="$2"
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      oomlab_warn "timed out waiting for ${what}"
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+# True when an address or CIDR lies inside 100.64.0.0/10, where every oomlab network lives.
+oomlab_in_shared_range() {
+  local a b
+  IFS=. read -r a b _ <<<"${1%/*}"
+  [[ "${a}" == 100 && "${b}" -ge 64 && "${b}" -le 127 ]]
+}
+
+# The local cluster's admin kubeconfig (hack/local-cluster.sh writes it).
+oomlab_local_kubeconfig() { printf '%s\n' "${OOMLAB_CLUSTER_STATE:-${OOMLAB_STATE}/cluster}/kubeconfig"; }
+
+# Where a kind cluster's kubeconfig goes: the first file of $KUBECONFIG, else
+# ${OOMLAB_STATE}/kind/kubeconfig as root, else ~/.kube/kind-NAME.
+oomlab_kind_kubeconfig() { # cluster-name
+  if [[ -n "${KUBECONFIG:-}" ]]; then
+    printf '%s\n' "${KUBECONFIG%%:*}"
+  elif [[ "$(id -u)" -eq 0 ]]; then
+    printf '%s\n' "${OOMLAB_STATE}/kind/kubeconfig"
+  else
+    printf '%s\n' "${HOME}/.kube/kind-$1"
+  fi
+}
+
+# The cluster kubectl talks to: $KUBECONFIG when set, else the local cluster's when it exists
+# (what tests/e2e does too). Fails when there is neither.
+oomlab_kubeconfig() {
+  if [[ -n "${KUBECONFIG:-}" ]]; then
+    printf '%s\n' "${KUBECONFIG}"
+  elif [[ -f "$(oomlab_local_kubeconfig)" ]]; then
+    oomlab_local_kubeconfig
+  else
+    return 1
+  fi
+}
+
+# The interfaces 100.64.0.0/10 traffic may leave through (hack/egress-guard.sh), as iptables
+# interface names ("+" ends a prefix): loopback, the local cluster's bridge (oomlab0), VM node
+# taps (tap-oomlab*), kind's Docker bridge (kindbr*). Anything the project makes is named so.
+: "${OOMLAB_EGRESS_ALLOW:=lo oomlab+ tap-oomlab+ kindbr+}"
+
+# The project's interfaces that exist now (those OOMLAB_EGRESS_ALLOW names, loopback aside).
+oomlab_project_interfaces() {
+  local pattern name
+  while read -r name; do
+    for pattern in ${OOMLAB_EGRESS_ALLOW}; do
+      [[ "${pattern}" == lo ]] && continue
+      if [[ "${pattern}" == *+ && "${name}" == "${pattern%+}"* || "${name}" == "${pattern}" ]]; then
+        printf '%s\n' "${name}"
+        break
+      fi
+    done
+  done < <(ip -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }')
+}
 
 # --- kind helpers (hack/kind-up.sh, hack/kind-down.sh) ---
 

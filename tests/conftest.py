@@ -1,5 +1,6 @@
 """Test tiers by folder: tests/unit (no services), tests/docker (a real engine), tests/e2e (a real
-cluster from KUBECONFIG). Each folder's tests get the tier's marker automatically."""
+cluster from KUBECONFIG), tests/net (root: network namespaces). Each folder's tests get the
+tier's marker automatically."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-TIERS = {"unit": "unit", "docker": "docker", "e2e": "e2e", "operator": "e2e"}
+TIERS = {"unit": "unit", "docker": "docker", "e2e": "e2e", "operator": "e2e", "net": "net"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Deploys the operator the way users do (kubectl apply -k manifests/) into the cluster at
+# $KUBECONFIG (else the local cluster's) and waits for it to roll out. The Deployment's pod
+# template carries the image ID of oomlab/operator:dev in the local Docker engine, so a rebuilt
+# image (same tag) rolls the pod; unchanged, this is a no-op. The image must already be in the
+# cluster (hack/cluster.sh up imports it; kind-up loads it).
+#
+# Usage: hack/deploy-operator.sh
+set -euo pipefail
+
+HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=hack/k8s-env.sh
+source "${HACK_DIR}/k8s-env.sh"
+
+NAMESPACE=oomlab-system
+KUBECTL="$(oomlab_kubectl_bin)" || oomlab_die "no kubectl: run hack/k8s-build.sh or install one"
+KUBECONFIG="$(oomlab_kubeconfig)" || oomlab_die "no KUBECONFIG and no local cluster: run hack/cluster.sh up"
+export KUBECONFIG
+kc() { "${KUBECTL}" "$@"; }
+
+oomlab_run "${KUBECTL}" apply -k "${OOMLAB_REPO_ROOT}/manifests/" >&2
+kc wait --for condition=Established --timeout=60s crd/oomexperiments.oomlab.dev >&2
+image_id="$(oomlab_docker image inspect --format '{{.Id}}' oomlab/operator:dev)"
+kc -n "${NAMESPACE}" patch deployment/oomlab-operator --type merge -p \
+  "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"oomlab.dev/image-id\":\"${image_id}\"}}}}}" >&2
+if ! kc -n "${NAMESPACE}" rollout status deployment/oomlab-operator --timeout=180s >&2; then
+  kc -n "${NAMESPACE}" describe pods -l app.kubernetes.io/component=operator >&2 || true
+  kc -n "${NAMESPACE}" logs deployment/oomlab-operator --tail=50 >&2 || true
+  oomlab_die "the operator did not become ready"
+fi
+oomlab_log "operator deployed (image ${image_id:7:12})"

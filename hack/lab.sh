@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The Kubernetes lab, on a cluster that is already up (`make lab` brings it up first):
+#   1. deploys the operator (hack/deploy-operator.sh);
+#   2. applies the samples afresh (kubectl apply -k manifests/samples/, after deleting earlier
+#      runs of them: an experiment's spec cannot change, so each lab run starts new ones);
+#   3. runs `oomlab parity NAME` for each sample that names Docker flags (spec.docker): the same
+#      workload under those flags on the local Docker engine;
+#   4. waits until every sample is terminal (and Docker's observation is folded in), then prints
+#      `kubectl get oomx`.
+#
+# Usage: hack/lab.sh
+# Env: KUBECONFIG (default: the local cluster's), OOMLAB_LAB_NAMESPACE (default: default),
+#      OOMLAB_CLI (default: .venv/bin/oomlab, else oomlab on PATH), OOMLAB_LAB_TIMEOUT (600 s).
+set -euo pipefail
+
+HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=hack/k8s-env.sh
+source "${HACK_DIR}/k8s-env.sh"
+
+NAMESPACE="${OOMLAB_LAB_NAMESPACE:-default}"
+TIMEOUT="${OOMLAB_LAB_TIMEOUT:-600}"
+SAMPLES="${OOMLAB_REPO_ROOT}/manifests/samples/"
+TERMINAL="Completed OOMKilled Failed TimedOut Invalid"
+
+KUBECTL="$(oomlab_kubectl_bin)" || oomlab_die "no kubectl: run hack/k8s-build.sh or install one"
+KUBECONFIG="$(oomlab_kubeconfig)" || oomlab_die "no KUBECONFIG and no local cluster: run hack/cluster.sh up"
+export KUBECONFIG
+if [[ -n "${OOMLAB_CLI:-}" ]]; then
+  CLI="${OOMLAB_CLI}"
+elif [[ -x "${OOMLAB_REPO_ROOT}/.venv/bin/oomlab" ]]; then
+  CLI="${OOMLAB_REPO_ROOT}/.venv/bin/oomlab"
+else
+  CLI="$(command -v oomlab)" || oomlab_die "no oomlab CLI: run make venv"
+fi
+kc() { "${KUBECTL}" -n "${NAMESPACE}" "$@"; }
+
+# name phase docker-source, one line per sample experiment
+samples_state() {
+  kc get -k "${SAMPLES}" -o jsonpath='{range .items[*]}{.metadata.name} {.status.phase} {.status.docker.source}{"\n"}{end}'
+}
+
+all_terminal() {
+  local name phase _source
+  while read -r name phase _source; do
+    [[ " ${TERMINAL} " == *" ${phase:-none} "* ]] || return 1
+  done < <(samples_state)
+}
+
+docker_observed() { # names...
+  local name phase source
+  while read -r name phase source; do
+    [[ " $* " == *" ${name} "* && "${source,,}" != observed ]] && return 1
+  done < <(samples_state)
+  return 0
+}
+
+"${HACK_DIR}/deploy-operator.sh"
+
+oomlab_log "lab: applying the samples in namespace ${NAMESPACE} (earlier runs of them deleted first)"
+kc delete -k "${SAMPLES}" --ignore-not-found --wait=true >&2
+kc apply -k "${SAMPLES}" >&2
+
+mapfile -t with_docker < <(kc get -k "${SAMPLES}" -o jsonpath='{range .items[?(@.spec.docker)]}{.metadata.name}{"\n"}{end}')
+for name in "${with_docker[@]}"; do
+  oomlab_log "lab: oomlab parity ${name} (its spec.docker flags on the local Docker engine)"
+  "${CLI}" parity "${name}" -n "${NAMESPACE}" >&2
+done
+
+oomlab_log "lab: waiting for every sample to finish (at most ${TIMEOUT}s)"
+oomlab_wait_for "${TIMEOUT}" "every sample to be terminal" all_terminal || {
+  kc get oomx >&2
+  oomlab_die "not every sample finished within ${TIMEOUT}s"
+}
+# The operator folds the Docker observations in; give it a moment if it has not yet.
+oomlab_wait_for 60 "Docker observations in the samples' status" docker_observed "${with_docker[@]}" || true
+kc get oomx
