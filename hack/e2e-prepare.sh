@@ -12,6 +12,13 @@ source "${HACK_DIR}/k8s-env.sh"
 kubectl_bin="$(oomlab_kubectl_bin || true)"
 [[ -n "${kubectl_bin}" ]] || oomlab_die "no kubectl: run hack/k8s-build.sh or install one"
 
+# The tiers scale, restart and apply things: only in the project's own clusters (the same rule as
+# tests/lab.py), unless told otherwise.
+cluster="$("${kubectl_bin}" config view --minify -o jsonpath='{.contexts[0].context.cluster}')"
+if [[ "${cluster}" != oomlab && "${cluster}" != kind-oomlab && "${OOMLAB_ALLOW_FOREIGN_CLUSTER:-}" != 1 ]]; then
+  oomlab_die "the kubeconfig's current cluster is '${cluster}', not the project's (oomlab, kind-oomlab): set OOMLAB_ALLOW_FOREIGN_CLUSTER=1 to use it"
+fi
+
 oomlab_log "installing the OOMExperiment CRD"
 "${kubectl_bin}" apply -f "${OOMLAB_REPO_ROOT}/manifests/crd/" >&2
 "${kubectl_bin}" wait --for=condition=Established crd/oomexperiments.oomlab.dev --timeout=60s >&2
