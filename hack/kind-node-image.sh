@@ -9,19 +9,21 @@
 #      cache) with the project's patches (hack/kind/patches/*.patch) applied on top;
 #   4. the component images, named exactly as `kubeadm config images list` prints them, built as
 #      docker-archive tarballs (one static binary each; kube-proxy also gets iptables) and
-#      imported into the node's containerd (which runs in a throwaway container from the image).
-# The result is saved (zstd) under ${OOMLAB_CACHE}/kind-node with a key of all its inputs: with
-# the same key the image is left alone, or `docker load`ed again if the engine lost it.
+#      imported into the node's containerd store (that containerd, chrooted, no network).
+# The image is written as a docker-archive (zstd) under ${OOMLAB_CACHE}/kind-node with a key of
+# all its inputs, then `docker load`ed; with the same key nothing is rebuilt, and the engine
+# loads the archive again only if it lost the image. Only the load needs the Docker engine.
 #
-# Usage: hack/kind-node-image.sh [--force] [--print-name]
+# Usage: hack/kind-node-image.sh [--force] [--no-load] [--print-name]
 #   --force       rebuild even when the inputs did not change
+#   --no-load     build the cached archive only (no Docker engine needed)
 #   --print-name  print the image name and exit
 # Env: OOMLAB_KIND_NODE_IMAGE  image name (default oomlab/kind-node:${OOMLAB_K8S_VERSION})
 #      OOMLAB_KIND_POD_SUBNET  the pod range of the node's static CNI config (default
 #                              100.81.0.0/16); a kind config using this image must use the same
 #                              podSubnet (hack/kind-up.sh checks it)
 #      OOMLAB_DEBIAN_MIRROR    mirror for debootstrap (default: the one apt uses)
-# Needs root (debootstrap, chroot) and the Docker engine (hack/docker-up.sh).
+# Needs root (debootstrap, chroot, unshare) and, to load the image, the Docker engine.
 set -euo pipefail
 
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -39,12 +41,14 @@ SUITE=bookworm
 PACKAGES=(systemd conntrack iptables nftables iproute2 ethtool util-linux mount kmod libseccomp2
   pigz fuse-overlayfs bash ca-certificates jq procps containerd runc containernetworking-plugins)
 FORCE=0
+LOAD=1
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --force) FORCE=1; shift ;;
+    --no-load) LOAD=0; shift ;;
     --print-name) printf '%s\n' "${IMAGE}"; exit 0 ;;
-    -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) oomlab_die "unknown argument: $1" ;;
   esac
 done
@@ -286,84 +290,79 @@ built_version() {
 }
 
 # --- the image -----------------------------------------------------------------------------------
-build_image() { # key
-  local key="$1" work stage committed cid a
+# The component images go into the node's containerd store by running that containerd (with no
+# CRI plugin) chrooted into the root filesystem, in namespaces of its own with no network.
+import_component_images() { # node-root archives-dir
+  local root="$1" images="$2" ref
+  mkdir -p "${root}/tmp/oomlab-images"
+  cp "${images}"/*.tar "${root}/tmp/oomlab-images/"
+  printf 'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n' >"${root}/tmp/oomlab-containerd.toml"
+  cat >"${root}/tmp/oomlab-import.sh" <<'EOF'
+set -euo pipefail
+containerd --config /tmp/oomlab-containerd.toml --log-level warn &
+pid=$!
+for _ in $(seq 100); do ctr version >/dev/null 2>&1 && break; sleep 0.2; done
+for archive in /tmp/oomlab-images/*.tar; do
+  ctr -n k8s.io images import --no-unpack --digests "${archive}" >/dev/null
+done
+ctr -n k8s.io images ls -q >/tmp/oomlab-images/list
+kill "${pid}"
+wait "${pid}" || true
+EOF
+  # shellcheck disable=SC2016  # expanded by the inner shell
+  unshare --mount --pid --net --fork bash -euc \
+    'mount -t proc proc "$1/proc" && mount --bind /dev "$1/dev" && exec chroot "$1" /bin/bash /tmp/oomlab-import.sh' \
+    import-images "${root}"
+  for ref in "${KUBEADM_IMAGES[@]}"; do
+    grep -qxF "${ref}" "${root}/tmp/oomlab-images/list" || oomlab_die "${ref} is not in the node's containerd"
+  done
+  rm -rf "${root}"/tmp/oomlab-* "${root:?}"/run/*
+}
+
+# The node image as a docker-archive (what `docker load` reads), compressed into the cache.
+build_archive() { # key tarball
+  local key="$1" tarball="$2" work config
   work="$(mktemp -d "${CACHE_DIR}/build.XXXXXX")"
-  stage="oomlab/kind-node-build:stage-$$"
-  committed="oomlab/kind-node-build:committed-$$"
-  cid="oomlab-kind-node-build-$$"
-  # shellcheck disable=SC2064  # expand now: the names are local
-  trap "rm -rf '${work}'; docker_ rm -f '${cid}' >/dev/null 2>&1 || true; docker_ rmi '${stage}' '${committed}' >/dev/null 2>&1 || true" EXIT
+  # shellcheck disable=SC2064  # expand now: work is local
+  trap "rm -rf '${work}'" EXIT
   mkdir -p "${work}/root"
   timed "node root filesystem" assemble_root "${work}/root"
   timed "component images" component_archives "${work}/root" "${work}/images"
-  timed "docker import" import_root "${work}/root" "${stage}"
-  rm -rf "${work}/root"
-
-  # The node's containerd, in a throwaway container of the image, takes the component images.
-  local start=${SECONDS}
-  docker_ run -d --name "${cid}" --network none --entrypoint /usr/bin/containerd "${stage}" >/dev/null
-  oomlab_wait_for 60 "the node's containerd" docker_ exec "${cid}" ctr version
-  for a in "${work}"/images/*.tar; do
-    docker_ exec -i "${cid}" ctr -n k8s.io images import --no-unpack --digests - <"${a}" >/dev/null
-  done
-  local have
-  have="$(docker_ exec "${cid}" ctr -n k8s.io images ls -q)"
-  for a in "${KUBEADM_IMAGES[@]}"; do
-    grep -qxF "${a}" <<<"${have}" || oomlab_die "${a} is not in the node's containerd"
-  done
-  docker_ stop -t 30 "${cid}" >/dev/null
-  docker_ commit --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' \
-    --change 'CMD []' "${cid}" "${committed}" >/dev/null
-  oomlab_log "images into the node's containerd: $((SECONDS - start)) s"
-
-  # STOPSIGNAL cannot be set by import or commit: systemd stops on SIGRTMIN+3, not SIGTERM.
-  printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\nLABEL %s=%s org.oomlab.kind-pod-subnet=%s\n' "${committed}" "${LABEL}" "${key}" "${POD_SUBNET}" |
-    DOCKER_BUILDKIT=0 docker_ build --network none -q -t "${IMAGE}" - >/dev/null
-  docker_ rm -f "${cid}" >/dev/null
-  docker_ rmi "${stage}" "${committed}" >/dev/null
+  timed "component images into the node's containerd" import_component_images "${work}/root" "${work}/images"
+  # As kind's image: systemd is told it runs in a container, and stops on SIGRTMIN+3.
+  config='{"Env":["container=docker","PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],'
+  config+='"Entrypoint":["/usr/local/bin/entrypoint","/sbin/init"],"StopSignal":"SIGRTMIN+3",'
+  config+="\"Labels\":{\"${LABEL}\":\"${key}\",\"org.oomlab.kind-pod-subnet\":\"${POD_SUBNET}\"}}"
+  timed "node image archive" docker_archive "${IMAGE}" "${work}/root" "${work}/node.tar" "${config}"
+  timed "zstd" zstd -q -T0 -3 -f -o "${tarball}.part" "${work}/node.tar"
+  mv -f "${tarball}.part" "${tarball}"
   rm -rf "${work}"
   trap - EXIT
 }
 
-import_root() { # root image
-  tar --numeric-owner --xattrs -C "$1" -c . | docker_ import \
-    --change "ENV container=docker" \
-    --change "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-    --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' \
-    --message "oomlab: kind node ${OOMLAB_K8S_VERSION}" - "$2" >/dev/null
-}
-
-save_image() { # key
-  local tarball="${CACHE_DIR}/kind-node-${OOMLAB_K8S_VERSION}.tar.zst"
-  docker_ save "${IMAGE}" | zstd -q -T0 -3 -o "${tarball}.part"
-  mv -f "${tarball}.part" "${tarball}"
-  printf '%s\n' "$1" >"${CACHE_DIR}/kind-node-${OOMLAB_K8S_VERSION}.key"
-}
-
 main() {
   oomlab_need_root "runs debootstrap and chroot"
-  oomlab_docker_ok || oomlab_die "no Docker engine answers: run hack/docker-up.sh first"
   mkdir -p "${CACHE_DIR}"
   local start=${SECONDS} key tarball keyfile
   timed "binaries (hack/k8s-build.sh)" build_inputs
   key="$(inputs_key)"
   tarball="${CACHE_DIR}/kind-node-${OOMLAB_K8S_VERSION}.tar.zst"
   keyfile="${CACHE_DIR}/kind-node-${OOMLAB_K8S_VERSION}.key"
-  if [[ "${FORCE}" != 1 && "$(docker_ image inspect --format "{{ index .Config.Labels \"${LABEL}\" }}" "${IMAGE}" 2>/dev/null || true)" == "${key}" ]]; then
-    oomlab_log "${IMAGE} is up to date (inputs ${key}): $((SECONDS - start)) s"
-    return 0
+  if [[ "${FORCE}" == 1 || ! -s "${tarball}" || "$(cat "${keyfile}" 2>/dev/null || true)" != "${key}" ]]; then
+    oomlab_log "building ${IMAGE} (inputs ${key}; pods in ${POD_SUBNET})"
+    build_archive "${key}" "${tarball}"
+    printf '%s\n' "${key}" >"${keyfile}"
+    oomlab_log "${tarball}: $(du -h "${tarball}" | cut -f1)"
   fi
-  if [[ "${FORCE}" != 1 && -s "${tarball}" && "$(cat "${keyfile}" 2>/dev/null || true)" == "${key}" ]]; then
-    oomlab_log "loading ${IMAGE} from ${tarball} (inputs ${key})"
-    timed "docker load" bash -c "zstd -dc '${tarball}' | '$(oomlab_docker_bin)' load -q >/dev/null"
-    oomlab_log "${IMAGE} is ready: $((SECONDS - start)) s"
-    return 0
+  if [[ "${LOAD}" == 1 ]]; then
+    oomlab_docker_ok || oomlab_die "no Docker engine answers: run hack/docker-up.sh first"
+    if [[ "$(docker_ image inspect --format "{{ index .Config.Labels \"${LABEL}\" }}" "${IMAGE}" 2>/dev/null || true)" == "${key}" ]]; then
+      oomlab_log "${IMAGE} in the engine is up to date (inputs ${key})"
+    else
+      timed "docker load" bash -c "zstd -dc '${tarball}' | '$(oomlab_docker_bin)' load -q >/dev/null"
+    fi
   fi
-  oomlab_log "building ${IMAGE} (inputs ${key}; pods in ${POD_SUBNET})"
-  build_image "${key}"
-  timed "docker save" save_image "${key}"
-  oomlab_log "${IMAGE} built in $((SECONDS - start)) s: $(docker_ image inspect --format '{{.Size}}' "${IMAGE}" | numfmt --to=iec) ($(du -h "${tarball}" | cut -f1) saved)"
+  oomlab_log "${IMAGE} ready in $((SECONDS - start)) s"
 }
 
 main "$@"
