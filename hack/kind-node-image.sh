@@ -299,7 +299,7 @@ import_component_images() { # node-root archives-dir
   printf 'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n' >"${root}/tmp/oomlab-containerd.toml"
   cat >"${root}/tmp/oomlab-import.sh" <<'EOF'
 set -euo pipefail
-containerd --config /tmp/oomlab-containerd.toml --log-level warn &
+containerd --config /tmp/oomlab-containerd.toml --log-level error &
 pid=$!
 for _ in $(seq 100); do ctr version >/dev/null 2>&1 && break; sleep 0.2; done
 for archive in /tmp/oomlab-images/*.tar; do

@@ -177,7 +177,7 @@ kc() { "${KUBECTL}" --kubeconfig "${KUBECONFIG_OUT}" "$@"; }
 # The egress guard before any network: nothing for 100.64.0.0/10 leaves the machine.
 if [[ -x "${HACK_DIR}/egress-guard.sh" ]]; then
   as_root "${HACK_DIR}/egress-guard.sh" up
-elif as_root iptables -w 10 -S | grep -q -- '-j OOMLAB-EGRESS'; then
+elif as_root iptables -w 10 -S | grep -- '-j OOMLAB-EGRESS' >/dev/null; then
   oomlab_log "egress guard: in place"
 else
   oomlab_die "no egress guard (hack/egress-guard.sh) and none installed: not creating networks"
