@@ -69,8 +69,12 @@ if [[ -n "${NETWORK}" ]] && oomlab_docker_ok &&
   fi
 fi
 # The bridge's FORWARD guard goes with the bridge, not before.
-if [[ ! -e "/sys/class/net/${BRIDGE}" && "$(id -u)" -eq 0 ]]; then
-  oomlab_kind_bridge_guard down "${BRIDGE}"
+if [[ ! -e "/sys/class/net/${BRIDGE}" ]]; then
+  if [[ "$(id -u)" -eq 0 ]]; then
+    oomlab_kind_bridge_guard down "${BRIDGE}"
+  elif oomlab_have sudo; then
+    sudo bash -c "source '${HACK_DIR}/lib.sh' && oomlab_kind_bridge_guard down '${BRIDGE}'"
+  fi
 fi
 
 if [[ "${SWAP_OFF}" -eq 1 ]]; then
