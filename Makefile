@@ -116,3 +116,24 @@ clean: ## Remove the venv and caches in the tree.
 .PHONY: bench-scale
 bench-scale: venv ## 200 experiments at once vs 200 bare pods, on the cluster at $$KUBECONFIG (ratio, RSS).
 	KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(BIN)/python bench/scale.py
+
+# --- kind on this machine: the offline node image, a cluster, the e2e suite on it ---
+KUBECONFIG_KIND ?= $(OOMLAB_STATE)/kind/kubeconfig
+
+.PHONY: kind-node-image
+kind-node-image: ## Build oomlab/kind-node (no registry; cached, rebuilt when its inputs change).
+	hack/k8s-build.sh kind
+	hack/kind-node-image.sh
+
+.PHONY: kind-up
+kind-up: kind-node-image ## A kind cluster of that image with the operator deployed.
+	hack/kind-up.sh --kubeconfig $(KUBECONFIG_KIND)
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster and the Docker network kind-up made.
+	hack/kind-down.sh --kubeconfig $(KUBECONFIG_KIND)
+
+.PHONY: kind-e2e
+kind-e2e: venv kind-up ## The e2e tiers on the kind cluster, then kind-down (also when they fail).
+	KUBECONFIG=$(KUBECONFIG_KIND) $(MAKE) test-e2e; rc=$$?; \
+	  hack/kind-down.sh --kubeconfig $(KUBECONFIG_KIND); exit $$rc

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds pinned upstream components from their Go modules into a cache keyed by version:
 #   Kubernetes (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy,
-#   kubectl), etcd, kind and actionlint.
+#   kubectl), etcd, kind and actionlint; for the kind node image (hack/kind-node-image.sh) also
+#   kubeadm (same wrapper module), CoreDNS and crictl.
 # Anything already built for the pinned version is skipped. Downloads and compiler caches live
 # under ${OOMLAB_CACHE:-/var/cache/oomlab}/go, so a second run (or CI on the same machine) is fast.
 #
-# Usage: hack/k8s-build.sh [all|k8s|etcd|kind|actionlint]...   (default: all)
+# Usage: hack/k8s-build.sh [all|k8s|kubeadm|etcd|kind|actionlint|coredns|crictl]...   (default: all)
 #        hack/k8s-build.sh paths     # print the bin directories
 set -euo pipefail
 
@@ -84,9 +85,11 @@ fetch_module() {
   echo "${modfile}"
 }
 
+# Builds the named Kubernetes commands (default: OOMLAB_K8S_COMPONENTS) that are not built yet.
 build_k8s() {
-  local v="${OOMLAB_K8S_VERSION}" missing=() c
-  for c in "${OOMLAB_K8S_COMPONENTS[@]}"; do
+  local v="${OOMLAB_K8S_VERSION}" missing=() c wanted=("$@")
+  ((${#wanted[@]})) || wanted=("${OOMLAB_K8S_COMPONENTS[@]}")
+  for c in "${wanted[@]}"; do
     [[ -x "${OOMLAB_K8S_BIN}/${c}" ]] || missing+=("${c}")
   done
   if ((${#missing[@]} == 0)); then
@@ -181,10 +184,13 @@ main() {
            go_install kind sigs.k8s.io/kind "${OOMLAB_KIND_VERSION}" "${OOMLAB_KIND_BIN}"
            go_install actionlint github.com/rhysd/actionlint/cmd/actionlint "${OOMLAB_ACTIONLINT_VERSION}" "${OOMLAB_ACTIONLINT_BIN}" ;;
       k8s) build_k8s ;;
+      kubeadm) build_k8s kubeadm ;;
+      coredns) go_install coredns github.com/coredns/coredns "${OOMLAB_COREDNS_VERSION}" "${OOMLAB_COREDNS_BIN}" ;;
+      crictl) go_install crictl sigs.k8s.io/cri-tools/cmd/crictl "${OOMLAB_CRICTL_VERSION}" "${OOMLAB_CRICTL_BIN}" ;;
       etcd) build_etcd ;;
       kind) go_install kind sigs.k8s.io/kind "${OOMLAB_KIND_VERSION}" "${OOMLAB_KIND_BIN}" ;;
       actionlint) go_install actionlint github.com/rhysd/actionlint/cmd/actionlint "${OOMLAB_ACTIONLINT_VERSION}" "${OOMLAB_ACTIONLINT_BIN}" ;;
-      *) oomlab_die "unknown target ${t} (all|k8s|etcd|kind|actionlint|paths)" ;;
+      *) oomlab_die "unknown target ${t} (all|k8s|kubeadm|etcd|kind|actionlint|coredns|crictl|paths)" ;;
     esac
   done
   oomlab_log "done in $((SECONDS - start)) s; binaries under ${OOMLAB_CACHE}/bin"

@@ -12,6 +12,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${OOMLAB_ETCD_VERSION:=v3.6.16}"
 : "${OOMLAB_KIND_VERSION:=v0.30.0}"
 : "${OOMLAB_ACTIONLINT_VERSION:=v1.7.12}"
+# For the offline kind node image (hack/kind-node-image.sh): CoreDNS as kubeadm v1.34 lists it,
+# crictl matching the Kubernetes minor.
+: "${OOMLAB_COREDNS_VERSION:=v1.12.1}"
+: "${OOMLAB_CRICTL_VERSION:=v1.34.0}"
 
 # Kubernetes binaries built by hack/k8s-build.sh (kube-proxy is used by the local cluster).
 OOMLAB_K8S_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
@@ -20,6 +24,8 @@ OOMLAB_K8S_BIN="${OOMLAB_CACHE}/bin/k8s-${OOMLAB_K8S_VERSION}"
 OOMLAB_ETCD_BIN="${OOMLAB_CACHE}/bin/etcd-${OOMLAB_ETCD_VERSION}"
 OOMLAB_KIND_BIN="${OOMLAB_CACHE}/bin/kind-${OOMLAB_KIND_VERSION}"
 OOMLAB_ACTIONLINT_BIN="${OOMLAB_CACHE}/bin/actionlint-${OOMLAB_ACTIONLINT_VERSION}"
+OOMLAB_COREDNS_BIN="${OOMLAB_CACHE}/bin/coredns-${OOMLAB_COREDNS_VERSION}"
+OOMLAB_CRICTL_BIN="${OOMLAB_CACHE}/bin/crictl-${OOMLAB_CRICTL_VERSION}"
 
 # Go keeps everything it downloads and compiles under the cache, so a later run reuses it.
 oomlab_go_env() {

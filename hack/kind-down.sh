@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Removes what hack/kind-up.sh made: the kind cluster, and the Docker network kind-up created
-# for it (only if kind-up created it and nothing else uses it), then the egress guard if nothing
-# of the project's is left. Idempotent.
+# for it (only if kind-up created it and nothing else uses it) with its bridge's FORWARD guard.
+# The egress guard stays (hack/egress-guard.sh down removes it). Idempotent.
 # Host swap is left alone unless --swap-off is given (then hack/swap.sh off, which removes only
 # the swapfile it created). Images stay in the Docker engine.
 #
@@ -19,7 +19,8 @@ source "${HACK_DIR}/lib.sh"
 NAME=oomlab
 KUBECONFIG_OUT=""
 SWAP_OFF=0
-NETWORK="${OOMLAB_KIND_DOCKER_NETWORK-oomlab-kind}"
+NETWORK="${OOMLAB_KIND_DOCKER_NETWORK:-kind}"
+BRIDGE="${OOMLAB_KIND_BRIDGE:-kindbr0}"
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -59,14 +60,14 @@ if [[ -n "${NETWORK}" ]] && oomlab_docker_ok &&
     oomlab_log "leaving Docker network ${NETWORK} (created by '${created_by:-someone else}', ${users} containers)"
   fi
 fi
+# The bridge's FORWARD guard goes with the bridge, not before.
+if [[ ! -e "/sys/class/net/${BRIDGE}" ]]; then
+  oomlab_as_root bash -c "source '${HACK_DIR}/lib.sh' && oomlab_kind_bridge_guard down '${BRIDGE}'"
+fi
 
 if [[ "${SWAP_OFF}" -eq 1 ]]; then
-  if [[ -x "${HACK_DIR}/swap.sh" ]]; then
-    oomlab_as_root "${HACK_DIR}/swap.sh" off
-  else
-    oomlab_warn "hack/swap.sh is missing: swap left as it is"
-  fi
+  oomlab_as_root "${HACK_DIR}/swap.sh" off
 fi
-# The egress guard goes last, and only when no interface of the project's is left.
+# Last: the egress guard, only when no network of the project's is left.
 oomlab_as_root "${HACK_DIR}/egress-guard.sh" down --if-idle
 oomlab_log "kind cluster ${NAME} is down"

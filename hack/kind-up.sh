@@ -2,25 +2,28 @@
 # Brings up a kind cluster for oomlab and deploys the operator into it:
 #   1. detects the host's cgroup version and says what it means for swap in Kubernetes;
 #   2. turns host swap on only when asked (--swap SIZE, through hack/swap.sh);
-#   3. creates the kind cluster from manifests/kind/<config>.yaml (skipped if it exists);
+#   3. installs the egress guard (hack/egress-guard.sh), creates the nodes' Docker network inside
+#      100.64.0.0/10 (masquerade off, nothing forwarded in or out of its bridge), then creates the
+#      kind cluster from manifests/kind/<config>.yaml (skipped if it exists);
 #   4. builds the images (hack/images.sh) and loads them into the cluster (kind load);
 #   5. kubectl apply -k manifests/ and waits for the operator to roll out.
-# The egress guard (hack/egress-guard.sh) goes in first; the nodes' Docker network is ours, in
-# 100.64.0.0/10, on a bridge named kindbr-oomlab (one the guard allows) with masquerade off.
-# The node's swap behaviour has one source: its oomlab.dev/swap-behavior label in
-# manifests/kind/<config>.yaml, which the operator reads.
 # Idempotent: a second run reuses the cluster and rolls the operator only if its image changed.
 #
 # Usage: hack/kind-up.sh [--swap SIZE] [--config no-swap|limited-swap] [--name NAME]
-#                        [--kubeconfig PATH] [--no-build]
+#                        [--image IMAGE] [--kubeconfig PATH] [--no-build]
 #   --swap SIZE     enable a host swapfile of SIZE first (e.g. 2G); default: leave swap alone
 #   --config NAME   kind config; default: limited-swap on a cgroup v2 host, no-swap on cgroup v1
 #   --name NAME     cluster name (default oomlab)
+#   --image IMAGE   node image (env OOMLAB_KIND_NODE_IMAGE); default: the offline image built by
+#                   hack/kind-node-image.sh (oomlab/kind-node:<k8s version>) when the engine has
+#                   it, else the upstream kindest/node image pinned in the config
 #   --kubeconfig P  where to write the cluster's kubeconfig (default: $KUBECONFIG, else
 #                   ${OOMLAB_STATE}/kind/kubeconfig as root, else ~/.kube/kind-oomlab)
 #   --no-build      do not run hack/images.sh (load the images already in the Docker engine)
-# Env: OOMLAB_KIND_DOCKER_NETWORK (default oomlab-kind; empty = kind's own "kind" network),
-#      OOMLAB_KIND_DOCKER_SUBNET (default 100.66.0.0/24: outside 10/8, 172.16/12, 192.168/16).
+# Env: OOMLAB_KIND_DOCKER_NETWORK (default kind, the network kind uses), its
+#      OOMLAB_KIND_DOCKER_SUBNET (default 100.80.0.0/16) and OOMLAB_KIND_BRIDGE (default kindbr0).
+# On a host whose capability bounding set lacks CAP_SYS_RESOURCE, kind runs with a docker shim
+# (hack/kind/docker-unprivileged.sh) in place of --privileged; the node image must be ours then.
 # Needs: a Docker engine (hack/docker-up.sh), kind (PATH or hack/k8s-build.sh kind), kubectl,
 #        root for --swap and for hack/images.sh (sudo is used when not root).
 set -euo pipefail
@@ -40,12 +43,14 @@ SWAP_SIZE=""
 BUILD=1
 KUBECONFIG_OUT=""
 PINNED_KIND="${OOMLAB_KIND_VERSION:-v0.30.0}"
-NETWORK="${OOMLAB_KIND_DOCKER_NETWORK-oomlab-kind}"
-SUBNET="${OOMLAB_KIND_DOCKER_SUBNET:-100.66.0.0/24}"
-BRIDGE=kindbr-oomlab
+NETWORK="${OOMLAB_KIND_DOCKER_NETWORK:-kind}"
+SUBNET="${OOMLAB_KIND_DOCKER_SUBNET:-100.80.0.0/16}"
+BRIDGE="${OOMLAB_KIND_BRIDGE:-kindbr0}"
+NODE_IMAGE="${OOMLAB_KIND_NODE_IMAGE:-}"
+LOCAL_NODE_IMAGE="oomlab/kind-node:${OOMLAB_K8S_VERSION:-v1.34.4}"
 IMAGES=(oomlab/memhog:dev oomlab/operator:dev)
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -55,6 +60,8 @@ while [[ $# -gt 0 ]]; do
     --config=*) CONFIG="${1#*=}"; shift ;;
     --name) NAME="${2:?--name needs a value}"; shift 2 ;;
     --name=*) NAME="${1#*=}"; shift ;;
+    --image) NODE_IMAGE="${2:?--image needs an image name}"; shift 2 ;;
+    --image=*) NODE_IMAGE="${1#*=}"; shift ;;
     --kubeconfig) KUBECONFIG_OUT="${2:?--kubeconfig needs a path}"; shift 2 ;;
     --kubeconfig=*) KUBECONFIG_OUT="${1#*=}"; shift ;;
     --no-build) BUILD=0; shift ;;
@@ -112,44 +119,81 @@ if [[ "${KIND_VERSION}" != "${PINNED_KIND}" ]]; then
 fi
 oomlab_docker_ok || oomlab_die "no Docker engine answers: run hack/docker-up.sh first"
 
+# kind through a docker shim when the host cannot run --privileged containers (see the header).
+if oomlab_lacks_cap_sys_resource; then
+  SHIM_DIR="$(mktemp -d)"
+  trap 'rm -rf "${SHIM_DIR}"' EXIT
+  ln -s "${HACK_DIR}/kind/docker-unprivileged.sh" "${SHIM_DIR}/docker"
+  OOMLAB_REAL_DOCKER="$(oomlab_docker_bin)"
+  export OOMLAB_REAL_DOCKER
+  oomlab_log "no CAP_SYS_RESOURCE in the capability bounding set: kind runs nodes without" \
+    "--privileged (hack/kind/docker-unprivileged.sh)"
+  kind_() { PATH="${SHIM_DIR}:${PATH}" "${KIND}" "$@"; }
+else
+  kind_() { "${KIND}" "$@"; }
+fi
+
+# The node image: ours when the engine has it (it needs no registry), else the config's.
+if [[ -z "${NODE_IMAGE}" ]] && oomlab_docker image inspect "${LOCAL_NODE_IMAGE}" >/dev/null 2>&1; then
+  NODE_IMAGE="${LOCAL_NODE_IMAGE}"
+fi
+if [[ -n "${NODE_IMAGE}" ]]; then
+  oomlab_log "node image: ${NODE_IMAGE}"
+  # Our image's CNI config is static: the cluster's pod range must be the one it was built for.
+  image_pods="$(oomlab_docker image inspect --format '{{ index .Config.Labels "org.oomlab.kind-pod-subnet" }}' "${NODE_IMAGE}" 2>/dev/null || true)"
+  config_pods="$(awk '$1=="podSubnet:"{print $2}' "${CONFIG_FILE}")"
+  if [[ -n "${image_pods}" && "${image_pods}" != "${config_pods}" ]]; then
+    oomlab_die "${NODE_IMAGE} routes pods in ${image_pods}, ${CONFIG_FILE#"${ROOT}"/} says ${config_pods}:" \
+      "rebuild it with OOMLAB_KIND_POD_SUBNET=${config_pods} hack/kind-node-image.sh"
+  fi
+else
+  oomlab_log "node image: the one pinned in ${CONFIG_FILE#"${ROOT}"/}"
+fi
+
 [[ -n "${KUBECONFIG_OUT}" ]] || KUBECONFIG_OUT="$(oomlab_kind_kubeconfig "${NAME}")"
 mkdir -p "$(dirname "${KUBECONFIG_OUT}")"
 kc() { "${KUBECTL}" --kubeconfig "${KUBECONFIG_OUT}" "$@"; }
 
 # --- 3. the cluster -------------------------------------------------------------------------------
-# Before any network of ours exists: nothing for 100.64.0.0/10 may leave through another interface.
-oomlab_as_root "${HACK_DIR}/egress-guard.sh" up
-if [[ -n "${NETWORK}" ]]; then
-  # Our own Docker network for the kind nodes, so node addresses stay out of the private ranges,
-  # on a bridge whose name the egress guard allows, and no masquerading to the outside.
-  if ! oomlab_docker network inspect "${NETWORK}" >/dev/null 2>&1; then
-    oomlab_run "$(oomlab_docker_bin)" network create --driver bridge --subnet "${SUBNET}" \
-      -o com.docker.network.bridge.name="${BRIDGE}" \
-      -o com.docker.network.bridge.enable_ip_masquerade=false \
-      --label oomlab.dev/created-by=kind-up "${NETWORK}" >/dev/null
-  fi
-  have_bridge="$(oomlab_docker network inspect --format '{{ index .Options "com.docker.network.bridge.name" }}' "${NETWORK}" 2>/dev/null || true)"
-  [[ "${have_bridge}" == "${BRIDGE}" ]] || oomlab_warn "Docker network ${NETWORK} is on bridge" \
-    "'${have_bridge:-br-<id>}', not ${BRIDGE}: the egress guard drops 100.64 traffic to it;" \
-    "run hack/kind-down.sh to remove it, then kind-up again"
-  export KIND_EXPERIMENTAL_DOCKER_NETWORK="${NETWORK}"
+# The egress guard before any network: nothing for 100.64.0.0/10 leaves the machine.
+if [[ -x "${HACK_DIR}/egress-guard.sh" ]]; then
+  oomlab_as_root "${HACK_DIR}/egress-guard.sh" up
+elif oomlab_as_root iptables -w 10 -S | grep -- '-j OOMLAB-EGRESS' >/dev/null; then
+  oomlab_log "egress guard: in place"
+else
+  oomlab_die "no egress guard (hack/egress-guard.sh) and none installed: not creating networks"
 fi
 
-if "${KIND}" get clusters 2>/dev/null | grep -qx "${NAME}"; then
-  oomlab_log "kind cluster ${NAME} exists: reusing it"
-  "${KIND}" export kubeconfig --name "${NAME}" --kubeconfig "${KUBECONFIG_OUT}" >&2
-else
-  oomlab_run "${KIND}" create cluster --name "${NAME}" --config "${CONFIG_FILE}" \
-    --kubeconfig "${KUBECONFIG_OUT}" --wait 180s
+# The nodes' Docker network, made before kind would make one in a private range: inside
+# 100.64.0.0/10, no masquerade, and a FORWARD guard on its bridge.
+if ! oomlab_docker network inspect "${NETWORK}" >/dev/null 2>&1; then
+  oomlab_run "$(oomlab_docker_bin)" network create --driver bridge --subnet "${SUBNET}" \
+    --gateway "${SUBNET%.*/*}.1" -o com.docker.network.bridge.enable_ip_masquerade=false \
+    -o "com.docker.network.bridge.name=${BRIDGE}" \
+    --label oomlab.dev/created-by=kind-up "${NETWORK}" >/dev/null
 fi
-# The node's label (from the kind config) is what the operator predicts with: say what it is.
-have="$(kc get nodes -o jsonpath='{.items[0].metadata.labels.oomlab\.dev/swap-behavior}' 2>/dev/null || true)"
-if [[ -z "${have}" ]]; then
-  oomlab_warn "the node has no oomlab.dev/swap-behavior label: the operator falls back to its" \
-    "OOMLAB_SWAP_BEHAVIOR default; add the label to ${CONFIG_FILE#"${ROOT}"/}"
-elif [[ "${have}" != "${BEHAVIOR}" ]]; then
-  oomlab_warn "cluster ${NAME} runs ${have}, not ${BEHAVIOR}: run hack/kind-down.sh first to switch"
-  BEHAVIOR="${have}"
+have_subnets="$(oomlab_docker network inspect --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}' "${NETWORK}")"
+for net in ${have_subnets}; do
+  oomlab_in_shared_range "${net}" ||
+    oomlab_die "Docker network ${NETWORK} has ${net}, outside 100.64.0.0/10: remove it (hack/kind-down.sh)"
+done
+oomlab_as_root bash -c "source '${HACK_DIR}/lib.sh' && oomlab_kind_bridge_guard up '${BRIDGE}'"
+oomlab_log "Docker network ${NETWORK}: ${have_subnets}(bridge ${BRIDGE}, guarded)"
+[[ "${NETWORK}" == kind ]] || export KIND_EXPERIMENTAL_DOCKER_NETWORK="${NETWORK}"
+
+if kind_ get clusters 2>/dev/null | grep -qx "${NAME}"; then
+  oomlab_log "kind cluster ${NAME} exists: reusing it"
+  kind_ export kubeconfig --name "${NAME}" --kubeconfig "${KUBECONFIG_OUT}" >&2
+  have="$(kc get nodes -o jsonpath='{.items[0].metadata.labels.oomlab\.dev/swap-behavior}' 2>/dev/null || true)"
+  if [[ -n "${have}" && "${have}" != "${BEHAVIOR}" ]]; then
+    oomlab_warn "cluster ${NAME} runs ${have}, not ${BEHAVIOR}: run hack/kind-down.sh first to switch"
+    BEHAVIOR="${have}"
+  fi
+else
+  create_start=${SECONDS}
+  oomlab_run kind_ create cluster --name "${NAME}" --config "${CONFIG_FILE}" \
+    ${NODE_IMAGE:+--image "${NODE_IMAGE}"} --kubeconfig "${KUBECONFIG_OUT}" --wait 180s
+  oomlab_log "kind create -> node Ready: $((SECONDS - create_start)) s"
 fi
 if [[ -n "${SUDO_USER:-}" && "$(id -u)" -eq 0 ]]; then
   chown "${SUDO_USER}" "${KUBECONFIG_OUT}" || true
@@ -165,9 +209,14 @@ for image in "${IMAGES[@]}"; do
   oomlab_docker image inspect "${image}" >/dev/null 2>&1 ||
     oomlab_die "image ${image} is missing: run hack/images.sh (or drop --no-build)"
 done
-oomlab_run "${KIND}" load docker-image --name "${NAME}" "${IMAGES[@]}"
+oomlab_run kind_ load docker-image --name "${NAME}" "${IMAGES[@]}"
 
 # --- 5. deploy --------------------------------------------------------------------------------------
+# The node's swap behaviour reaches the operator through one source: the node's
+# oomlab.dev/swap-behavior label, set by manifests/kind/<config>.yaml.
+label="$(kc get nodes -o jsonpath='{.items[0].metadata.labels.oomlab\.dev/swap-behavior}')"
+[[ "${label}" == "${BEHAVIOR}" ]] || oomlab_warn "the node's oomlab.dev/swap-behavior label is" \
+  "'${label:-missing}', not ${BEHAVIOR}: check ${CONFIG_FILE#"${ROOT}"/}"
 KUBECONFIG="${KUBECONFIG_OUT}" "${HACK_DIR}/deploy-operator.sh"
 
 oomlab_log "kind cluster ${NAME} is up: ${CONFIG} (${BEHAVIOR}), cgroup ${CGROUP}, host swap $((SWAP_KIB / 1024)) MiB"

@@ -210,3 +210,40 @@ oomlab_kubectl_bin() {
     return 1
   fi
 }
+
+# True when the capability bounding set lacks CAP_SYS_RESOURCE (bit 24). Docker 20.10 then
+# cannot start --privileged containers (kind's nodes): hack/kind-up.sh shims docker for kind.
+oomlab_lacks_cap_sys_resource() {
+  local bnd
+  bnd="$(awk '$1=="CapBnd:"{print $2}' /proc/self/status)"
+  (((16#${bnd} >> 24 & 1) == 0))
+}
+
+# A FORWARD guard for a Docker bridge the project made for kind nodes: nothing is forwarded into
+# or out of it (nodes talk to each other on the bridge, and the host reaches them directly).
+# Chain OOMLAB-KIND-FWD, jumped to from FORWARD; `down` removes only that chain and its jump.
+oomlab_kind_bridge_guard() { # up|down bridge
+  local action="$1" bridge="$2" chain=OOMLAB-KIND-FWD iptables_=(iptables -w 10)
+  case "${action}" in
+    up)
+      "${iptables_[@]}" -N "${chain}" 2>/dev/null || true
+      "${iptables_[@]}" -C "${chain}" -i "${bridge}" ! -o "${bridge}" -j DROP 2>/dev/null ||
+        "${iptables_[@]}" -A "${chain}" -i "${bridge}" ! -o "${bridge}" -j DROP
+      "${iptables_[@]}" -C "${chain}" -o "${bridge}" ! -i "${bridge}" -j DROP 2>/dev/null ||
+        "${iptables_[@]}" -A "${chain}" -o "${bridge}" ! -i "${bridge}" -j DROP
+      if ! "${iptables_[@]}" -C FORWARD -j "${chain}" 2>/dev/null; then
+        # Below the egress guard's jump, which keeps position 1 (hack/egress-guard.sh).
+        local position=1
+        [[ "$("${iptables_[@]}" -S FORWARD 2>/dev/null | sed -n 2p)" == "-A FORWARD -j OOMLAB-EGRESS-FWD" ]] && position=2
+        "${iptables_[@]}" -I FORWARD "${position}" -j "${chain}"
+      fi
+      ;;
+    down)
+      while "${iptables_[@]}" -D FORWARD -j "${chain}" 2>/dev/null; do :; done
+      if "${iptables_[@]}" -n -L "${chain}" >/dev/null 2>&1; then
+        "${iptables_[@]}" -F "${chain}"
+        "${iptables_[@]}" -X "${chain}"
+      fi
+      ;;
+  esac
+}
