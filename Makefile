@@ -91,7 +91,7 @@ test-e2e: venv ## E2E tier: the real operator (in-process, then deployed) on the
 	  hack/e2e-prepare.sh && $(PYTEST) tests/operator && $(PYTEST) tests/e2e
 
 .PHONY: test
-test: lint test-unit test-net test-docker cluster-up test-e2e ## All tiers on this machine (what .ci/run runs).
+test: lint test-unit test-net test-docker cluster-up test-e2e kind-e2e ## All tiers on this machine (what .ci/run runs).
 
 .PHONY: bench
 bench: setup ## Benchmarks: kit overhead vs docker CLI, memhog fill rate vs stress-ng.
