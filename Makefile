@@ -92,6 +92,7 @@ bench-operator: venv ## Operator benchmarks on the cluster at $$KUBECONFIG (stat
 
 .PHONY: down
 down: ## Undo setup: cluster, swapfile, Docker engine we started.
+	-hack/vm-node.sh down
 	-hack/local-cluster.sh down
 	-hack/swap.sh off
 	-hack/docker-down.sh
@@ -99,3 +100,12 @@ down: ## Undo setup: cluster, swapfile, Docker engine we started.
 .PHONY: clean
 clean: ## Remove the venv and caches in the tree.
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: vm-node-up
+vm-node-up: images ## Add a cgroup v2 node with swap and LimitedSwap (a qemu guest) to the local cluster.
+	hack/k8s-build.sh k8s
+	hack/vm-node.sh up
+
+.PHONY: vm-node-down
+vm-node-down: ## Stop the VM node and remove everything it made (the cluster stays up).
+	hack/vm-node.sh down
