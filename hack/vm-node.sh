@@ -19,7 +19,8 @@
 # Each run boots a qcow2 overlay of the cached image plus a small config disk (node certificates
 # signed by the cluster CA, kubelet config, network files), so the cached image stays clean.
 # Env: OOMLAB_VM_MEMORY (MiB, 1536), OOMLAB_VM_CPUS (2), OOMLAB_VM_READY_SECONDS (600),
-#      OOMLAB_VM_DEBUG=1 (the guest's journal on its serial log), and the local cluster's
+#      OOMLAB_VM_DEBUG=1 (the guest's journal on its serial log, ${OOMLAB_STATE}/vm-node-serial.log,
+#      which `down` keeps), and the local cluster's
 #      OOMLAB_BRIDGE / OOMLAB_NODE_IP / OOMLAB_API_PORT / OOMLAB_CLUSTER_STATE.
 set -euo pipefail
 
@@ -48,7 +49,8 @@ PKI="${OOMLAB_CLUSTER_STATE}/pki"
 KUBECONFIG_ADMIN="${OOMLAB_CLUSTER_STATE}/kubeconfig"
 RUNTIMECLASSES="${OOMLAB_REPO_ROOT}/manifests/cluster/vm-runtimeclasses.yaml"
 PIDFILE="${OOMLAB_VM_STATE}/qemu.pid"
-SERIAL_LOG="${OOMLAB_VM_STATE}/serial.log"
+# Outside the state directory: kept after `down` (and a failed `up`) for a post-mortem.
+SERIAL_LOG="${OOMLAB_STATE}/vm-node-serial.log"
 
 kubectl_admin() { "${OOMLAB_K8S_BIN}/kubectl" --kubeconfig "${KUBECONFIG_ADMIN}" "$@"; }
 
@@ -109,24 +111,14 @@ write_config_disk() { # image
   sign_cert "${cfg}/pki" kubelet-server "/CN=${OOMLAB_VM_NAME}" serverAuth \
     "IP:${OOMLAB_VM_IP},DNS:${OOMLAB_VM_NAME}"
   rm -f "${cfg}/pki/ca.srl"
-  cat >"${cfg}/kubelet.kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: oomlab
-  cluster:
-    server: https://${OOMLAB_NODE_IP}:${OOMLAB_API_PORT}
-    certificate-authority: /etc/oomlab/pki/ca.crt
-users:
-- name: system:node:${OOMLAB_VM_NAME}
-  user:
-    client-certificate: /etc/oomlab/pki/kubelet-client.crt
-    client-key: /etc/oomlab/pki/kubelet-client.key
-contexts:
-- name: oomlab
-  context: {cluster: oomlab, user: "system:node:${OOMLAB_VM_NAME}"}
-current-context: oomlab
-EOF
+  # Paths as the guest sees the config disk (mounted at /etc/oomlab).
+  local kc=("${OOMLAB_K8S_BIN}/kubectl" config --kubeconfig "${cfg}/kubelet.kubeconfig") user="system:node:${OOMLAB_VM_NAME}"
+  "${kc[@]}" set-cluster oomlab --server "https://${OOMLAB_NODE_IP}:${OOMLAB_API_PORT}" \
+    --certificate-authority /etc/oomlab/pki/ca.crt >/dev/null
+  "${kc[@]}" set-credentials "${user}" --client-certificate /etc/oomlab/pki/kubelet-client.crt \
+    --client-key /etc/oomlab/pki/kubelet-client.key >/dev/null
+  "${kc[@]}" set-context oomlab --cluster oomlab --user "${user}" >/dev/null
+  "${kc[@]}" use-context oomlab >/dev/null
   sed "s/@NODE_IP@/${OOMLAB_VM_IP}/g" "${HACK_DIR}/vm/kubelet-config.yaml" >"${cfg}/kubelet-config.yaml"
   cat >"${cfg}/kubelet.env" <<EOF
 NODE_NAME=${OOMLAB_VM_NAME}
@@ -242,6 +234,7 @@ cmd_up() {
   trap 'oomlab_warn "up failed: removing the VM node"; cmd_down' EXIT
   cmd_down_quiet
   mkdir -p "${OOMLAB_VM_STATE}"
+  rm -f "${SERIAL_LOG}"
   echo "${image}" >"${OOMLAB_VM_STATE}/image"
   write_config_disk "${OOMLAB_VM_STATE}/config.img"
   qemu-img create -q -f qcow2 -F raw -b "${image}/disk.raw" "${OOMLAB_VM_STATE}/overlay.qcow2"
