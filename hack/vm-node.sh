@@ -20,8 +20,8 @@
 # signed by the cluster CA, kubelet config, network files), so the cached image stays clean.
 # Env: OOMLAB_VM_MEMORY (MiB, 1536), OOMLAB_VM_CPUS (2), OOMLAB_VM_READY_SECONDS (600),
 #      OOMLAB_VM_DEBUG=1 (the guest's journal on its serial log, ${OOMLAB_STATE}/vm-node-serial.log,
-#      which `down` keeps), and the local cluster's
-#      OOMLAB_BRIDGE / OOMLAB_NODE_IP / OOMLAB_API_PORT / OOMLAB_CLUSTER_STATE.
+#      which `down` keeps; ${OOMLAB_STATE}/vm-node-times.tsv has the start-to-Ready times), and
+#      the local cluster's OOMLAB_BRIDGE / OOMLAB_NODE_IP / OOMLAB_API_PORT / OOMLAB_CLUSTER_STATE.
 set -euo pipefail
 
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -51,6 +51,8 @@ RUNTIMECLASSES="${OOMLAB_REPO_ROOT}/manifests/cluster/vm-runtimeclasses.yaml"
 PIDFILE="${OOMLAB_VM_STATE}/qemu.pid"
 # Outside the state directory: kept after `down` (and a failed `up`) for a post-mortem.
 SERIAL_LOG="${OOMLAB_STATE}/vm-node-serial.log"
+# One line per `up` (for benchmarks): UTC time, seconds from qemu start to node Ready, accelerator.
+TIMES_LOG="${OOMLAB_STATE}/vm-node-times.tsv"
 
 kubectl_admin() { "${OOMLAB_K8S_BIN}/kubectl" --kubeconfig "${KUBECONFIG_ADMIN}" "$@"; }
 
@@ -216,7 +218,7 @@ wait_ready() { # started-at (seconds since epoch)
   done
   node_ready || { tail -n 40 "${SERIAL_LOG}" >&2; oomlab_die "node ${OOMLAB_VM_NAME} not Ready after ${OOMLAB_VM_READY_SECONDS} s"; }
   local took=$(($(date +%s) - start))
-  echo "qemu start -> node Ready: ${took} s ($(accel_args))" >>"${OOMLAB_VM_STATE}/times"
+  printf '%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "${took}" "$(accel_args)" >>"${TIMES_LOG}"
   oomlab_log "node ${OOMLAB_VM_NAME} Ready ${took} s after qemu started"
 }
 
@@ -307,7 +309,7 @@ cmd_status() {
     echo "tap             absent"
   fi
   echo "route           $(ip route show "${OOMLAB_VM_POD_SUBNET}" 2>/dev/null | head -n1 || true)"
-  [[ -f "${OOMLAB_VM_STATE}/times" ]] && sed 's/^/times           /' "${OOMLAB_VM_STATE}/times"
+  [[ -f "${TIMES_LOG}" ]] && echo "last up         $(tail -n1 "${TIMES_LOG}" | cut -f2) s from qemu start to node Ready"
   if [[ -x "${OOMLAB_K8S_BIN}/kubectl" ]] && api_up; then
     kubectl_admin get node "${OOMLAB_VM_NAME}" -o wide --show-labels 2>&1 || true
   fi
