@@ -18,7 +18,7 @@
 #      containerd whose root is the guest's /var/lib/containerd), then mkfs.ext4 -d.
 # Env: OOMLAB_VM_MEMHOG_IMAGE (oomlab/memhog:dev, from the local Docker engine),
 #      OOMLAB_VM_DISK_SIZE (6G, sparse), OOMLAB_VM_KUBELET (the one hack/k8s-build.sh builds),
-#      OOMLAB_DEBIAN_MIRROR.
+#      OOMLAB_DEBIAN_MIRROR, OOMLAB_VM_KEEP (2: older images are pruned after a build).
 set -euo pipefail
 
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,6 +30,7 @@ source "${HACK_DIR}/k8s-env.sh"
 : "${OOMLAB_VM_DISK_SIZE:=6G}"
 : "${OOMLAB_VM_KUBELET:=${OOMLAB_K8S_BIN}/kubelet}"
 : "${OOMLAB_DEBIAN_SECURITY_MIRROR:=http://deb.debian.org/debian-security}"
+: "${OOMLAB_VM_KEEP:=2}"   # disk images (about 1 GB each) and root filesystems kept in the cache
 
 GUEST_FILES="${HACK_DIR}/vm/rootfs"
 SUITE=bookworm
@@ -227,6 +228,20 @@ ensure_rootfs() { # prints the stage-1 tarball
   echo "${tarball}"
 }
 
+# Keeps the newest OOMLAB_VM_KEEP disk images and root filesystems, and the image a running VM
+# node boots from (hack/vm-node.sh records it).
+prune_cache() {
+  local in_use old
+  in_use="$(cat "${OOMLAB_STATE}/vm-node/image" 2>/dev/null || true)"
+  # shellcheck disable=SC2012  # our own names: hex keys, no spaces
+  while read -r old; do
+    [[ -n "${old}" && "${old}" != "${in_use}" ]] || continue
+    oomlab_log "pruning ${old}"
+    rm -rf "${old}"
+  done < <({ ls -1dt "${OOMLAB_VM_CACHE}"/????????????????/ 2>/dev/null | sed 's|/$||' | tail -n +$((OOMLAB_VM_KEEP + 1))
+             ls -1t "${OOMLAB_VM_CACHE}"/rootfs-*.tar 2>/dev/null | tail -n +$((OOMLAB_VM_KEEP + 1)); } || true)
+}
+
 main() {
   local cmd="${1:-build}" memhog_id key out
   case "${cmd}" in
@@ -259,6 +274,7 @@ main() {
     echo "${out}"
   else
     build_disk "${key}" "${out}" "${memhog_id}"
+    prune_cache
     echo "${out}"
   fi
 }
