@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SWAP_SIZE ?= 2G
+# 1: cluster-up adds the cgroup v2 LimitedSwap node (a qemu guest); 0: the host's node alone.
+OOMLAB_VM_NODE ?= 1
 OOMLAB_STATE ?= /var/lib/oomlab
 KUBECONFIG_LOCAL ?= $(OOMLAB_STATE)/cluster/kubeconfig
 PYTEST := $(BIN)/pytest
@@ -69,9 +71,9 @@ test-docker: setup ## Docker tier: real engine, real OOM kills; minutes.
 	OOMLAB_REQUIRE_ENGINE=1 $(PYTEST) tests/docker
 
 .PHONY: cluster-up
-cluster-up: images ## Egress guard, then Kubernetes built from source (cached) as a local single-node cluster.
+cluster-up: images ## Egress guard, the local cluster (Kubernetes built from source, cached), and its cgroup v2 LimitedSwap VM node.
 	hack/k8s-build.sh
-	hack/cluster.sh up oomlab/memhog:dev oomlab/operator:dev
+	OOMLAB_VM_NODE=$(OOMLAB_VM_NODE) hack/cluster.sh up oomlab/memhog:dev oomlab/operator:dev
 
 .PHONY: cluster-down
 cluster-down: ## Stop the cluster, remove everything it made; the egress guard last, when nothing is left.
@@ -91,7 +93,10 @@ test-e2e: venv ## E2E tier: the real operator (in-process, then deployed) on the
 	  hack/e2e-prepare.sh && $(PYTEST) tests/operator && $(PYTEST) tests/e2e
 
 .PHONY: test
-test: lint test-unit test-net test-docker cluster-up test-e2e kind-e2e ## All tiers on this machine (what .ci/run runs).
+test: lint test-unit test-net test-docker cluster-up ## All tiers on this machine (what .ci/run runs).
+	OOMLAB_REQUIRE_LIMITED_SWAP=$(OOMLAB_VM_NODE) $(MAKE) test-e2e
+	hack/vm-node.sh down
+	$(MAKE) kind-e2e
 
 .PHONY: bench
 bench: setup ## Benchmarks: kit overhead vs docker CLI, memhog fill rate vs stress-ng.
@@ -137,3 +142,12 @@ kind-down: ## Delete the kind cluster and the Docker network kind-up made.
 kind-e2e: venv kind-up ## The e2e tiers on the kind cluster, then kind-down (also when they fail).
 	KUBECONFIG=$(KUBECONFIG_KIND) $(MAKE) test-e2e; rc=$$?; \
 	  hack/kind-down.sh --kubeconfig $(KUBECONFIG_KIND); exit $$rc
+
+.PHONY: vm-node-up
+vm-node-up: images ## Add a cgroup v2 node with swap and LimitedSwap (a qemu guest) to the local cluster.
+	hack/k8s-build.sh k8s
+	hack/vm-node.sh up
+
+.PHONY: vm-node-down
+vm-node-down: ## Stop the VM node and remove everything it made (the cluster stays up).
+	hack/vm-node.sh down

@@ -247,3 +247,23 @@ oomlab_kind_bridge_guard() { # up|down bridge
       ;;
   esac
 }
+
+# --- the sandbox ("pause") image, built from hack/pause/pause.c (no registry needed) ---
+
+# Writes a docker-save archive of the pause image named $2 to $1: one static binary, run as
+# 65535. Needs gcc and a static libc (gcc, libc6-dev).
+oomlab_pause_image_tar() { # dest-tar ref
+  local dest="$1" ref="$2" work layer_sha cfg cfg_sha
+  work="$(mktemp -d "${dest}.XXXXXX")"
+  mkdir -p "${work}/rootfs"
+  gcc -Os -static -s -Wall -Wextra -o "${work}/rootfs/pause" "${OOMLAB_REPO_ROOT}/hack/pause/pause.c"
+  tar --numeric-owner --owner=0 --group=0 --mtime=@0 -C "${work}/rootfs" -cf "${work}/layer.tar" pause
+  layer_sha="$(sha256sum "${work}/layer.tar" | cut -d' ' -f1)"
+  cfg="{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Entrypoint\":[\"/pause\"],\"User\":\"65535:65535\"},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:${layer_sha}\"]}}"
+  printf '%s' "${cfg}" >"${work}/config.json"
+  cfg_sha="$(sha256sum "${work}/config.json" | cut -d' ' -f1)"
+  mv "${work}/config.json" "${work}/${cfg_sha}.json"
+  printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["layer.tar"]}]' "${cfg_sha}" "${ref}" >"${work}/manifest.json"
+  tar -C "${work}" -cf "${dest}" manifest.json "${cfg_sha}.json" layer.tar
+  rm -rf "${work}"
+}

@@ -56,6 +56,8 @@ source "${HACK_DIR}/k8s-env.sh"
 : "${OOMLAB_BRIDGE:=oomlab0}"
 : "${OOMLAB_NODE_IP:=100.64.0.1}"
 : "${OOMLAB_POD_SUBNET:=100.64.0.0/24}"
+# Pods get addresses from here up; the ones below are for the VM node (hack/vm-node.sh: .2).
+: "${OOMLAB_POD_RANGE_START:=100.64.0.16}"
 : "${OOMLAB_SERVICE_CIDR:=100.96.0.0/24}"
 : "${OOMLAB_API_SERVICE_IP:=100.96.0.1}"
 : "${OOMLAB_API_PORT:=6443}"

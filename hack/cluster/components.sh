@@ -91,20 +91,10 @@ has_image() { # ref (grep reads all the input: with pipefail an early exit would
 ensure_pause_image() {
   if has_image "${OOMLAB_PAUSE_IMAGE}"; then return; fi
   log "pause image: building ${OOMLAB_PAUSE_IMAGE} from hack/pause/pause.c"
-  local work layer_sha cfg cfg_sha
-  work="$(mktemp -d "${OOMLAB_CLUSTER_STATE}/pause.XXXXXX")"
-  mkdir -p "${work}/rootfs"
-  gcc -Os -static -s -Wall -Wextra -o "${work}/rootfs/pause" "${HACK_DIR}/pause/pause.c"
-  tar --numeric-owner --owner=0 --group=0 --mtime=@0 -C "${work}/rootfs" -cf "${work}/layer.tar" pause
-  layer_sha="$(sha256sum "${work}/layer.tar" | cut -d' ' -f1)"
-  cfg="{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Entrypoint\":[\"/pause\"],\"User\":\"65535:65535\"},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:${layer_sha}\"]}}"
-  printf '%s' "${cfg}" >"${work}/config.json"
-  cfg_sha="$(sha256sum "${work}/config.json" | cut -d' ' -f1)"
-  mv "${work}/config.json" "${work}/${cfg_sha}.json"
-  printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["layer.tar"]}]' "${cfg_sha}" "${OOMLAB_PAUSE_IMAGE}" >"${work}/manifest.json"
-  tar -C "${work}" -cf "${work}/image.tar" manifest.json "${cfg_sha}.json" layer.tar
-  ctr_k8s images import "${work}/image.tar" >&2
-  rm -rf "${work}"
+  local tar="${OOMLAB_CLUSTER_STATE}/pause-image.tar"
+  oomlab_pause_image_tar "${tar}" "${OOMLAB_PAUSE_IMAGE}"
+  ctr_k8s images import "${tar}" >&2
+  rm -f "${tar}"
   has_image "${OOMLAB_PAUSE_IMAGE}" || die "pause image import failed"
 }
 

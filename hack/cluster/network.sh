@@ -38,7 +38,7 @@ ensure_network() {
       "ipam": {
         "type": "host-local",
         "dataDir": "${OOMLAB_CLUSTER_STATE}/cni/ipam",
-        "ranges": [[{"subnet": "${OOMLAB_POD_SUBNET}", "gateway": "${OOMLAB_NODE_IP}"}]],
+        "ranges": [[{"subnet": "${OOMLAB_POD_SUBNET}", "rangeStart": "${OOMLAB_POD_RANGE_START}", "gateway": "${OOMLAB_NODE_IP}"}]],
         "routes": [{"dst": "0.0.0.0/0"}]
       }
     }

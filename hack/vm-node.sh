@@ -1,0 +1,319 @@
+#!/usr/bin/env bash
+# A second node for the local cluster (hack/local-cluster.sh): a qemu guest with cgroup v2, a
+# 2 GiB swapfile and the kubelet in LimitedSwap mode, so that Kubernetes swap is measured for
+# real (this host is cgroup v1, where the kubelet gives no swap at all).
+#
+#   hack/vm-node.sh up       build the image if needed (hack/vm-image.sh), boot it, wait until
+#                            the node is Ready; a failed `up` removes what it made
+#   hack/vm-node.sh down     stop the guest, remove its tap, route, disks and Node object
+#   hack/vm-node.sh status   what runs; exit 1 if the guest does not
+#
+# The node: name oomlab-vm, labels oomlab.dev/swap-behavior=LimitedSwap,
+# oomlab.dev/cgroup-version and oomlab.dev/thp (both read from the guest kernel), taint
+# oomlab.dev/swap=LimitedSwap:NoSchedule (only pods that tolerate it land there). RuntimeClass
+# `crun` (manifests/cluster/vm-runtimeclasses.yaml) runs only there; `runc` runs on both nodes.
+# Network (every address in 100.64.0.0/10; the guest has no default route): tap tap-oomlab-vm on
+# the cluster's bridge oomlab0, guest 100.64.0.2/24, its pods 100.64.1.0/24 with a host route
+# via the guest. The host's egress guard (hack/egress-guard.sh) is put up before any of it.
+# qemu: KVM where /proc/cpuinfo has vmx/svm, else TCG (software emulation, several times slower).
+# Each run boots a qcow2 overlay of the cached image plus a small config disk (node certificates
+# signed by the cluster CA, kubelet config, network files), so the cached image stays clean.
+# Env: OOMLAB_VM_MEMORY (MiB, 1536), OOMLAB_VM_CPUS (2), OOMLAB_VM_READY_SECONDS (600),
+#      OOMLAB_VM_DEBUG=1 (the guest's journal on its serial log, ${OOMLAB_STATE}/vm-node-serial.log,
+#      which `down` keeps; ${OOMLAB_STATE}/vm-node-times.tsv has the start-to-Ready times), and
+#      the local cluster's OOMLAB_BRIDGE / OOMLAB_NODE_IP / OOMLAB_API_PORT / OOMLAB_CLUSTER_STATE.
+set -euo pipefail
+
+HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=hack/k8s-env.sh
+source "${HACK_DIR}/k8s-env.sh"
+
+: "${OOMLAB_VM_NAME:=oomlab-vm}"
+: "${OOMLAB_VM_IP:=100.64.0.2}"
+: "${OOMLAB_VM_POD_SUBNET:=100.64.1.0/24}"
+: "${OOMLAB_VM_TAP:=tap-oomlab-vm}"
+: "${OOMLAB_VM_MAC:=52:54:00:64:00:02}"
+: "${OOMLAB_VM_MEMORY:=1536}"
+: "${OOMLAB_VM_CPUS:=2}"
+: "${OOMLAB_VM_READY_SECONDS:=600}"
+: "${OOMLAB_VM_DEBUG:=0}"
+: "${OOMLAB_VM_STATE:=${OOMLAB_STATE}/vm-node}"
+# The local cluster's settings (same defaults as hack/local-cluster.sh).
+: "${OOMLAB_CLUSTER_STATE:=${OOMLAB_STATE}/cluster}"
+: "${OOMLAB_BRIDGE:=oomlab0}"
+: "${OOMLAB_NODE_IP:=100.64.0.1}"
+: "${OOMLAB_BRIDGE_PREFIX:=24}"
+: "${OOMLAB_API_PORT:=6443}"
+
+PKI="${OOMLAB_CLUSTER_STATE}/pki"
+KUBECONFIG_ADMIN="${OOMLAB_CLUSTER_STATE}/kubeconfig"
+RUNTIMECLASSES="${OOMLAB_REPO_ROOT}/manifests/cluster/vm-runtimeclasses.yaml"
+PIDFILE="${OOMLAB_VM_STATE}/qemu.pid"
+# Outside the state directory: kept after `down` (and a failed `up`) for a post-mortem.
+SERIAL_LOG="${OOMLAB_STATE}/vm-node-serial.log"
+# One line per `up` (for benchmarks): UTC time, seconds from qemu start to node Ready, accelerator.
+TIMES_LOG="${OOMLAB_STATE}/vm-node-times.tsv"
+
+kubectl_admin() { "${OOMLAB_K8S_BIN}/kubectl" --kubeconfig "${KUBECONFIG_ADMIN}" "$@"; }
+
+qemu_pid() { # the guest's qemu, if it runs
+  local pid
+  [[ -f "${PIDFILE}" ]] || return 1
+  read -r pid <"${PIDFILE}" || return 1
+  [[ -n "${pid}" && "$(readlink "/proc/${pid}/exe" 2>/dev/null)" == */qemu-system-* ]] || return 1
+  echo "${pid}"
+}
+
+api_up() { kubectl_admin get --raw /readyz >/dev/null 2>&1; }
+
+node_ready() {
+  [[ "$(kubectl_admin get node "${OOMLAB_VM_NAME}" \
+        -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
+}
+
+accel_args() { # KVM only where the CPU offers it (FACTS: this host's /dev/kvm never boots a guest)
+  if grep -qwE 'vmx|svm' /proc/cpuinfo && [[ -w /dev/kvm ]]; then
+    echo "-accel kvm -cpu host"
+  else
+    echo "-accel tcg,thread=multi -cpu max"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# the per-run config disk
+
+sign_cert() { # dir name subject eku [subjectAltName]
+  local dir="$1" name="$2" subj="$3" eku="$4" san="${5:-}"
+  {
+    echo "basicConstraints=critical,CA:FALSE"
+    echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    echo "extendedKeyUsage=${eku}"
+    [[ -z "${san}" ]] || echo "subjectAltName=${san}"
+  } >"${dir}/${name}.ext"
+  openssl req -new -nodes -newkey rsa:2048 -keyout "${dir}/${name}.key" -out "${dir}/${name}.csr" \
+    -subj "${subj}" 2>/dev/null
+  openssl x509 -req -sha256 -days 30 -in "${dir}/${name}.csr" -CA "${PKI}/ca.crt" -CAkey "${PKI}/ca.key" \
+    -CAcreateserial -CAserial "${dir}/ca.srl" -out "${dir}/${name}.crt" -extfile "${dir}/${name}.ext" 2>/dev/null
+  rm -f "${dir}/${name}.csr" "${dir}/${name}.ext"
+  chmod 600 "${dir}/${name}.key"
+}
+
+write_config_disk() { # image
+  local cfg="${OOMLAB_VM_STATE}/config"
+  rm -rf "${cfg}"
+  mkdir -p "${cfg}/pki" "${cfg}/network" "${cfg}/net.d"
+  cp "${PKI}/ca.crt" "${cfg}/pki/ca.crt"
+  sign_cert "${cfg}/pki" kubelet-client "/O=system:nodes/CN=system:node:${OOMLAB_VM_NAME}" clientAuth
+  sign_cert "${cfg}/pki" kubelet-server "/CN=${OOMLAB_VM_NAME}" serverAuth \
+    "IP:${OOMLAB_VM_IP},DNS:${OOMLAB_VM_NAME}"
+  rm -f "${cfg}/pki/ca.srl"
+  # Paths as the guest sees the config disk (mounted at /etc/oomlab).
+  local kc=("${OOMLAB_K8S_BIN}/kubectl" config --kubeconfig "${cfg}/kubelet.kubeconfig") user="system:node:${OOMLAB_VM_NAME}"
+  "${kc[@]}" set-cluster oomlab --server "https://${OOMLAB_NODE_IP}:${OOMLAB_API_PORT}" \
+    --certificate-authority /etc/oomlab/pki/ca.crt >/dev/null
+  "${kc[@]}" set-credentials "${user}" --client-certificate /etc/oomlab/pki/kubelet-client.crt \
+    --client-key /etc/oomlab/pki/kubelet-client.key >/dev/null
+  "${kc[@]}" set-context oomlab --cluster oomlab --user "${user}" >/dev/null
+  "${kc[@]}" use-context oomlab >/dev/null
+  sed "s/@NODE_IP@/${OOMLAB_VM_IP}/g" "${HACK_DIR}/vm/kubelet-config.yaml" >"${cfg}/kubelet-config.yaml"
+  cat >"${cfg}/kubelet.env" <<EOF
+NODE_NAME=${OOMLAB_VM_NAME}
+NODE_IP=${OOMLAB_VM_IP}
+NODE_LABELS=oomlab.dev/swap-behavior=LimitedSwap
+EOF
+  # No Gateway: the guest can reach the cluster's bridge and nothing else.
+  cat >"${cfg}/network/10-eth0.network" <<EOF
+[Match]
+Name=eth0
+
+[Network]
+Address=${OOMLAB_VM_IP}/${OOMLAB_BRIDGE_PREFIX}
+LinkLocalAddressing=no
+IPv6AcceptRA=no
+EOF
+  cat >"${cfg}/net.d/10-pods.conflist" <<EOF
+{
+  "cniVersion": "0.4.0",
+  "name": "oomlab-vm",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "cni0",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{"subnet": "${OOMLAB_VM_POD_SUBNET}"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    }
+  ]
+}
+EOF
+  # Pods resolve nothing: there is no cluster DNS, and nothing outside to ask.
+  printf 'nameserver 127.0.0.1\noptions ndots:1 timeout:1 attempts:1\n' >"${cfg}/resolv.conf"
+  mkfs.ext4 -q -F -L oomlab-config -d "${cfg}" "$1" 16M >&2
+}
+
+# ---------------------------------------------------------------------------------------------
+
+check_prerequisites() {
+  oomlab_need_root "creates a tap device, routes and a VM"
+  local x
+  for x in "${OOMLAB_VM_IP}" "${OOMLAB_VM_POD_SUBNET}" "${OOMLAB_NODE_IP}"; do
+    oomlab_in_shared_range "${x}" || oomlab_die "${x} is outside 100.64.0.0/10; pick addresses in that range"
+  done
+  if [[ ! -f "${PKI}/ca.key" ]] || ! api_up; then
+    oomlab_die "the local cluster is not up (no API server at ${OOMLAB_NODE_IP}): run 'make cluster-up' first"
+  fi
+  ip link show "${OOMLAB_BRIDGE}" >/dev/null 2>&1 || oomlab_die "no bridge ${OOMLAB_BRIDGE}: is the local cluster up?"
+  oomlab_apt_install qemu-system-x86 qemu-utils openssl e2fsprogs iproute2
+}
+
+ensure_egress_guard() {
+  if [[ -x "${HACK_DIR}/egress-guard.sh" ]]; then
+    "${HACK_DIR}/egress-guard.sh" up
+  fi
+  local chain
+  for chain in OUTPUT FORWARD; do
+    # grep reads everything: with pipefail an early exit would fail the pipe
+    iptables -S "${chain}" | grep -- '-j OOMLAB-EGRESS' >/dev/null ||
+      oomlab_die "the egress guard (hack/egress-guard.sh) is not in ${chain}: no tap without it"
+  done
+}
+
+start_qemu() { # image-dir
+  local image="$1" cmdline
+  cmdline="$(cat "${image}/cmdline")"
+  [[ "${OOMLAB_VM_DEBUG}" == 1 ]] && cmdline+=" systemd.journald.forward_to_console=1"
+  local accel
+  read -ra accel <<<"$(accel_args)"
+  oomlab_log "qemu: ${accel[*]}, ${OOMLAB_VM_CPUS} CPUs, ${OOMLAB_VM_MEMORY} MiB (serial log ${SERIAL_LOG})"
+  qemu-system-x86_64 -name "${OOMLAB_VM_NAME}" -nodefaults -machine q35 "${accel[@]}" \
+    -smp "${OOMLAB_VM_CPUS}" -m "${OOMLAB_VM_MEMORY}" \
+    -kernel "${image}/vmlinuz" -initrd "${image}/initrd.img" -append "${cmdline}" \
+    -drive "file=${OOMLAB_VM_STATE}/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe" \
+    -drive "file=${OOMLAB_VM_STATE}/config.img,if=virtio,format=raw,readonly=on" \
+    -netdev "tap,id=net0,ifname=${OOMLAB_VM_TAP},script=no,downscript=no" \
+    -device "virtio-net-pci,netdev=net0,mac=${OOMLAB_VM_MAC}" \
+    -display none -vga none -serial "file:${SERIAL_LOG}" \
+    -monitor "unix:${OOMLAB_VM_STATE}/monitor.sock,server,nowait" \
+    -daemonize -pidfile "${PIDFILE}"
+}
+
+wait_ready() { # started-at (seconds since epoch) [record: 1 = log the time for benchmarks]
+  local start="$1" record="${2:-0}" i
+  oomlab_log "waiting for node ${OOMLAB_VM_NAME} to be Ready (up to ${OOMLAB_VM_READY_SECONDS} s)"
+  for ((i = 0; i < OOMLAB_VM_READY_SECONDS; i++)); do
+    node_ready && break
+    qemu_pid >/dev/null || { tail -n 40 "${SERIAL_LOG}" >&2; oomlab_die "qemu exited"; }
+    sleep 1
+  done
+  node_ready || { tail -n 40 "${SERIAL_LOG}" >&2; oomlab_die "node ${OOMLAB_VM_NAME} not Ready after ${OOMLAB_VM_READY_SECONDS} s"; }
+  local took=$(($(date +%s) - start))
+  ((record == 0)) || printf '%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "${took}" "$(accel_args)" >>"${TIMES_LOG}"
+  oomlab_log "node ${OOMLAB_VM_NAME} Ready ${took} s after qemu started"
+}
+
+cmd_up() {
+  check_prerequisites
+  if qemu_pid >/dev/null; then
+    oomlab_log "the VM node already runs (qemu pid $(qemu_pid))"
+    wait_ready "$(stat -c %Y "${PIDFILE}")"
+    return
+  fi
+  ensure_egress_guard
+  local image
+  image="$("${HACK_DIR}/vm-image.sh" build)"
+  # From here on, a failure removes what this run made.
+  trap 'oomlab_warn "up failed: removing the VM node"; cmd_down' EXIT
+  cmd_down_quiet
+  mkdir -p "${OOMLAB_VM_STATE}"
+  rm -f "${SERIAL_LOG}"
+  echo "${image}" >"${OOMLAB_VM_STATE}/image"
+  write_config_disk "${OOMLAB_VM_STATE}/config.img"
+  qemu-img create -q -f qcow2 -F raw -b "${image}/disk.raw" "${OOMLAB_VM_STATE}/overlay.qcow2"
+  oomlab_log "network: ${OOMLAB_VM_TAP} on ${OOMLAB_BRIDGE}; route ${OOMLAB_VM_POD_SUBNET} via ${OOMLAB_VM_IP}"
+  ip tuntap add dev "${OOMLAB_VM_TAP}" mode tap
+  ip link set "${OOMLAB_VM_TAP}" master "${OOMLAB_BRIDGE}" up
+  ip route replace "${OOMLAB_VM_POD_SUBNET}" via "${OOMLAB_VM_IP}" dev "${OOMLAB_BRIDGE}"
+  local start
+  start="$(date +%s)"
+  start_qemu "${image}"
+  wait_ready "${start}" 1
+  kubectl_admin apply -f "${RUNTIMECLASSES}" >&2
+  trap - EXIT
+  kubectl_admin get node "${OOMLAB_VM_NAME}" -o wide >&2
+}
+
+stop_qemu() {
+  local pid i
+  pid="$(qemu_pid)" || return 0
+  # The disk is a throwaway overlay: no need for the guest to shut down cleanly.
+  oomlab_log "stopping qemu (pid ${pid})"
+  kill -TERM "${pid}" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    [[ -d "/proc/${pid}" ]] || return 0
+    sleep 0.2
+  done
+  kill -KILL "${pid}" 2>/dev/null || true
+}
+
+# Stops and removes everything but the Node object (a previous run's leftovers, before `up`).
+cmd_down_quiet() {
+  stop_qemu
+  if [[ -n "$(ip route show "${OOMLAB_VM_POD_SUBNET}" 2>/dev/null)" ]]; then
+    ip route del "${OOMLAB_VM_POD_SUBNET}" 2>/dev/null || true
+  fi
+  if ip link show "${OOMLAB_VM_TAP}" >/dev/null 2>&1; then
+    oomlab_log "deleting ${OOMLAB_VM_TAP}"
+    ip link del "${OOMLAB_VM_TAP}"
+  fi
+  rm -rf "${OOMLAB_VM_STATE}"
+}
+
+cmd_down() {
+  trap - EXIT
+  oomlab_need_root "removes a tap device, routes and a VM"
+  cmd_down_quiet
+  if [[ -x "${OOMLAB_K8S_BIN}/kubectl" ]] && api_up; then
+    if kubectl_admin get node "${OOMLAB_VM_NAME}" >/dev/null 2>&1; then
+      oomlab_log "deleting node ${OOMLAB_VM_NAME} and its pods"
+      kubectl_admin delete pods --all-namespaces --field-selector "spec.nodeName=${OOMLAB_VM_NAME}" \
+        --force --grace-period=0 >/dev/null 2>&1 || true
+      kubectl_admin delete node "${OOMLAB_VM_NAME}" --wait=false >&2
+    fi
+    kubectl_admin delete -f "${RUNTIMECLASSES}" --ignore-not-found >&2
+  fi
+  oomlab_log "VM node down"
+}
+
+cmd_status() {
+  local pid rc=0
+  if pid="$(qemu_pid)"; then
+    echo "qemu            running (pid ${pid}; image $(cat "${OOMLAB_VM_STATE}/image" 2>/dev/null))"
+  else
+    echo "qemu            stopped"
+    rc=1
+  fi
+  if ip link show "${OOMLAB_VM_TAP}" >/dev/null 2>&1; then
+    echo "tap             ${OOMLAB_VM_TAP} on $(ip -o link show "${OOMLAB_VM_TAP}" | sed -n 's/.* master \([^ ]*\).*/\1/p')"
+  else
+    echo "tap             absent"
+  fi
+  echo "route           $(ip route show "${OOMLAB_VM_POD_SUBNET}" 2>/dev/null | head -n1 || true)"
+  [[ -f "${TIMES_LOG}" ]] && echo "last up         $(tail -n1 "${TIMES_LOG}" | cut -f2) s from qemu start to node Ready"
+  if [[ -x "${OOMLAB_K8S_BIN}/kubectl" ]] && api_up; then
+    kubectl_admin get node "${OOMLAB_VM_NAME}" -o wide --show-labels 2>/dev/null ||
+      echo "node            ${OOMLAB_VM_NAME} not registered"
+  fi
+  return "${rc}"
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  *) sed -n '5,7p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac
