@@ -273,13 +273,16 @@ def finished(outcome: Outcome, swap_max: int, qos: str) -> Observation:
     )
 
 
+def on_vm(raw: dict[str, Any], observation: Observation | None = None) -> dict[str, Any]:
+    """The status the operator writes for ``raw`` after ``observation``, on the VM node."""
+    spec = ExperimentSpec.from_spec(raw)
+    return assemble(
+        body_of(raw), spec, OperatorConfig(), NOW, observation=observation, node=VM_NODE
+    )
+
+
 def test_status_of_the_burstable_seed_on_the_limited_swap_node() -> None:
-    spec = ExperimentSpec.from_spec(SEED_LIMITED_SWAP)
-    observation = finished(Outcome.COMPLETED, 587_960_320, "Burstable")
-    status = assemble(
-        body_of(SEED_LIMITED_SWAP), spec, OperatorConfig(), NOW, observation=observation,
-        node=VM_NODE,
-    )  # fmt: skip
+    status = on_vm(SEED_LIMITED_SWAP, finished(Outcome.COMPLETED, 587_960_320, "Burstable"))
     k8s = status["kubernetes"]
     assert (k8s["swapBehavior"], k8s["cgroupVersion"]) == ("LimitedSwap", "v2")
     assert k8s["predictedSwapBytes"] == k8s["swapLimitBytes"] == 587_960_320
@@ -291,16 +294,12 @@ def test_status_of_the_burstable_seed_on_the_limited_swap_node() -> None:
 
 
 def test_a_swap_limit_that_is_not_the_prediction_is_said() -> None:
-    spec = ExperimentSpec.from_spec(SEED_LIMITED_SWAP)
-    observation = finished(Outcome.OOM_KILLED, 0, "Burstable")
-    status = assemble(
-        body_of(SEED_LIMITED_SWAP), spec, OperatorConfig(), NOW, observation=observation,
-        node=VM_NODE,
-    )  # fmt: skip
+    status = on_vm(SEED_LIMITED_SWAP, finished(Outcome.OOM_KILLED, 0, "Burstable"))
     k8s = status["kubernetes"]
     assert k8s["swapLimitAgrees"] is False
     assert k8s["explanation"].count("The kernel set a swap limit of 0 bytes") == 1
     # assembling again (a later event) does not repeat the sentence
+    spec = ExperimentSpec.from_spec(SEED_LIMITED_SWAP)
     again = assemble(
         {**body_of(SEED_LIMITED_SWAP), "status": status}, spec, OperatorConfig(), NOW,
         node=VM_NODE,
@@ -309,11 +308,7 @@ def test_a_swap_limit_that_is_not_the_prediction_is_said() -> None:
 
 
 def test_status_of_the_guaranteed_seed_on_the_limited_swap_node() -> None:
-    spec = ExperimentSpec.from_spec(GUARANTEED)
-    observation = finished(Outcome.OOM_KILLED, 0, "Guaranteed")
-    status = assemble(
-        body_of(GUARANTEED), spec, OperatorConfig(), NOW, observation=observation, node=VM_NODE
-    )
+    status = on_vm(GUARANTEED, finished(Outcome.OOM_KILLED, 0, "Guaranteed"))
     k8s = status["kubernetes"]
     assert k8s["predictedSwapBytes"] == k8s["swapLimitBytes"] == 0
     assert k8s["swapLimitAgrees"] is True
