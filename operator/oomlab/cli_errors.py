@@ -76,7 +76,14 @@ def one_line_errors(command: Callable[P, None]) -> Callable[P, None]:
         except KeyboardInterrupt:
             err.print("interrupted", highlight=False)
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException):
+        # typer >= 0.2x vendors click: its usage errors are TyperException, not click's own.
+        except (
+            typer.Exit,
+            typer.Abort,
+            typer.TyperException,
+            click.exceptions.Exit,
+            click.ClickException,
+        ):
             raise
         except Exception as exc:
             line = describe(exc)

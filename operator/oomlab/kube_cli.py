@@ -37,6 +37,7 @@ def experiment_body(
     docker_memory_swap: str | None,
     timeout_s: int,
     labels: dict[str, str] | None = None,
+    swap_behavior: str | None = None,
 ) -> dict[str, Any]:
     """An OOMExperiment document; sizes are checked here so a typo never reaches the cluster."""
     parse_k8s_quantity(limit, field="--limit")
@@ -51,6 +52,8 @@ def experiment_body(
         "resources": resources,
         "timeoutSeconds": timeout_s,
     }
+    if swap_behavior is not None:
+        spec["swapBehavior"] = swap_behavior
     if docker_memory is not None:
         spec["docker"] = {"memory": docker_memory}
         if docker_memory_swap is not None:
@@ -87,7 +90,16 @@ def _phase(body: dict[str, Any] | None) -> str:
 
 def render(bodies: Sequence[dict[str, Any]], title: str) -> Table:
     table = Table(title=title, show_lines=True)
-    for column in ("experiment", "QoS", "swap given", "predicted", "observed", "got to", "Docker"):
+    for column in (
+        "experiment",
+        "node",
+        "QoS",
+        "swap given",
+        "predicted",
+        "observed",
+        "got to",
+        "Docker",
+    ):
         table.add_column(column, no_wrap=True)
     table.add_column("parity / why", ratio=1, min_width=40)
     for body in bodies:
@@ -100,7 +112,6 @@ def render(bodies: Sequence[dict[str, Any]], title: str) -> Table:
         request = (resources.get("requests") or {}).get("memory", "=limit")
         limit = (resources.get("limits") or {}).get("memory")
         workload = spec.get("workload") or {}
-        swap = k8s.get("swapLimitBytes", k8s.get("predictedSwapBytes"))
         observed = status.get("phase", "Pending")
         if k8s.get("exitCode") is not None:
             observed += f"\nexit {k8s['exitCode']}"
@@ -108,8 +119,9 @@ def render(bodies: Sequence[dict[str, Any]], title: str) -> Table:
         table.add_row(
             f"{body['metadata']['name']}\n{workload.get('mode')} {workload.get('size')}\n"
             f"request {request} limit {limit}",
+            node_cell(spec, k8s),
             k8s.get("qosClass", "-"),
-            "-" if swap is None else human(swap),
+            swap_cell(k8s),
             k8s.get("predictedOutcome", "-"),
             observed,
             "-" if allocated is None else human(allocated),
@@ -119,6 +131,30 @@ def render(bodies: Sequence[dict[str, Any]], title: str) -> Table:
         )
     return table
 
+
+def node_cell(spec: dict[str, Any], k8s: dict[str, Any]) -> str:
+    """Where it ran and what that node does with swap: NoSwap on cgroup v1, LimitedSwap on v2."""
+    asked = spec.get("swapBehavior") or "any node"
+    if not k8s.get("nodeName"):
+        return f"(asked: {asked})"
+    facts = [k8s.get("swapBehavior", "?"), f"cgroup {k8s.get('cgroupVersion', '?')}"]
+    if k8s.get("transparentHugepages"):
+        facts.append(f"THP {k8s['transparentHugepages']}")
+    return f"{k8s['nodeName']}\n" + "\n".join(facts)
+
+
+def swap_cell(k8s: dict[str, Any]) -> str:
+    """The swap limit the kernel set, and whether it is the predicted one (to the page)."""
+    observed, predicted = k8s.get("swapLimitBytes"), k8s.get("predictedSwapBytes")
+    if observed is None:
+        return "-" if predicted is None else f"{human(predicted)}\n(predicted)"
+    seen = "unlimited" if observed < 0 else human(observed)
+    agrees = k8s.get("swapLimitAgrees")
+    verdict = "" if agrees is None else ("\n= predicted" if agrees else "\n!= predicted")
+    return f"{seen}{verdict}"
+
+
+SWAP_BEHAVIORS = {"any": None, "NoSwap": "NoSwap", "LimitedSwap": "LimitedSwap"}
 
 NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n")]
 
@@ -147,6 +183,11 @@ def run(
     out.print(render([bodies.get(name, body)], f"OOMExperiment {namespace}/{name}"))
 
 
+def split_values(values: Sequence[str]) -> list[str]:
+    """Repeated options and comma-separated lists, flattened: ["a,b", "c"] -> [a, b, c]."""
+    return [v.strip() for x in values for v in x.split(",") if v.strip()]
+
+
 @kube_app.command("matrix")
 def matrix(
     limit: Annotated[list[str], typer.Option(help="limits.memory values.")] = ["500Mi"],  # noqa: B006
@@ -157,23 +198,36 @@ def matrix(
     size: Annotated[str, typer.Option(help="Workload size, binary units.")] = "1000Mi",
     docker_memory: Annotated[str, typer.Option(help="Docker --memory to compare.")] = "500m",
     docker_memory_swap: Annotated[str, typer.Option(help="Docker --memory-swap.")] = "1g",
+    swap_behavior: Annotated[
+        list[str],
+        typer.Option(
+            help="Nodes to run on, by swap behaviour: NoSwap (cgroup v1 here), LimitedSwap "
+            "(the VM node: hack/vm-node.sh up), any."
+        ),
+    ] = ["any"],  # noqa: B006
     namespace: NamespaceOpt = "default",
     timeout: Annotated[int, typer.Option(help="Seconds per experiment.", min=1)] = 300,
 ) -> None:
-    """limits x requests x modes as OOMExperiments: what the kubelet's swap rules really did."""
+    """limits x requests x modes x nodes as OOMExperiments: what the kubelet's swap rules really
+    did, on each kind of node."""
     stamp = time.strftime("%H%M%S")
     names, run_label = [], {"oomlab.dev/matrix": stamp}
+    behaviors = split_values(swap_behavior)
+    unknown = [b for b in behaviors if b not in SWAP_BEHAVIORS]
+    if unknown:
+        raise typer.BadParameter(
+            f"{', '.join(unknown)}: use {', '.join(SWAP_BEHAVIORS)} (comma-separated)",
+            param_hint="--swap-behavior",
+        )
     cells = itertools.product(
-        [v.strip() for x in limit for v in x.split(",")],
-        [v.strip() for x in request for v in x.split(",")],
-        [v.strip() for x in mode for v in x.split(",")],
+        behaviors, split_values(limit), split_values(request), split_values(mode)
     )
-    for index, (lim, req, md) in enumerate(cells):
+    for index, (behavior, lim, req, md) in enumerate(cells):
         name = f"matrix-{stamp}-{index:02d}"
         body = experiment_body(
             name, limit=lim, request=None if req == "limit" else req, mode=md, size=size,
             docker_memory=docker_memory, docker_memory_swap=docker_memory_swap,
-            timeout_s=timeout, labels=run_label,
+            timeout_s=timeout, labels=run_label, swap_behavior=SWAP_BEHAVIORS[behavior],
         )  # fmt: skip
         kube.create_experiment(namespace, body)
         names.append(name)

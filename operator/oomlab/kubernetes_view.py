@@ -20,10 +20,13 @@ from oomlab.semantics import (
     Prediction,
     QoSClass,
     SwapBehavior,
+    kernel_limit,
     kubelet_allowance,
     predict,
+    thp_caveat,
 )
 from oomlab.timestamps import parse_time, rfc3339
+from oomlab.units import human
 from oomlab.workload import swap_limit_from_report
 
 
@@ -46,14 +49,20 @@ def owner_experiment(pod: Mapping[str, Any]) -> OwnerRef | None:
 
 
 def resolve_cgroup_version(
-    config: OperatorConfig, workload_report: Mapping[str, Any] | None, recorded: Any = None
+    config: OperatorConfig,
+    workload_report: Mapping[str, Any] | None,
+    recorded: Any = None,
+    node: NodeFacts | None = None,
 ) -> CgroupVersion:
-    """The node's cgroup version: configured, else the workload's own report, else as recorded."""
+    """The node's cgroup version: configured, else the workload's own report, else the node's
+    label, else as recorded."""
     if config.node_cgroup_version is not None:
         return config.node_cgroup_version
     reported = str((workload_report or {}).get("version", "")).lower().removeprefix("v")
     if reported in ("1", "2"):
         return CgroupVersion(f"v{reported}")
+    if node is not None and node.cgroup_version is not None:
+        return node.cgroup_version
     try:
         return CgroupVersion(recorded)
     except ValueError:
@@ -61,12 +70,18 @@ def resolve_cgroup_version(
 
 
 def resolve_swap_behavior(
-    config: OperatorConfig, recorded: Any, node: NodeFacts | None = None
+    config: OperatorConfig,
+    recorded: Any,
+    node: NodeFacts | None = None,
+    asked: SwapBehavior | None = None,
 ) -> SwapBehavior:
-    """The node's own label first (the cluster's setup knows its kubelets), then what the status
-    already records, then the operator's configuration."""
+    """The node's own label first (the cluster's setup knows its kubelets), then what the spec
+    asked for (the pod can only land on such a node), then what the status already records,
+    then the operator's configuration."""
     if node is not None and node.swap_behavior is not None:
         return node.swap_behavior
+    if asked is not None:
+        return asked
     try:
         return SwapBehavior(recorded)
     except ValueError:
@@ -107,11 +122,37 @@ def kubernetes_allowance(
 def kubernetes_prediction(
     spec: ExperimentSpec, allowance: Allowance, node: NodeFacts
 ) -> Prediction:
-    return predict(
+    prediction = predict(
         spec.workload.demand_bytes(),
         allowance,
         host_swap_bytes=node.swap_capacity_bytes,
         subject="Kubernetes",
+    )
+    return thp_caveat(prediction, allowance, node.thp)
+
+
+def predicted_swap_limit(allowance: Allowance) -> int | None:
+    """What the container's swap limit file will read: the kubelet's share in whole pages.
+    None when the allowance is not a number (unlimited or unknown)."""
+    return None if allowance.swap_bytes is None else kernel_limit(allowance.swap_bytes)
+
+
+def swap_limit_check(predicted: int | None, observed: int | None) -> tuple[bool | None, str]:
+    """Does the swap limit the kernel really set (as the workload read it; -1 = max) agree with
+    the prediction to the page? (None, "") while either is unknown; a sentence when not."""
+    if predicted is None or observed is None:
+        return None, ""
+    if observed == predicted:
+        return True, ""
+    seen = (
+        "no swap limit (max)"
+        if observed < 0
+        else f"a swap limit of {observed} bytes ({human(observed)})"
+    )
+    return False, (
+        f"The kernel set {seen} for the container, not the predicted {predicted} bytes "
+        f"({human(predicted)}): the node's kubelet does not follow the rules assumed here "
+        "(swapBehavior, capacities or QoS)."
     )
 
 

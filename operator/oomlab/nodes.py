@@ -1,4 +1,5 @@
-"""What a Node object says about the swap its kubelet can give: memory, swap, swapBehavior."""
+"""What a Node object says about the swap its kubelet can give (memory, swap, swapBehavior, cgroup
+version, transparent hugepages), and how an experiment asks for a node by its swap behaviour."""
 
 from __future__ import annotations
 
@@ -6,10 +7,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from oomlab.results import CgroupVersion
 from oomlab.semantics import SwapBehavior
 from oomlab.units import SizeError, parse_k8s_quantity
 
 SWAP_BEHAVIOR_LABEL = "oomlab.dev/swap-behavior"
+CGROUP_VERSION_LABEL = "oomlab.dev/cgroup-version"
+THP_LABEL = "oomlab.dev/thp"
+"""The node's transparent hugepage mode (always, madvise, never), as its kubelet read it."""
+SWAP_TAINT_KEY = "oomlab.dev/swap"
+"""The project's LimitedSwap nodes carry ``oomlab.dev/swap=LimitedSwap:NoSchedule``: only
+experiments that ask for swap land there."""
 
 
 @dataclass(frozen=True)
@@ -19,10 +27,15 @@ class NodeFacts:
     swap_capacity_bytes: int | None = None
     swap_behavior: SwapBehavior | None = None
     """From the node's ``oomlab.dev/swap-behavior`` label, when its cluster's setup put one."""
+    cgroup_version: CgroupVersion | None = None
+    """From ``oomlab.dev/cgroup-version`` (read from the node's kernel by its setup)."""
+    thp: str | None = None
+    """From ``oomlab.dev/thp``: the kernel's transparent hugepage mode, None when unlabelled."""
 
 
 def node_facts_from_node(node: Mapping[str, Any]) -> NodeFacts:
-    """Memory capacity and ``status.nodeInfo.swap.capacity`` (NodeSwap, 1.30+) of a Node."""
+    """Memory capacity, ``status.nodeInfo.swap.capacity`` (NodeSwap, 1.30+) and the labels the
+    project's nodes carry."""
     node_status = node.get("status") or {}
     memory: int | None = None
     raw_memory = (node_status.get("capacity") or {}).get("memory")
@@ -41,9 +54,49 @@ def node_facts_from_node(node: Mapping[str, Any]) -> NodeFacts:
         behavior: SwapBehavior | None = SwapBehavior(str(labels.get(SWAP_BEHAVIOR_LABEL, "")))
     except ValueError:
         behavior = None
+    try:
+        cgroup: CgroupVersion | None = CgroupVersion(str(labels.get(CGROUP_VERSION_LABEL, "")))
+    except ValueError:
+        cgroup = None
+    thp = str(labels.get(THP_LABEL, "")) or None
     return NodeFacts(
         name=str((node.get("metadata") or {}).get("name", "")),
         memory_capacity_bytes=memory,
         swap_capacity_bytes=swap,
         swap_behavior=behavior,
+        cgroup_version=None if cgroup == CgroupVersion.UNKNOWN else cgroup,
+        thp=None if thp == "unknown" else thp,
     )
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Pod scheduling terms that send an experiment to nodes of one swap behaviour."""
+
+    node_selector: dict[str, str]
+    affinity: dict[str, Any] | None
+    tolerations: list[dict[str, Any]]
+
+
+def placement_for(behavior: SwapBehavior | None) -> Placement:
+    """LimitedSwap: the node labelled so, tolerating its taint. NoSwap: any node not labelled
+    LimitedSwap (an unlabelled node runs the kubelet's default, NoSwap). None: no constraint."""
+    if behavior == SwapBehavior.LIMITED_SWAP:
+        return Placement(
+            node_selector={SWAP_BEHAVIOR_LABEL: behavior.value},
+            affinity=None,
+            tolerations=[{"key": SWAP_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+        )
+    if behavior == SwapBehavior.NO_SWAP:
+        term = {
+            "key": SWAP_BEHAVIOR_LABEL,
+            "operator": "NotIn",
+            "values": [SwapBehavior.LIMITED_SWAP.value],
+        }
+        required = {"nodeSelectorTerms": [{"matchExpressions": [term]}]}
+        return Placement(
+            node_selector={},
+            affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}},
+            tolerations=[],
+        )
+    return Placement(node_selector={}, affinity=None, tolerations=[])

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from oomlab.semantics import QoSClass, qos_class
+from oomlab.nodes import SWAP_BEHAVIOR_LABEL, placement_for
+from oomlab.semantics import QoSClass, SwapBehavior, qos_class
 from oomlab.units import (
     SizeError,
     human,
@@ -86,6 +87,8 @@ class ExperimentSpec:
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: list[dict[str, Any]] = field(default_factory=list)
     docker: DockerFlags | None = None
+    swap_behavior: SwapBehavior | None = None
+    """The kind of node asked for (spec.swapBehavior); None: any node the pod tolerates."""
 
     @property
     def qos(self) -> QoSClass:
@@ -133,6 +136,7 @@ class ExperimentSpec:
                         f"{human(max_bytes)} (OOMLAB_MAX_EXPERIMENT_BYTES); use a smaller size "
                         "or ask the cluster admin to raise the cap",
                     )
+        swap_behavior = _swap_behavior(spec)
         docker = None
         if spec.get("docker"):
             raw = spec["docker"]
@@ -160,7 +164,30 @@ class ExperimentSpec:
             node_selector=dict(spec.get("nodeSelector") or {}),
             tolerations=list(spec.get("tolerations") or []),
             docker=docker,
+            swap_behavior=swap_behavior,
         )
+
+
+def _swap_behavior(spec: Mapping[str, Any]) -> SwapBehavior | None:
+    raw = spec.get("swapBehavior")
+    if raw is None:
+        return None
+    try:
+        behavior = SwapBehavior(raw)
+    except ValueError:
+        allowed = " or ".join(b.value for b in SwapBehavior)
+        raise InvalidSpec(
+            "spec.swapBehavior",
+            f"swapBehavior {raw!r} is not a kubelet swapBehavior: use {allowed}",
+        ) from None
+    selected = (spec.get("nodeSelector") or {}).get(SWAP_BEHAVIOR_LABEL)
+    if selected is not None and selected != behavior.value:
+        raise InvalidSpec(
+            "spec.nodeSelector",
+            f"nodeSelector {SWAP_BEHAVIOR_LABEL}={selected} contradicts swapBehavior "
+            f"{behavior.value}: remove the selector (swapBehavior picks the node)",
+        )
+    return behavior
 
 
 def _quantity(value: Any, field_path: str) -> int:
@@ -221,10 +248,15 @@ def build_pod(name: str, namespace: str, uid: str, spec: ExperimentSpec) -> dict
         pod_spec["runtimeClassName"] = spec.runtime_class
     if spec.priority_class:
         pod_spec["priorityClassName"] = spec.priority_class
-    if spec.node_selector:
-        pod_spec["nodeSelector"] = spec.node_selector
-    if spec.tolerations:
-        pod_spec["tolerations"] = spec.tolerations
+    placement = placement_for(spec.swap_behavior)
+    node_selector = {**spec.node_selector, **placement.node_selector}
+    tolerations = spec.tolerations + [t for t in placement.tolerations if t not in spec.tolerations]
+    if node_selector:
+        pod_spec["nodeSelector"] = node_selector
+    if placement.affinity:
+        pod_spec["affinity"] = placement.affinity
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
     return {
         "apiVersion": "v1",
         "kind": "Pod",

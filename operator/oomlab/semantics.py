@@ -21,6 +21,11 @@ CRITICAL_PRIORITY = 2_000_000_000
 DEFAULT_MARGIN = 0.01
 """Demand within this fraction of capacity is too close to call: Borderline."""
 
+PAGE_BYTES = 4096
+"""The kernel keeps cgroup memory limits in whole pages (x86-64, arm64 with 4 KiB pages)."""
+
+THP_ALWAYS = "always"
+
 
 class SwapBehavior(StrEnum):
     NO_SWAP = "NoSwap"
@@ -233,6 +238,47 @@ def kubelet_allowance(
 def limited_swap_bytes(request: int, node_memory: int, node_swap: int) -> int:
     """LimitedSwap's per-container share, truncated to whole bytes like the kubelet does."""
     return math.floor(request / node_memory * node_swap)
+
+
+def kernel_limit(value: int, page: int = PAGE_BYTES) -> int:
+    """A limit as its cgroup file reads back: the kernel stores it in whole pages, rounding down
+    (the kubelet writes 587960434 to memory.swap.max, which then reads 587960320)."""
+    return value // page * page
+
+
+def thp_caveat(prediction: Prediction, allowance: Allowance, thp: str | None) -> Prediction:
+    """A prediction that counts on swap, qualified by the node's transparent hugepage mode.
+
+    "memory limit + swap limit" assumes swapped-out pages stop counting against the memory limit.
+    With THP ``always`` they were seen sitting in the swap cache, charged again, and the pod was
+    OOM-killed well before limit + swap; so there a Completed that needs swap is too close to
+    call. Predictions that need no swap are returned as they are.
+    """
+    memory = allowance.memory_bytes
+    capacity = prediction.capacity_bytes
+    needs_swap = memory is not None and prediction.demand_bytes > memory
+    swap_counted = memory is not None and (capacity is None or capacity > memory)
+    if not (needs_swap and swap_counted):
+        return prediction
+    text = prediction.explanation.rstrip(".")
+    if thp == THP_ALWAYS:
+        completed = prediction.outcome == Predicted.COMPLETED
+        outcome = Predicted.BORDERLINE if completed else prediction.outcome
+        return Prediction(
+            outcome,
+            prediction.demand_bytes,
+            capacity,
+            f"{text}; but the node's transparent hugepages are 'always', where swapped pages can "
+            "stay charged to the container (swap cache) and it is killed well before limit + "
+            "swap, so that sum is not a safe prediction.",
+        )
+    note = (
+        "the node's transparent hugepage mode is unknown (with 'always' the kernel can kill "
+        "well before limit + swap)"
+        if thp is None
+        else f"transparent hugepages are '{thp}' on the node, so swapped pages leave the limit"
+    )
+    return Prediction(prediction.outcome, prediction.demand_bytes, capacity, f"{text} ({note}).")
 
 
 def usable_swap(allowance: Allowance, host_swap_bytes: int | None) -> tuple[int | None, str]:

@@ -42,10 +42,12 @@ from oomlab.kubernetes_view import (
     Observation,
     kubernetes_allowance,
     kubernetes_prediction,
+    predicted_swap_limit,
     progress_fields,
     resolve_cgroup_version,
     resolve_qos,
     resolve_swap_behavior,
+    swap_limit_check,
 )
 from oomlab.nodes import NodeFacts
 from oomlab.parity import Parity, ParityResult, compare
@@ -132,9 +134,11 @@ def assemble(
 
     progress = obs.progress
     cgroup = resolve_cgroup_version(
-        config, progress.cgroup if progress else None, recorded_k8s.get("cgroupVersion")
+        config, progress.cgroup if progress else None, recorded_k8s.get("cgroupVersion"), node
     )
-    swap_behavior = resolve_swap_behavior(config, recorded_k8s.get("swapBehavior"), node)
+    swap_behavior = resolve_swap_behavior(
+        config, recorded_k8s.get("swapBehavior"), node, spec.swap_behavior
+    )
     qos = resolve_qos(obs.pod.qos_class or recorded_k8s.get("qosClass"), spec)
     allowance = kubernetes_allowance(
         spec,
@@ -156,9 +160,10 @@ def assemble(
     if node is not None:
         prediction = kubernetes_prediction(spec, allowance, node)
         k8s.update(
-            predictedSwapBytes=allowance.swap_bytes,
+            predictedSwapBytes=predicted_swap_limit(allowance),
             predictedOutcome=prediction.outcome.value,
             explanation=prediction.explanation,
+            transparentHugepages=node.thp,
         )
     if obs.phase is not None and obs.phase.terminal and phase == obs.phase:
         k8s.update(
@@ -170,6 +175,13 @@ def assemble(
             durationSeconds=None if obs.duration_s is None else round(obs.duration_s, 3),
         )
     merged_k8s = {**recorded_k8s, **compact(k8s)}
+    agrees, disagreement = swap_limit_check(
+        merged_k8s.get("predictedSwapBytes"), merged_k8s.get("swapLimitBytes")
+    )
+    if agrees is not None:
+        merged_k8s["swapLimitAgrees"] = agrees
+    if disagreement and node is not None:
+        merged_k8s["explanation"] = f"{merged_k8s.get('explanation', '')} {disagreement}".strip()
 
     observed, handed_over = docker_observed(body, spec)
     docker = docker_view(spec, config, observed)

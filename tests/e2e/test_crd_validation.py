@@ -63,6 +63,8 @@ ACCEPTED = [
     "seed-swap.yaml",
     "streaming.yaml",
     "leak.yaml",
+    "seed-limited-swap.yaml",
+    "seed-limited-swap-guaranteed.yaml",
     "invalid/over-cap.yaml",
 ]
 
@@ -221,6 +223,16 @@ def test_defaults_are_filled_in(kubectl: Kubectl) -> None:
             "spec.docker.memorySwap",
             "-1 for unlimited",
         ),
+        (
+            {"swapBehavior": "UnlimitedSwap"},
+            "spec.swapBehavior",
+            'supported values: "NoSwap", "LimitedSwap"',
+        ),
+        (
+            {"swapBehavior": "LimitedSwap", "nodeSelector": {"oomlab.dev/swap-behavior": "NoSwap"}},
+            "spec.nodeSelector",
+            "contradicts swapBehavior",
+        ),
     ],
 )
 def test_rule_rejects(kubectl: Kubectl, changes: dict[str, Any], field: str, words: str) -> None:
@@ -237,6 +249,7 @@ def test_rule_rejects(kubectl: Kubectl, changes: dict[str, Any], field: str, wor
         {"resources": {"requests": {"memory": "0.25Gi"}, "limits": {"memory": "1e9"}}},
         {"workload": {"mode": "spike", "base": "100Mi", "size": "1Gi", "hold": 1.5}},
         {"docker": {"memory": "500MiB", "memorySwap": "-1", "runtime": "crun"}},
+        {"swapBehavior": "NoSwap", "nodeSelector": {"oomlab.dev/swap-behavior": "NoSwap"}},
     ],
 )
 def test_rule_accepts(kubectl: Kubectl, changes: dict[str, Any]) -> None:
@@ -250,7 +263,7 @@ def test_printer_columns_are_served(kubectl: Kubectl) -> None:
     crd = json.loads(result.stdout)
     (version,) = crd["spec"]["versions"]
     names = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert names == ["Phase", "Outcome", "Docker", "Parity", "Node", "Limit", "Age"]
+    assert names == ["Phase", "Outcome", "Docker", "Parity", "Node", "Swap", "Limit", "Age"]
     assert crd["spec"]["names"]["shortNames"] == ["oomx"]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from typer.testing import CliRunner
 
@@ -60,3 +62,71 @@ def test_render_reads_a_finished_status() -> None:
     console.print(render([body], "t"))
     text = console.export_text()
     assert "Burstable" in text and "Mismatch" in text and "450 MiB" in text and "0 B" in text
+
+
+def test_matrix_runs_each_cell_on_each_kind_of_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    from oomlab import kube_cli
+
+    created: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        kube_cli.kube, "create_experiment", lambda namespace, body: created.append(body)
+    )
+    monkeypatch.setattr(kube_cli, "wait_all", lambda namespace, names, timeout_s: {})
+    result = runner.invoke(
+        app,
+        ["kube", "matrix", "--swap-behavior", "NoSwap,LimitedSwap", "--request", "limit,400Mi",
+         "--mode", "bulk"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    cells = [
+        (b["spec"].get("swapBehavior"), b["spec"]["resources"].get("requests")) for b in created
+    ]
+    assert cells == [
+        ("NoSwap", None),
+        ("NoSwap", {"memory": "400Mi"}),
+        ("LimitedSwap", None),
+        ("LimitedSwap", {"memory": "400Mi"}),
+    ]
+    created.clear()
+    assert runner.invoke(app, ["kube", "matrix", "--mode", "bulk"]).exit_code == 0
+    assert all("swapBehavior" not in b["spec"] for b in created)  # default: any node
+
+
+def test_matrix_refuses_an_unknown_swap_behavior(monkeypatch: pytest.MonkeyPatch) -> None:
+    from oomlab import kube_cli
+
+    monkeypatch.setattr(
+        kube_cli.kube, "create_experiment", lambda namespace, body: pytest.fail("created")
+    )
+    result = runner.invoke(app, ["kube", "matrix", "--swap-behavior", "UnlimitedSwap"])
+    assert result.exit_code == 2
+    assert "Invalid value for --swap-behavior" in result.output
+    assert "UnlimitedSwap: use any, NoSwap" in result.output
+
+
+def test_render_shows_the_node_and_the_swap_check() -> None:
+    body = experiment_body("seed-limited-swap", limit="500Mi", request="400Mi", mode="bulk",
+                           size="1000Mi", docker_memory="500m", docker_memory_swap="1g",
+                           timeout_s=60, swap_behavior="LimitedSwap")  # fmt: skip
+    pending = render_text(body)
+    assert "(asked: LimitedSwap)" in pending
+    body["status"] = {
+        "phase": "Completed",
+        "kubernetes": {"nodeName": "oomlab-vm", "swapBehavior": "LimitedSwap",
+                       "cgroupVersion": "v2", "transparentHugepages": "madvise",
+                       "qosClass": "Burstable", "swapLimitBytes": 587_960_320,
+                       "predictedSwapBytes": 587_960_320, "swapLimitAgrees": True},
+    }  # fmt: skip
+    text = render_text(body)
+    for shown in ("oomlab-vm", "LimitedSwap", "cgroup v2", "THP madvise", "= predicted"):
+        assert shown in text, text
+    body["status"]["kubernetes"].update(swapLimitBytes=0, swapLimitAgrees=False)
+    assert "!= predicted" in render_text(body)
+
+
+def render_text(body: dict[str, Any]) -> str:
+    from rich.console import Console
+
+    console = Console(width=250, record=True)
+    console.print(render([body], "t"))
+    return console.export_text()

@@ -459,8 +459,11 @@ def test_limited_swap_config_predicts_a_share_on_a_v2_node() -> None:
     )
     assert status["kubernetes"]["qosClass"] == "Burstable"
     assert status["kubernetes"]["swapBehavior"] == "LimitedSwap"
-    # request 250Mi / 24 GiB node x 2 GiB swap
-    assert status["kubernetes"]["predictedSwapBytes"] == 250 * MiB * 2 * GiB // (24 * GiB)
+    # request 250Mi / 24 GiB node x 2 GiB swap, in whole pages as memory.swap.max reads it
+    assert (
+        status["kubernetes"]["predictedSwapBytes"]
+        == 250 * MiB * 2 * GiB // (24 * GiB) // 4096 * 4096
+    )
     assert status["kubernetes"]["predictedOutcome"] == "OOMKilled"
     # the pod's own qosClass wins over the spec's: a Guaranteed pod gets no share
     guaranteed = assemble(
