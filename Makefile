@@ -151,3 +151,7 @@ vm-node-up: images ## Add a cgroup v2 node with swap and LimitedSwap (a qemu gue
 .PHONY: vm-node-down
 vm-node-down: ## Stop the VM node and remove everything it made (the cluster stays up).
 	hack/vm-node.sh down
+
+.PHONY: bench-vm
+bench-vm: venv ## The LimitedSwap VM node vs the host's node: start -> Ready, apply -> final (ratio), status latency.
+	KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(BIN)/python bench/vm_node.py
