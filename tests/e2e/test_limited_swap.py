@@ -22,21 +22,17 @@ Timeouts are about 3x what emulation took (pod create -> Running 8-41 s, a 1000M
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from typing import Any
 
 import pytest
-import yaml
-from cluster import ROOT, Namespace, experiment, kubeconfig, kubectl
+from cluster import Namespace, experiment, kubectl, sample
 from kubernetes import client
 
 from oomlab.nodes import node_facts_from_node
 
 MiB = 2**20
 PAGE = 4096
-SAMPLES = ROOT / "manifests" / "samples"
 RUN_TIMEOUT_S = 360
 PARITY_TIMEOUT_S = 300
 
@@ -54,12 +50,6 @@ def limited_swap_node(api: client.ApiClient) -> dict[str, Any]:
     if os.environ.get("OOMLAB_REQUIRE_LIMITED_SWAP") == "1":
         pytest.fail(reason)
     pytest.skip(reason)
-
-
-def sample(name: str, **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = yaml.safe_load((SAMPLES / f"{name}.yaml").read_text())
-    body["spec"].update(spec)
-    return body
 
 
 def expected_swap_limit(node: dict[str, Any], request_bytes: int) -> int:
@@ -92,11 +82,7 @@ def run(ns: Namespace, body: dict[str, Any]) -> dict[str, Any]:
 
 def observe_docker(ns: Namespace, name: str) -> dict[str, Any]:
     """The Docker side (spec.docker) run on this host's engine and handed to the operator."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "oomlab.cli", "parity", name, "-n", ns.name],
-        capture_output=True, text=True, timeout=PARITY_TIMEOUT_S, check=False,
-        env={"KUBECONFIG": kubeconfig() or "", "PATH": "/usr/local/bin:/usr/bin:/bin"},
-    )  # fmt: skip
+    proc = ns.oomlab_parity(name, timeout=PARITY_TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     status = ns.status(name)
     assert status["docker"]["source"] == "Observed", status["docker"]

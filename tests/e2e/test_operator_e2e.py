@@ -3,35 +3,25 @@ runtime is OOM-killed by the kernel. Every claim of the operator issue, observed
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from cluster import (
     OPERATOR_DEPLOYMENT,
     OPERATOR_NAMESPACE,
-    ROOT,
+    SAMPLES,
     TERMINAL,
     Namespace,
     experiment,
-    kubeconfig,
     kubectl,
+    sample,
     small_spec,
 )
 
 from lab import wait_for
 
 MiB = 2**20
-SAMPLES = ROOT / "manifests" / "samples"
-
-
-def sample(name: str) -> dict[str, Any]:
-    body: dict[str, Any] = yaml.safe_load((SAMPLES / f"{name}.yaml").read_text())
-    body["metadata"].pop("namespace", None)
-    return body
 
 
 def test_seed_oom_is_oom_killed_below_its_limit(ns: Namespace) -> None:
@@ -74,11 +64,7 @@ def test_seed_swap_mismatch_is_explained_after_oomlab_parity(ns: Namespace) -> N
         # LimitedSwap (kind on a cgroup v2 runner): a small share, far below Docker's 524 MiB
         assert 0 <= kube["predictedSwapBytes"] < 500 * MiB
     # the Docker side, observed on this host's engine through the kit
-    proc = subprocess.run(
-        [sys.executable, "-m", "oomlab.cli", "parity", "seed-swap", "-n", ns.name],
-        capture_output=True, text=True, timeout=300, check=False,
-        env={"KUBECONFIG": kubeconfig() or "", "PATH": "/usr/local/bin:/usr/bin:/bin"},
-    )  # fmt: skip
+    proc = ns.oomlab_parity("seed-swap", timeout=300)
     assert proc.returncode == 0, proc.stderr
     status = ns.status("seed-swap")
     observed = status["docker"]["observed"]
