@@ -154,6 +154,11 @@ class Namespace(Lab):
     def wait_terminal(self, name: str, timeout: float = 180) -> dict[str, Any]:
         return self.wait_for(name, lambda s: s.get("phase") in TERMINAL, timeout)
 
+    def run(self, body: dict[str, Any], timeout: float = 180) -> dict[str, Any]:
+        """Apply the experiment and wait for its terminal status."""
+        self.apply(body)
+        return self.wait_terminal(body["metadata"]["name"], timeout)
+
     def oomlab_parity(self, name: str, timeout: float) -> subprocess.CompletedProcess[str]:
         """``oomlab parity``: the experiment's Docker side run on this host's engine and handed
         to the operator, as a user runs it."""

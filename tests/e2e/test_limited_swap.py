@@ -89,7 +89,13 @@ def observe_docker(ns: Namespace, name: str) -> dict[str, Any]:
     return status
 
 
-def on_the_node(status: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+def ended_on_the_node(
+    ns: Namespace, body: dict[str, Any], node: dict[str, Any], phase: str
+) -> dict[str, Any]:
+    """Run the experiment, check it ended in ``phase`` on the LimitedSwap ``node``; its
+    status.kubernetes."""
+    status = run(ns, body)
+    assert status["phase"] == phase, status
     k8s: dict[str, Any] = status["kubernetes"]
     assert k8s["nodeName"] == node["metadata"]["name"]
     assert (k8s["swapBehavior"], k8s["cgroupVersion"]) == ("LimitedSwap", "v2")
@@ -100,9 +106,7 @@ def on_the_node(status: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
 def test_burstable_seed_gets_the_predicted_swap_and_matches_docker(
     ns: Namespace, limited_swap_node: dict[str, Any]
 ) -> None:
-    status = run(ns, sample("seed-limited-swap"))
-    assert status["phase"] == "Completed", status
-    k8s = on_the_node(status, limited_swap_node)
+    k8s = ended_on_the_node(ns, sample("seed-limited-swap"), limited_swap_node, "Completed")
     assert k8s["qosClass"] == "Burstable"
     assert k8s["allocatedBytes"] == 1000 * MiB
     expected = expected_swap_limit(limited_swap_node, 400 * MiB)
@@ -123,9 +127,9 @@ def test_burstable_seed_gets_the_predicted_swap_and_matches_docker(
 def test_guaranteed_seed_gets_no_swap_and_is_oom_killed(
     ns: Namespace, limited_swap_node: dict[str, Any]
 ) -> None:
-    status = run(ns, sample("seed-limited-swap-guaranteed"))
-    assert status["phase"] == "OOMKilled", status
-    k8s = on_the_node(status, limited_swap_node)
+    k8s = ended_on_the_node(
+        ns, sample("seed-limited-swap-guaranteed"), limited_swap_node, "OOMKilled"
+    )
     assert k8s["qosClass"] == "Guaranteed"
     assert k8s["exitCode"] == 137
     assert k8s["swapLimitBytes"] == k8s["predictedSwapBytes"] == 0
@@ -141,9 +145,9 @@ def test_guaranteed_seed_gets_no_swap_and_is_oom_killed(
 def test_streaming_fix_completes_on_the_limited_swap_node(
     ns: Namespace, limited_swap_node: dict[str, Any]
 ) -> None:
-    status = run(ns, sample("streaming", swapBehavior="LimitedSwap"))
-    assert status["phase"] == "Completed", status
-    k8s = on_the_node(status, limited_swap_node)
+    k8s = ended_on_the_node(
+        ns, sample("streaming", swapBehavior="LimitedSwap"), limited_swap_node, "Completed"
+    )
     assert k8s["processedBytes"] == 1000 * MiB
     assert k8s["swapLimitAgrees"] is True
 
@@ -157,9 +161,9 @@ def test_leak_past_limit_and_swap_share_is_killed_after_using_swap(
         "resources": {"requests": {"memory": "100Mi"}, "limits": {"memory": "200Mi"}},
         "timeoutSeconds": RUN_TIMEOUT_S,
     }
-    status = run(ns, experiment("leak-limited-swap", spec))
-    assert status["phase"] == "OOMKilled", status
-    k8s = on_the_node(status, limited_swap_node)
+    k8s = ended_on_the_node(
+        ns, experiment("leak-limited-swap", spec), limited_swap_node, "OOMKilled"
+    )
     swap = expected_swap_limit(limited_swap_node, 100 * MiB)
     assert k8s["swapLimitBytes"] == k8s["predictedSwapBytes"] == swap > 0
     # past the memory limit: the pages above it were in swap

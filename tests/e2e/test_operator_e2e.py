@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 from cluster import (
     OPERATOR_DEPLOYMENT,
     OPERATOR_NAMESPACE,
@@ -25,8 +24,7 @@ MiB = 2**20
 
 
 def test_seed_oom_is_oom_killed_below_its_limit(ns: Namespace) -> None:
-    ns.apply(sample("seed-oom"))
-    status = ns.wait_terminal("seed-oom")
+    status = ns.run(sample("seed-oom"))
     kube = status["kubernetes"]
     assert status["phase"] == "OOMKilled", status
     assert kube["outcome"] == "OOMKilled"
@@ -42,16 +40,14 @@ def test_seed_oom_is_oom_killed_below_its_limit(ns: Namespace) -> None:
 
 
 def test_streaming_completes_under_the_same_limit(ns: Namespace) -> None:
-    ns.apply(sample("streaming"))
-    status = ns.wait_terminal("streaming")
+    status = ns.run(sample("streaming"))
     assert status["phase"] == "Completed", status
     assert status["kubernetes"]["exitCode"] == 0
     assert status["kubernetes"]["outcome"] == "Completed"
 
 
 def test_seed_swap_mismatch_is_explained_after_oomlab_parity(ns: Namespace) -> None:
-    ns.apply(sample("seed-swap"))
-    status = ns.wait_terminal("seed-swap")
+    status = ns.run(sample("seed-swap"))
     kube = status["kubernetes"]
     assert status["phase"] == "OOMKilled", status
     assert kube["qosClass"] == "Burstable"
@@ -119,11 +115,9 @@ def test_thirty_at_once_none_lost_none_duplicated(ns: Namespace) -> None:
 
 
 def test_over_cap_lands_in_invalid_with_a_sentence(ns: Namespace) -> None:
-    body = yaml.safe_load((SAMPLES / "invalid" / "over-cap.yaml").read_text())
-    body["metadata"].pop("namespace", None)
+    body = sample("invalid/over-cap")
     name = body["metadata"]["name"]
-    ns.apply(body)
-    status = ns.wait_terminal(name, timeout=60)
+    status = ns.run(body, timeout=60)
     assert status["phase"] == "Invalid"
     assert "cap" in status["message"]
     valid = next(c for c in status["conditions"] if c["type"] == "Valid")
@@ -134,16 +128,14 @@ def test_over_cap_lands_in_invalid_with_a_sentence(ns: Namespace) -> None:
 def test_missing_image_with_pull_never_fails_with_its_reason(ns: Namespace) -> None:
     spec = small_spec()
     spec["workload"]["image"] = "oomlab/does-not-exist:dev"
-    ns.apply(experiment("no-image", spec))
-    status = ns.wait_terminal("no-image", timeout=120)
+    status = ns.run(experiment("no-image", spec), timeout=120)
     assert status["phase"] == "Failed"
     assert status["kubernetes"]["reason"] == "ErrImageNeverPull"
 
 
 def test_timeout_marks_timed_out_and_removes_the_pod(ns: Namespace) -> None:
     spec = small_spec(workload={"mode": "bulk", "size": "8Mi", "hold": 300}, timeoutSeconds=8)
-    ns.apply(experiment("slow", spec))
-    status = ns.wait_terminal("slow", timeout=120)
+    status = ns.run(experiment("slow", spec), timeout=120)
     assert status["phase"] == "TimedOut"
     wait_for(lambda: ns.pods_of("slow") == [], 60, "the timed-out pod to be removed")
 
@@ -167,8 +159,5 @@ EXPERIMENT_SAMPLES = sorted(p for p in SAMPLES.glob("*.yaml") if p.name != "kust
 
 @pytest.mark.parametrize("path", EXPERIMENT_SAMPLES, ids=lambda p: Path(p).stem)
 def test_every_sample_reaches_a_terminal_phase(ns: Namespace, path: Path) -> None:
-    body = yaml.safe_load(path.read_text())
-    body["metadata"].pop("namespace", None)
-    ns.apply(body)
-    status = ns.wait_terminal(body["metadata"]["name"], timeout=240)
+    status = ns.run(sample(path.stem), timeout=240)
     assert status["phase"] in ("Completed", "OOMKilled"), status
