@@ -25,41 +25,28 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from operator_bench import Watcher, project_cluster
-
-TESTS = Path(__file__).resolve().parents[1] / "tests"
-sys.path[:0] = [str(TESTS), str(TESTS / "e2e")]
-
-from cluster import (  # noqa: E402
+from _lab import (
+    Watcher,
     deploy_operator,
     experiment,
     kubectl,
     operator_rss_bytes,
+    project_cluster,
     small_spec,
+    wait_for,
 )
-
-from lab import wait_for  # noqa: E402
-from oomlab.pods import (  # noqa: E402
-    GROUP,
-    LABEL_EXPERIMENT_UID,
-    PLURAL,
-    VERSION,
-    ExperimentSpec,
-    build_pod,
-)
+from oomlab.pods import GROUP, LABEL_EXPERIMENT_UID, PLURAL, VERSION, ExperimentSpec, build_pod
 
 MiB = 2**20
 RATIO_GOAL = 1.2

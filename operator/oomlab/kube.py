@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -88,6 +88,29 @@ def _json(response: Any) -> Any:
     return json.loads(response.data or b"null")
 
 
+def _request(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """One client call for the raw response (the API server's own JSON), with our timeout."""
+    return method(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_S, **kwargs)
+
+
+def _document(method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """One client call whose answer is an object, as a plain dict."""
+    result: dict[str, Any] = _json(_request(method, *args, **kwargs))
+    return result
+
+
+def _document_or_none(
+    method: Callable[..., Any], *args: Any, **kwargs: Any
+) -> dict[str, Any] | None:
+    """:func:`_document`, or None when the object does not exist."""
+    try:
+        return _document(method, *args, **kwargs)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
 def error_message(exc: ApiException) -> str:
     """The API server's own sentence from an error response (its Status.message)."""
     try:
@@ -113,37 +136,16 @@ def get_experiment(namespace: str, name: str) -> dict[str, Any]:
 
 def create_experiment(namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
     """Create an OOMExperiment; raises ApiException as the API server answered."""
-    response = _custom().create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        PLURAL,
-        dict(body),
-        _preload_content=False,
-        _request_timeout=REQUEST_TIMEOUT_S,
+    return _document(
+        _custom().create_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, dict(body)
     )
-    result: dict[str, Any] = _json(response)
-    return result
 
 
 def find_experiment(namespace: str, name: str) -> dict[str, Any] | None:
     """The experiment, or None when it does not exist."""
-    try:
-        response = _custom().get_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            name,
-            _preload_content=False,
-            _request_timeout=REQUEST_TIMEOUT_S,
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    result: dict[str, Any] = _json(response)
-    return result
+    return _document_or_none(
+        _custom().get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+    )
 
 
 def patch_status(
@@ -153,7 +155,8 @@ def patch_status(
     body: dict[str, Any] = {"status": dict(patch)}
     if resource_version is not None:
         body["metadata"] = {"resourceVersion": resource_version}
-    response = _custom().patch_namespaced_custom_object_status(
+    return _document(
+        _custom().patch_namespaced_custom_object_status,
         GROUP,
         VERSION,
         namespace,
@@ -161,11 +164,7 @@ def patch_status(
         name,
         body,
         _content_type=MERGE_PATCH,
-        _preload_content=False,
-        _request_timeout=REQUEST_TIMEOUT_S,
     )
-    result: dict[str, Any] = _json(response)
-    return result
 
 
 @dataclass(frozen=True)
@@ -225,39 +224,22 @@ def update_status(
 
 def create_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
     """Create the pod; raises ApiException (409 if it exists) as the API server answered."""
-    response = _core().create_namespaced_pod(
-        pod["metadata"]["namespace"],
-        cast(Any, dict(pod)),
-        _preload_content=False,
-        _request_timeout=REQUEST_TIMEOUT_S,
-    )
-    result: dict[str, Any] = _json(response)
-    return result
+    return _document(_core().create_namespaced_pod, pod["metadata"]["namespace"], dict(pod))
 
 
 def read_pod(namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        response = _core().read_namespaced_pod(
-            name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_S
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    result: dict[str, Any] = _json(response)
-    return result
+    return _document_or_none(_core().read_namespaced_pod, name, namespace)
 
 
 def delete_pod(namespace: str, name: str, *, grace_period_s: int | None = None) -> bool:
     """Delete the pod (background propagation); False when it was already gone."""
     try:
-        _core().delete_namespaced_pod(
+        _request(
+            _core().delete_namespaced_pod,
             name,
             namespace,
             grace_period_seconds=grace_period_s,
             propagation_policy="Background",
-            _preload_content=False,
-            _request_timeout=REQUEST_TIMEOUT_S,
         )
     except ApiException as exc:
         if exc.status == 404:
@@ -269,13 +251,7 @@ def delete_pod(namespace: str, name: str, *, grace_period_s: int | None = None) 
 def read_pod_log_tail(namespace: str, name: str, lines: int = LOG_TAIL_LINES) -> list[str]:
     """The last ``lines`` lines of the workload's log; [] when the log is gone or unreadable."""
     try:
-        response: Any = _core().read_namespaced_pod_log(
-            name,
-            namespace,
-            tail_lines=lines,
-            _preload_content=False,
-            _request_timeout=REQUEST_TIMEOUT_S,
-        )
+        response = _request(_core().read_namespaced_pod_log, name, namespace, tail_lines=lines)
     except ApiException as exc:
         if exc.status in (400, 403, 404):
             log.info("no log for pod %s/%s: %s", namespace, name, error_message(exc))
@@ -288,9 +264,7 @@ def read_pod_log_tail(namespace: str, name: str, lines: int = LOG_TAIL_LINES) ->
 def get_node_facts(name: str) -> NodeFacts | None:
     """Memory and swap capacity of a node; None when it cannot be read (gone, or no RBAC)."""
     try:
-        response = _core().read_node(
-            name, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_S
-        )
+        response = _request(_core().read_node, name)
     except ApiException as exc:
         if exc.status in (403, 404):
             log.warning("cannot read node %s: %s", name, error_message(exc))
@@ -307,7 +281,8 @@ def patch_experiment_metadata(
     namespace: str, name: str, metadata: Mapping[str, Any]
 ) -> dict[str, Any]:
     """A JSON merge patch on the experiment's metadata only (never its status subresource)."""
-    response = _custom().patch_namespaced_custom_object(
+    return _document(
+        _custom().patch_namespaced_custom_object,
         GROUP,
         VERSION,
         namespace,
@@ -315,11 +290,7 @@ def patch_experiment_metadata(
         name,
         {"metadata": dict(metadata)},
         _content_type=MERGE_PATCH,
-        _preload_content=False,
-        _request_timeout=REQUEST_TIMEOUT_S,
     )
-    result: dict[str, Any] = _json(response)
-    return result
 
 
 def record_docker_observation(

@@ -34,20 +34,28 @@ class SizeError(ValueError):
     """A size string that cannot be used, with a sentence saying what to write instead."""
 
 
+def _number_and_unit(size: re.Pattern[str], text: str, problem: str) -> tuple[str, str | None]:
+    """The number and the unit (None if absent) that ``size`` reads in ``text``; else
+    :class:`SizeError` with ``problem`` as its sentence."""
+    match = size.match(text.strip())
+    if not match:
+        raise SizeError(problem)
+    number, unit = match.groups()
+    return number, unit
+
+
 def parse_docker_size(text: str, *, flag: str = "size") -> int:
     """Bytes for a Docker size string (``500m``, ``500mb``, ``500MiB``, ``1g``, ``1048576``).
 
     Follows Docker's own rules: suffixes are binary and case-insensitive; fractions are allowed
     and truncated to whole bytes.
     """
-    cleaned = text.strip()
-    match = _DOCKER_SIZE.match(cleaned)
-    if not match:
-        raise SizeError(
-            f"{flag} {text!r} is not a Docker size: use a number with an optional unit "
-            "b, k, m, g (binary: 500m = 500 MiB), for example 500m or 1g"
-        )
-    number, unit = match.groups()
+    number, unit = _number_and_unit(
+        _DOCKER_SIZE,
+        text,
+        f"{flag} {text!r} is not a Docker size: use a number with an optional unit "
+        "b, k, m, g (binary: 500m = 500 MiB), for example 500m or 1g",
+    )
     value = int(Decimal(number) * _DOCKER_MULTIPLIER[unit.lower() if unit else None])
     if value <= 0:
         raise SizeError(f"{flag} {text!r} must be greater than zero")
@@ -106,14 +114,12 @@ def parse_binary_size(text: str | int, *, field: str = "size") -> int:
         if text <= 0:
             raise SizeError(f"{field} {text!r} must be greater than zero")
         return text
-    cleaned = str(text).strip()
-    match = _BINARY_SIZE.match(cleaned)
-    if not match:
-        raise SizeError(
-            f"{field} {text!r} is ambiguous: use binary units like 500Mi or 1Gi, "
-            "or a plain number of bytes"
-        )
-    number, unit = match.groups()
+    number, unit = _number_and_unit(
+        _BINARY_SIZE,
+        str(text),
+        f"{field} {text!r} is ambiguous: use binary units like 500Mi or 1Gi, "
+        "or a plain number of bytes",
+    )
     exact = Decimal(number) * _BINARY_MULTIPLIER[unit]
     if exact != exact.to_integral_value():
         raise SizeError(f"{field} {text!r} is not a whole number of bytes")

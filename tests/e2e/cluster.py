@@ -6,16 +6,19 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client
 
 from lab import Lab, wait_for
 from oomlab.pods import GROUP, LABEL_EXPERIMENT_UID, PLURAL, VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "manifests" / "samples"
 LOCAL_KUBECONFIG = (
     Path(os.environ.get("OOMLAB_STATE", "/var/lib/oomlab")) / "cluster" / "kubeconfig"
 )
@@ -102,6 +105,14 @@ def small_spec(**overrides: Any) -> dict[str, Any]:
     return spec
 
 
+def sample(name: str, **spec: Any) -> dict[str, Any]:
+    """A sample manifest, namespace-free (a test applies it in its own), with ``spec`` updated."""
+    body: dict[str, Any] = yaml.safe_load((SAMPLES / f"{name}.yaml").read_text())
+    body["metadata"].pop("namespace", None)
+    body["spec"].update(spec)
+    return body
+
+
 class Namespace(Lab):
     """The e2e tests' view of one namespace: the shared :class:`Lab` plus whole documents."""
 
@@ -142,3 +153,17 @@ class Namespace(Lab):
 
     def wait_terminal(self, name: str, timeout: float = 180) -> dict[str, Any]:
         return self.wait_for(name, lambda s: s.get("phase") in TERMINAL, timeout)
+
+    def run(self, body: dict[str, Any], timeout: float = 180) -> dict[str, Any]:
+        """Apply the experiment and wait for its terminal status."""
+        self.apply(body)
+        return self.wait_terminal(body["metadata"]["name"], timeout)
+
+    def oomlab_parity(self, name: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        """``oomlab parity``: the experiment's Docker side run on this host's engine and handed
+        to the operator, as a user runs it."""
+        return subprocess.run(
+            [sys.executable, "-m", "oomlab.cli", "parity", name, "-n", self.name],
+            capture_output=True, text=True, timeout=timeout, check=False,
+            env={"KUBECONFIG": kubeconfig() or "", "PATH": "/usr/local/bin:/usr/bin:/bin"},
+        )  # fmt: skip

@@ -22,21 +22,17 @@ Timeouts are about 3x what emulation took (pod create -> Running 8-41 s, a 1000M
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from typing import Any
 
 import pytest
-import yaml
-from cluster import ROOT, Namespace, experiment, kubeconfig, kubectl
+from cluster import Namespace, experiment, kubectl, sample
 from kubernetes import client
 
 from oomlab.nodes import node_facts_from_node
 
 MiB = 2**20
 PAGE = 4096
-SAMPLES = ROOT / "manifests" / "samples"
 RUN_TIMEOUT_S = 360
 PARITY_TIMEOUT_S = 300
 
@@ -54,12 +50,6 @@ def limited_swap_node(api: client.ApiClient) -> dict[str, Any]:
     if os.environ.get("OOMLAB_REQUIRE_LIMITED_SWAP") == "1":
         pytest.fail(reason)
     pytest.skip(reason)
-
-
-def sample(name: str, **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = yaml.safe_load((SAMPLES / f"{name}.yaml").read_text())
-    body["spec"].update(spec)
-    return body
 
 
 def expected_swap_limit(node: dict[str, Any], request_bytes: int) -> int:
@@ -92,18 +82,20 @@ def run(ns: Namespace, body: dict[str, Any]) -> dict[str, Any]:
 
 def observe_docker(ns: Namespace, name: str) -> dict[str, Any]:
     """The Docker side (spec.docker) run on this host's engine and handed to the operator."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "oomlab.cli", "parity", name, "-n", ns.name],
-        capture_output=True, text=True, timeout=PARITY_TIMEOUT_S, check=False,
-        env={"KUBECONFIG": kubeconfig() or "", "PATH": "/usr/local/bin:/usr/bin:/bin"},
-    )  # fmt: skip
+    proc = ns.oomlab_parity(name, timeout=PARITY_TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     status = ns.status(name)
     assert status["docker"]["source"] == "Observed", status["docker"]
     return status
 
 
-def on_the_node(status: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+def ended_on_the_node(
+    ns: Namespace, body: dict[str, Any], node: dict[str, Any], phase: str
+) -> dict[str, Any]:
+    """Run the experiment, check it ended in ``phase`` on the LimitedSwap ``node``; its
+    status.kubernetes."""
+    status = run(ns, body)
+    assert status["phase"] == phase, status
     k8s: dict[str, Any] = status["kubernetes"]
     assert k8s["nodeName"] == node["metadata"]["name"]
     assert (k8s["swapBehavior"], k8s["cgroupVersion"]) == ("LimitedSwap", "v2")
@@ -114,9 +106,7 @@ def on_the_node(status: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
 def test_burstable_seed_gets_the_predicted_swap_and_matches_docker(
     ns: Namespace, limited_swap_node: dict[str, Any]
 ) -> None:
-    status = run(ns, sample("seed-limited-swap"))
-    assert status["phase"] == "Completed", status
-    k8s = on_the_node(status, limited_swap_node)
+    k8s = ended_on_the_node(ns, sample("seed-limited-swap"), limited_swap_node, "Completed")
     assert k8s["qosClass"] == "Burstable"
     assert k8s["allocatedBytes"] == 1000 * MiB
     expected = expected_swap_limit(limited_swap_node, 400 * MiB)
@@ -137,9 +127,9 @@ def test_burstable_seed_gets_the_predicted_swap_and_matches_docker(
 def test_guaranteed_seed_gets_no_swap_and_is_oom_killed(
     ns: Namespace, limited_swap_node: dict[str, Any]
 ) -> None:
-    status = run(ns, sample("seed-limited-swap-guaranteed"))
-    assert status["phase"] == "OOMKilled", status
-    k8s = on_the_node(status, limited_swap_node)
+    k8s = ended_on_the_node(
+        ns, sample("seed-limited-swap-guaranteed"), limited_swap_node, "OOMKilled"
+    )
     assert k8s["qosClass"] == "Guaranteed"
     assert k8s["exitCode"] == 137
     assert k8s["swapLimitBytes"] == k8s["predictedSwapBytes"] == 0
@@ -155,9 +145,9 @@ def test_guaranteed_seed_gets_no_swap_and_is_oom_killed(
 def test_streaming_fix_completes_on_the_limited_swap_node(
     ns: Namespace, limited_swap_node: dict[str, Any]
 ) -> None:
-    status = run(ns, sample("streaming", swapBehavior="LimitedSwap"))
-    assert status["phase"] == "Completed", status
-    k8s = on_the_node(status, limited_swap_node)
+    k8s = ended_on_the_node(
+        ns, sample("streaming", swapBehavior="LimitedSwap"), limited_swap_node, "Completed"
+    )
     assert k8s["processedBytes"] == 1000 * MiB
     assert k8s["swapLimitAgrees"] is True
 
@@ -171,9 +161,9 @@ def test_leak_past_limit_and_swap_share_is_killed_after_using_swap(
         "resources": {"requests": {"memory": "100Mi"}, "limits": {"memory": "200Mi"}},
         "timeoutSeconds": RUN_TIMEOUT_S,
     }
-    status = run(ns, experiment("leak-limited-swap", spec))
-    assert status["phase"] == "OOMKilled", status
-    k8s = on_the_node(status, limited_swap_node)
+    k8s = ended_on_the_node(
+        ns, experiment("leak-limited-swap", spec), limited_swap_node, "OOMKilled"
+    )
     swap = expected_swap_limit(limited_swap_node, 100 * MiB)
     assert k8s["swapLimitBytes"] == k8s["predictedSwapBytes"] == swap > 0
     # past the memory limit: the pages above it were in swap

@@ -3,40 +3,28 @@ runtime is OOM-killed by the kernel. Every claim of the operator issue, observed
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from cluster import (
     OPERATOR_DEPLOYMENT,
     OPERATOR_NAMESPACE,
-    ROOT,
+    SAMPLES,
     TERMINAL,
     Namespace,
     experiment,
-    kubeconfig,
     kubectl,
+    sample,
     small_spec,
 )
 
 from lab import wait_for
 
 MiB = 2**20
-SAMPLES = ROOT / "manifests" / "samples"
-
-
-def sample(name: str) -> dict[str, Any]:
-    body: dict[str, Any] = yaml.safe_load((SAMPLES / f"{name}.yaml").read_text())
-    body["metadata"].pop("namespace", None)
-    return body
 
 
 def test_seed_oom_is_oom_killed_below_its_limit(ns: Namespace) -> None:
-    ns.apply(sample("seed-oom"))
-    status = ns.wait_terminal("seed-oom")
+    status = ns.run(sample("seed-oom"))
     kube = status["kubernetes"]
     assert status["phase"] == "OOMKilled", status
     assert kube["outcome"] == "OOMKilled"
@@ -52,16 +40,14 @@ def test_seed_oom_is_oom_killed_below_its_limit(ns: Namespace) -> None:
 
 
 def test_streaming_completes_under_the_same_limit(ns: Namespace) -> None:
-    ns.apply(sample("streaming"))
-    status = ns.wait_terminal("streaming")
+    status = ns.run(sample("streaming"))
     assert status["phase"] == "Completed", status
     assert status["kubernetes"]["exitCode"] == 0
     assert status["kubernetes"]["outcome"] == "Completed"
 
 
 def test_seed_swap_mismatch_is_explained_after_oomlab_parity(ns: Namespace) -> None:
-    ns.apply(sample("seed-swap"))
-    status = ns.wait_terminal("seed-swap")
+    status = ns.run(sample("seed-swap"))
     kube = status["kubernetes"]
     assert status["phase"] == "OOMKilled", status
     assert kube["qosClass"] == "Burstable"
@@ -74,11 +60,7 @@ def test_seed_swap_mismatch_is_explained_after_oomlab_parity(ns: Namespace) -> N
         # LimitedSwap (kind on a cgroup v2 runner): a small share, far below Docker's 524 MiB
         assert 0 <= kube["predictedSwapBytes"] < 500 * MiB
     # the Docker side, observed on this host's engine through the kit
-    proc = subprocess.run(
-        [sys.executable, "-m", "oomlab.cli", "parity", "seed-swap", "-n", ns.name],
-        capture_output=True, text=True, timeout=300, check=False,
-        env={"KUBECONFIG": kubeconfig() or "", "PATH": "/usr/local/bin:/usr/bin:/bin"},
-    )  # fmt: skip
+    proc = ns.oomlab_parity("seed-swap", timeout=300)
     assert proc.returncode == 0, proc.stderr
     status = ns.status("seed-swap")
     observed = status["docker"]["observed"]
@@ -133,11 +115,9 @@ def test_thirty_at_once_none_lost_none_duplicated(ns: Namespace) -> None:
 
 
 def test_over_cap_lands_in_invalid_with_a_sentence(ns: Namespace) -> None:
-    body = yaml.safe_load((SAMPLES / "invalid" / "over-cap.yaml").read_text())
-    body["metadata"].pop("namespace", None)
+    body = sample("invalid/over-cap")
     name = body["metadata"]["name"]
-    ns.apply(body)
-    status = ns.wait_terminal(name, timeout=60)
+    status = ns.run(body, timeout=60)
     assert status["phase"] == "Invalid"
     assert "cap" in status["message"]
     valid = next(c for c in status["conditions"] if c["type"] == "Valid")
@@ -148,16 +128,14 @@ def test_over_cap_lands_in_invalid_with_a_sentence(ns: Namespace) -> None:
 def test_missing_image_with_pull_never_fails_with_its_reason(ns: Namespace) -> None:
     spec = small_spec()
     spec["workload"]["image"] = "oomlab/does-not-exist:dev"
-    ns.apply(experiment("no-image", spec))
-    status = ns.wait_terminal("no-image", timeout=120)
+    status = ns.run(experiment("no-image", spec), timeout=120)
     assert status["phase"] == "Failed"
     assert status["kubernetes"]["reason"] == "ErrImageNeverPull"
 
 
 def test_timeout_marks_timed_out_and_removes_the_pod(ns: Namespace) -> None:
     spec = small_spec(workload={"mode": "bulk", "size": "8Mi", "hold": 300}, timeoutSeconds=8)
-    ns.apply(experiment("slow", spec))
-    status = ns.wait_terminal("slow", timeout=120)
+    status = ns.run(experiment("slow", spec), timeout=120)
     assert status["phase"] == "TimedOut"
     wait_for(lambda: ns.pods_of("slow") == [], 60, "the timed-out pod to be removed")
 
@@ -181,8 +159,5 @@ EXPERIMENT_SAMPLES = sorted(p for p in SAMPLES.glob("*.yaml") if p.name != "kust
 
 @pytest.mark.parametrize("path", EXPERIMENT_SAMPLES, ids=lambda p: Path(p).stem)
 def test_every_sample_reaches_a_terminal_phase(ns: Namespace, path: Path) -> None:
-    body = yaml.safe_load(path.read_text())
-    body["metadata"].pop("namespace", None)
-    ns.apply(body)
-    status = ns.wait_terminal(body["metadata"]["name"], timeout=240)
+    status = ns.run(sample(path.stem), timeout=240)
     assert status["phase"] in ("Completed", "OOMKilled"), status

@@ -31,6 +31,18 @@ def sample(name: str) -> dict[str, Any]:
     return spec
 
 
+def bulk_spec(limit: str, *, timeout_seconds: int | None = None, **workload: Any) -> dict[str, Any]:
+    """A bulk workload of the node's memhog image (pulled never, unless ``image`` says another)
+    under a memory limit of ``limit``."""
+    spec: dict[str, Any] = {
+        "workload": {"mode": "bulk", "image": IMAGE, "imagePullPolicy": "Never", **workload},
+        "resources": {"limits": {"memory": limit}},
+    }
+    if timeout_seconds is not None:
+        spec["timeoutSeconds"] = timeout_seconds
+    return spec
+
+
 def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
     return next(c for c in status["conditions"] if c["type"] == type_)
 
@@ -98,12 +110,7 @@ def test_restart_mid_run_neither_duplicates_the_pod_nor_loses_the_result(
 
 
 def test_timeout_is_timed_out_and_the_pod_is_removed(lab: Lab, run_operator: RunOperator) -> None:
-    spec = {
-        "workload": {"mode": "bulk", "size": "50Mi", "hold": 120, "image": IMAGE,
-                     "imagePullPolicy": "Never"},
-        "resources": {"limits": {"memory": "200Mi"}},
-        "timeoutSeconds": 4,
-    }  # fmt: skip
+    spec = bulk_spec("200Mi", size="50Mi", hold=120, timeout_seconds=4)
     with run_operator():
         uid = lab.create("slow", spec)["metadata"]["uid"]
         status = lab.wait_phase("slow", TERMINAL, timeout=60)
@@ -115,10 +122,7 @@ def test_timeout_is_timed_out_and_the_pod_is_removed(lab: Lab, run_operator: Run
 
 
 def test_size_over_the_cap_is_invalid_with_a_sentence(lab: Lab, run_operator: RunOperator) -> None:
-    spec = {
-        "workload": {"mode": "bulk", "size": "2Gi", "image": IMAGE, "imagePullPolicy": "Never"},
-        "resources": {"limits": {"memory": "500Mi"}},
-    }
+    spec = bulk_spec("500Mi", size="2Gi")
     with run_operator(env={"OOMLAB_MAX_EXPERIMENT_BYTES": "1Gi"}):
         uid = lab.create("huge", spec)["metadata"]["uid"]
         status = lab.wait_phase("huge", TERMINAL, timeout=30)
@@ -134,11 +138,7 @@ def test_size_over_the_cap_is_invalid_with_a_sentence(lab: Lab, run_operator: Ru
 def test_missing_image_with_pull_never_fails_with_its_reason(
     lab: Lab, run_operator: RunOperator
 ) -> None:
-    spec = {
-        "workload": {"mode": "bulk", "size": "10Mi", "image": "oomlab/no-such-image:none",
-                     "imagePullPolicy": "Never"},
-        "resources": {"limits": {"memory": "100Mi"}},
-    }  # fmt: skip
+    spec = bulk_spec("100Mi", size="10Mi", image="oomlab/no-such-image:none")
     with run_operator():
         lab.create("noimage", spec)
         status = lab.wait_phase("noimage", TERMINAL, timeout=60)
@@ -148,11 +148,7 @@ def test_missing_image_with_pull_never_fails_with_its_reason(
 
 
 def test_deleting_a_running_experiment_never_hangs(lab: Lab, run_operator: RunOperator) -> None:
-    spec = {
-        "workload": {"mode": "bulk", "size": "20Mi", "hold": 120, "image": IMAGE,
-                     "imagePullPolicy": "Never"},
-        "resources": {"limits": {"memory": "100Mi"}},
-    }  # fmt: skip
+    spec = bulk_spec("100Mi", size="20Mi", hold=120)
     with run_operator():
         uid = lab.create("held", spec)["metadata"]["uid"]
         lab.wait_phase("held", {"Running"}, timeout=60)
@@ -167,11 +163,7 @@ def test_deleting_a_running_experiment_never_hangs(lab: Lab, run_operator: RunOp
 def test_thirty_at_once_all_finish_none_lost_none_duplicated(
     lab: Lab, run_operator: RunOperator
 ) -> None:
-    spec = {
-        "workload": {"mode": "bulk", "size": "20Mi", "chunk": "10Mi", "image": IMAGE,
-                     "imagePullPolicy": "Never"},
-        "resources": {"limits": {"memory": "64Mi"}},
-    }  # fmt: skip
+    spec = bulk_spec("64Mi", size="20Mi", chunk="10Mi")
     names = [f"many-{i:02d}" for i in range(30)]
     with run_operator():
         uids = {name: lab.create(name, spec)["metadata"]["uid"] for name in names}
@@ -189,11 +181,7 @@ def test_thirty_at_once_all_finish_none_lost_none_duplicated(
 
 def test_crash_right_after_pod_creation_adopts_the_pod(lab: Lab, namespace: str) -> None:
     """SIGKILL (no graceful stop) as soon as the pod exists, then a fresh operator process."""
-    spec = {
-        "workload": {"mode": "bulk", "size": "50Mi", "hold": 3, "image": IMAGE,
-                     "imagePullPolicy": "Never"},
-        "resources": {"limits": {"memory": "200Mi"}},
-    }  # fmt: skip
+    spec = bulk_spec("200Mi", size="50Mi", hold=3)
     command = [sys.executable, "-m", "kopf", "run", "--standalone", "--namespace", namespace,
                "-m", "oomlab.operator"]  # fmt: skip
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

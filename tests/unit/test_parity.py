@@ -43,88 +43,111 @@ def kubelet(
     return kubelet_allowance(request, limit, qos, NodeSwap(behavior, cgroup, NODE_MEMORY, swap))
 
 
-def test_guaranteed_pod_under_limited_swap_gets_none() -> None:
+GUARANTEED_500MI = kubelet(500 * MiB, 500 * MiB, QoSClass.GUARANTEED)
+"""The seed's pod: request = limit = 500Mi."""
+DOCKER_500M_NO_SWAP = docker("500m", "500m")
+"""The seed's Docker flags: --memory-swap equals --memory."""
+GUARANTEED_NO_SWAP = kubelet(GiB, GiB, QoSClass.GUARANTEED, behavior=SwapBehavior.NO_SWAP)
+
+
+@pytest.mark.parametrize(
+    ("docker_side", "kubernetes_side", "docker_source", "named", "not_named"),
+    [
+        pytest.param(
+            docker("500m", "1g"),
+            GUARANTEED_500MI,
+            "predicted",
+            ["Docker gives 524 MiB of swap, Kubernetes none", "Guaranteed QoS"],
+            [],
+            id="guaranteed-pod-under-limited-swap-gets-none",
+        ),
+        pytest.param(
+            docker("500m", "1g"),
+            kubelet(250 * MiB, 500 * MiB, QoSClass.BURSTABLE, behavior=SwapBehavior.NO_SWAP),
+            "observed",
+            ["swapBehavior is NoSwap"],
+            [],
+            id="no-swap-behavior-is-named",
+        ),
+        pytest.param(
+            docker("500m", "1g"),
+            kubelet(250 * MiB, 500 * MiB, QoSClass.BURSTABLE, cgroup=CgroupVersion.V1),
+            "predicted",
+            ["cgroup v1"],
+            ["NoSwap"],
+            id="cgroup-v1-is-named-before-anything-else",
+        ),
+        pytest.param(
+            docker("500m", "1g"),
+            kubelet(250 * MiB, 500 * MiB, QoSClass.BURSTABLE),
+            "predicted",
+            ["LimitedSwap gives only 21 MiB of swap", "where Docker gives 524 MiB"],
+            [],
+            id="limited-swap-share-smaller-than-dockers-swap",
+        ),
+        pytest.param(
+            docker("1g", None),
+            GUARANTEED_NO_SWAP,
+            "predicted",
+            ["--memory-swap is unset", "2 x --memory"],
+            [],
+            id="dockers-2x-rule-is-spelled-out",
+        ),
+        pytest.param(
+            docker("1g", "2g"),
+            GUARANTEED_NO_SWAP,
+            "predicted",
+            [],
+            ["2 x"],
+            id="explicit-swap-does-not-mention-the-2x-rule",
+        ),
+        pytest.param(
+            docker("1g", "1g"),
+            GUARANTEED_500MI,
+            "predicted",
+            ["Docker's --memory is 1 GiB but the pod's limit is 500 MiB"],
+            [],
+            id="different-memory-limits-are-named-first",
+        ),
+    ],
+)
+def test_docker_completes_where_kubernetes_is_oom_killed_and_says_why(
+    docker_side: Allowance,
+    kubernetes_side: Allowance,
+    docker_source: str,
+    named: list[str],
+    not_named: list[str],
+) -> None:
     result = compare(
         Outcome.COMPLETED,
-        docker("500m", "1g"),
+        docker_side,
         Outcome.OOM_KILLED,
-        kubelet(500 * MiB, 500 * MiB, QoSClass.GUARANTEED),
+        kubernetes_side,
+        docker_source=docker_source,
     )
     assert result.result == Parity.MISMATCH
     assert result.explanation.startswith(
-        "Docker (predicted) completes but Kubernetes is OOM-killed"
+        f"Docker ({docker_source}) completes but Kubernetes is OOM-killed"
     )
-    assert "Docker gives 524 MiB of swap, Kubernetes none" in result.explanation
-    assert "Guaranteed QoS" in result.explanation
+    for words in named:
+        assert words in result.explanation
+    for words in not_named:
+        assert words not in result.explanation
 
 
-def test_no_swap_behavior_is_named() -> None:
-    result = compare(
-        Outcome.COMPLETED,
-        docker("500m", "1g"),
-        Outcome.OOM_KILLED,
-        kubelet(250 * MiB, 500 * MiB, QoSClass.BURSTABLE, behavior=SwapBehavior.NO_SWAP),
-        docker_source="observed",
-    )
-    assert result.result == Parity.MISMATCH
-    assert result.explanation.startswith("Docker (observed) completes")
-    assert "swapBehavior is NoSwap" in result.explanation
-
-
-def test_cgroup_v1_is_named_before_anything_else() -> None:
-    result = compare(
-        Outcome.COMPLETED,
-        docker("500m", "1g"),
-        Outcome.OOM_KILLED,
-        kubelet(250 * MiB, 500 * MiB, QoSClass.BURSTABLE, cgroup=CgroupVersion.V1),
-    )
-    assert result.result == Parity.MISMATCH
-    assert "cgroup v1" in result.explanation
-    assert "NoSwap" not in result.explanation
-
-
-def test_limited_swap_share_smaller_than_dockers_swap() -> None:
+def test_limited_swap_share_is_the_pods_share_of_node_swap() -> None:
     k8s = kubelet(250 * MiB, 500 * MiB, QoSClass.BURSTABLE)
     assert k8s.swap_bytes == 250 * MiB * NODE_SWAP // NODE_MEMORY  # about 21 MiB
-    result = compare(Outcome.COMPLETED, docker("500m", "1g"), Outcome.OOM_KILLED, k8s)
-    assert result.result == Parity.MISMATCH
-    assert "LimitedSwap gives only 21 MiB of swap" in result.explanation
-    assert "where Docker gives 524 MiB" in result.explanation
 
 
-def test_dockers_2x_rule_is_spelled_out() -> None:
+def test_unset_memory_swap_is_implicit_and_doubles_memory() -> None:
     unset = docker("1g", None)
     assert unset.swap_bytes == GiB and unset.implicit_swap
-    result = compare(
-        Outcome.COMPLETED,
-        unset,
-        Outcome.OOM_KILLED,
-        kubelet(GiB, GiB, QoSClass.GUARANTEED, behavior=SwapBehavior.NO_SWAP),
-    )
-    assert result.result == Parity.MISMATCH
-    assert "--memory-swap is unset" in result.explanation
-    assert "2 x --memory" in result.explanation
-
-
-def test_explicit_swap_does_not_mention_the_2x_rule() -> None:
-    explicit = docker("1g", "2g")
-    assert not explicit.implicit_swap
-    result = compare(
-        Outcome.COMPLETED,
-        explicit,
-        Outcome.OOM_KILLED,
-        kubelet(GiB, GiB, QoSClass.GUARANTEED, behavior=SwapBehavior.NO_SWAP),
-    )
-    assert "2 x" not in result.explanation
+    assert not docker("1g", "2g").implicit_swap
 
 
 def test_seed_matches_and_says_both_have_no_swap() -> None:
-    result = compare(
-        Outcome.OOM_KILLED,
-        docker("500m", "500m"),
-        Outcome.OOM_KILLED,
-        kubelet(500 * MiB, 500 * MiB, QoSClass.GUARANTEED),
-    )
+    result = compare(Outcome.OOM_KILLED, DOCKER_500M_NO_SWAP, Outcome.OOM_KILLED, GUARANTEED_500MI)
     assert result.result == Parity.MATCH
     assert result.explanation == (
         "Both agree: Docker (predicted) is OOM-killed and Kubernetes is OOM-killed "
@@ -135,23 +158,13 @@ def test_seed_matches_and_says_both_have_no_swap() -> None:
 def test_kubernetes_gives_swap_docker_does_not() -> None:
     result = compare(
         Outcome.OOM_KILLED,
-        docker("500m", "500m"),
+        DOCKER_500M_NO_SWAP,
         Outcome.COMPLETED,
         kubelet(250 * MiB, 500 * MiB, QoSClass.BURSTABLE, swap=16 * GiB),
     )
     assert result.result == Parity.MISMATCH
     assert "(LimitedSwap)" in result.explanation
     assert "--memory-swap equals --memory" in result.explanation
-
-
-def test_different_memory_limits_are_named_first() -> None:
-    result = compare(
-        Outcome.COMPLETED,
-        docker("1g", "1g"),
-        Outcome.OOM_KILLED,
-        kubelet(500 * MiB, 500 * MiB, QoSClass.GUARANTEED),
-    )
-    assert "Docker's --memory is 1 GiB but the pod's limit is 500 MiB" in result.explanation
 
 
 @pytest.mark.parametrize(
@@ -163,12 +176,7 @@ def test_different_memory_limits_are_named_first() -> None:
     ],
 )
 def test_unknown_until_kubernetes_decides(k8s_outcome: Outcome | None, words: str) -> None:
-    result = compare(
-        Outcome.OOM_KILLED,
-        docker("500m", "500m"),
-        k8s_outcome,
-        kubelet(500 * MiB, 500 * MiB, QoSClass.GUARANTEED),
-    )
+    result = compare(Outcome.OOM_KILLED, DOCKER_500M_NO_SWAP, k8s_outcome, GUARANTEED_500MI)
     assert result.result == Parity.UNKNOWN
     assert words in result.explanation
 
