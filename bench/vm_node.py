@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -27,14 +26,9 @@ from typing import Any
 
 from kubernetes import client
 
-TESTS = Path(__file__).resolve().parents[1] / "tests"
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(TESTS), str(TESTS / "e2e")]
-
-from cluster import deploy_operator, experiment, kubectl  # noqa: E402
-
-from lab import wait_for  # noqa: E402
-from oomlab.nodes import SWAP_BEHAVIOR_LABEL  # noqa: E402
-from operator_bench import Watcher, percentile, project_cluster  # noqa: E402
+from _lab import Watcher, deploy_operator, experiment, kubectl, project_cluster, wait_for
+from oomlab.nodes import SWAP_BEHAVIOR_LABEL
+from operator_bench import Watcher, percentile, project_cluster
 
 STATE = Path(os.environ.get("OOMLAB_STATE", "/var/lib/oomlab"))
 TIMES_LOG = STATE / "vm-node-times.tsv"
