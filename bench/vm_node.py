@@ -28,7 +28,7 @@ from kubernetes import client
 
 from _lab import Watcher, deploy_operator, experiment, kubectl, project_cluster, wait_for
 from oomlab.nodes import SWAP_BEHAVIOR_LABEL
-from operator_bench import Watcher, percentile, project_cluster
+from operator_bench import percentile
 
 STATE = Path(os.environ.get("OOMLAB_STATE", "/var/lib/oomlab"))
 TIMES_LOG = STATE / "vm-node-times.tsv"
