@@ -2,7 +2,8 @@
 # The Kubernetes lab, on a cluster that is already up (`make lab` brings it up first):
 #   1. deploys the operator (hack/deploy-operator.sh);
 #   2. applies the samples afresh (kubectl apply -k manifests/samples/, after deleting earlier
-#      runs of them: an experiment's spec cannot change, so each lab run starts new ones);
+#      runs of them: an experiment's spec cannot change, so each lab run starts new ones), plus
+#      the two LimitedSwap seeds (Burstable and Guaranteed) when a LimitedSwap node is Ready;
 #   3. runs `oomlab parity NAME` for each sample that names Docker flags (spec.docker): the same
 #      workload under those flags on the local Docker engine;
 #   4. waits until every sample is terminal (and Docker's observation is folded in), then prints
@@ -34,9 +35,26 @@ else
 fi
 kc() { "${KUBECTL}" -n "${NAMESPACE}" "$@"; }
 
+# Where the samples come from: the default set (every one finishes on a single NoSwap node), plus
+# the LimitedSwap seeds when the cluster has a Ready LimitedSwap node (hack/vm-node.sh).
+SOURCES=("-k ${SAMPLES}")
+limited_swap_ready="$("${KUBECTL}" get nodes -l oomlab.dev/swap-behavior=LimitedSwap \
+  -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}')"
+if [[ "${limited_swap_ready}" == *True* ]]; then
+  SOURCES+=("-f ${SAMPLES}seed-limited-swap.yaml" "-f ${SAMPLES}seed-limited-swap-guaranteed.yaml")
+fi
+
+each_source() { # kubectl-args... : runs `kc ARGS <source>` for every source
+  local source
+  for source in "${SOURCES[@]}"; do
+    # shellcheck disable=SC2086  # split on purpose: "-k DIR" or "-f FILE" (no spaces in paths)
+    kc "$@" ${source}
+  done
+}
+
 # name phase docker-source, one line per sample experiment
 samples_state() {
-  kc get -k "${SAMPLES}" -o jsonpath='{range .items[*]}{.metadata.name} {.status.phase} {.status.docker.source}{"\n"}{end}'
+  each_source get -o jsonpath='{range .items[*]}{.metadata.name} {.status.phase} {.status.docker.source}{"\n"}{end}'
 }
 
 all_terminal() {
@@ -57,10 +75,10 @@ docker_observed() { # names...
 "${HACK_DIR}/deploy-operator.sh"
 
 oomlab_log "lab: applying the samples in namespace ${NAMESPACE} (earlier runs of them deleted first)"
-kc delete -k "${SAMPLES}" --ignore-not-found --wait=true >&2
-kc apply -k "${SAMPLES}" >&2
+each_source delete --ignore-not-found --wait=true >&2
+each_source apply >&2
 
-mapfile -t with_docker < <(kc get -k "${SAMPLES}" -o jsonpath='{range .items[?(@.spec.docker)]}{.metadata.name}{"\n"}{end}')
+mapfile -t with_docker < <(each_source get -o jsonpath='{range .items[?(@.spec.docker)]}{.metadata.name}{"\n"}{end}')
 for name in "${with_docker[@]}"; do
   oomlab_log "lab: oomlab parity ${name} (its spec.docker flags on the local Docker engine)"
   "${CLI}" parity "${name}" -n "${NAMESPACE}" >&2
