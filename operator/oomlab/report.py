@@ -250,10 +250,10 @@ def findings(report: Report) -> list[str]:
                 f"{result.outcome.value}."
             )
         twin = cell.twin.result if cell.twin else None
-        if twin and twin.outcome not in (Outcome.COMPLETED, Outcome.REFUSED) and cell.twin:
+        if cell.twin and twin and twin.outcome not in (Outcome.COMPLETED, Outcome.REFUSED):
             found.append(
                 f"{where}: the unconstrained twin ({' '.join(cell.twin.run.flags())}) did not "
-                f"complete: {cell.twin.result.reason}; no slowdown can be given."
+                f"complete: {twin.reason}; no slowdown can be given."
             )
     for label, reason in refusals.items():
         found.append(
