@@ -84,12 +84,24 @@ def test_readme_table_has_a_line_per_runtime_with_costs() -> None:
     table = rep.readme_table(_report(AS_PREDICTED))
     lines = table.splitlines()
     assert lines[0].startswith("| runtime | host | no swap (500m/500m) |")
-    assert "swap cost: 500m/1g, 3 re-access passes" in lines[0]
+    assert lines[0].endswith("| swap cost: one pass | swap cost: 3 re-access passes |")
     runc = next(line for line in lines if line.startswith("| docker 20.10.24 + runc"))
     assert "OOMKilled, 137 ✓" in runc and "Completed ✓" in runc
     assert "2.0x, 100 MiB swapped in" in runc and "3.0x" in runc
     crun = next(line for line in lines if line.startswith("| docker 20.10.24 + crun"))
     assert crun.count("refused") == 5
+
+
+def test_a_twin_that_did_not_complete_is_a_finding() -> None:
+    report = _report(AS_PREDICTED, refused_runtime=None)
+    cell = report.cells[1]
+    assert cell.twin is not None
+    killed = _row(cell.twin.run, Outcome.OOM_KILLED, exit_code=137)
+    report.cells[1] = rep.Cell(cell.column, cell.scenario, cell.row, killed)
+    (finding,) = rep.findings(report)
+    assert "the unconstrained twin (--memory=1268m --memory-swap=1268m) did not complete" in finding
+    assert report.cells[1].cost is not None
+    assert report.cells[1].cost.verdict.value == "no baseline"
 
 
 def test_reaccess_cheaper_than_one_pass_is_a_finding() -> None:
@@ -151,4 +163,4 @@ def test_an_unreachable_engine_is_a_column_of_reasons(monkeypatch: pytest.Monkey
     assert "set OOMLAB_ENGINE_VM" in report.unreachable["docker@vm"]
     found = rep.findings(report)
     assert len(found) == 1 and found[0].startswith("**docker@vm** could not be reached")
-    assert "not run: engine 'docker@vm': set OOMLAB_ENGINE_VM" in rep.readme_table(report)
+    assert "| unreachable (see findings) |" in rep.readme_table(report)
