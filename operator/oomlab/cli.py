@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -216,10 +217,12 @@ def render(rows: Sequence[Row], title: str) -> Table:
     return table
 
 
-def run_with_progress(runs: Sequence[ContainerRun], *, quiet: bool) -> list[Row]:
-    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    if quiet or len(runs) == 1:
-        return execute(runs)
+@contextlib.contextmanager
+def progress_bar(
+    total: int, description: str
+) -> Iterator[tuple[Callable[[Row], None], Callable[[str], None]]]:
+    """A rich progress bar on stderr; yields (print a finished row and advance, describe the
+    step now running)."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -227,10 +230,10 @@ def run_with_progress(runs: Sequence[ContainerRun], *, quiet: bool) -> list[Row]
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("experiments", total=len(runs))
+        task = bar.add_task(description, total=total)
 
         def advance(row: Row) -> None:
-            outcome = row.result.outcome.value if row.result else "error"
+            outcome = row.result.outcome.value if row.result else "not run"
             bar.console.print(
                 f"  {row.run.engine}/{row.run.runtime} {row.run.workload.describe()} "
                 f"{' '.join(row.run.flags())}: {outcome}",
@@ -239,6 +242,17 @@ def run_with_progress(runs: Sequence[ContainerRun], *, quiet: bool) -> list[Row]
             )
             bar.advance(task)
 
+        def describe(text: str) -> None:
+            bar.update(task, description=text)
+
+        yield advance, describe
+
+
+def run_with_progress(runs: Sequence[ContainerRun], *, quiet: bool) -> list[Row]:
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    if quiet or len(runs) == 1:
+        return execute(runs)
+    with progress_bar(len(runs), "experiments") as (advance, _):
         return execute(runs, advance)
 
 
@@ -469,29 +483,10 @@ def report_cmd(
 
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     cols = rep.columns(_split(engine), _split(runtime))
-    columns_ = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns_, console=err, transient=True) as bar:
-        task = bar.add_task("report", total=rep.planned_runs(cols, rep.SCENARIOS))
-
-        def done(row: Row) -> None:
-            outcome = row.result.outcome.value if row.result else "not run"
-            bar.console.print(
-                f"  {row.run.engine}/{row.run.runtime} {row.run.workload.describe()} "
-                f"{' '.join(row.run.flags())}: {outcome}",
-                highlight=False,
-                soft_wrap=True,
-            )
-            bar.advance(task)
-
+    with progress_bar(rep.planned_runs(cols, rep.SCENARIOS), "report") as (advance, describe):
         result = rep.measure(
-            cols, image=image, timeout_s=timeout,
-            on_step=lambda name: bar.update(task, description=name), on_done=done,
-        )  # fmt: skip
+            cols, image=image, timeout_s=timeout, on_step=describe, on_done=advance
+        )
     written = rep.write(result, out_dir, charts=charts)
     if readme_table:
         print(rep.readme_table(result), end="")

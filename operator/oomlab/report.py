@@ -305,12 +305,16 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _md_row(values: Sequence[str]) -> str:
+    return "| " + " | ".join(_md_escape(v) for v in values) + " |"
+
+
 def readme_table(report: Report) -> str:
     """The README's "Runtimes compared" table: one line per runtime, a column per scenario."""
     scenarios = list(dict.fromkeys(cell.scenario for cell in report.cells))
     cost_heads = [s.cost for s in scenarios if s.cost]
     heads = ["runtime", "host", *(s.heading for s in scenarios), *cost_heads]
-    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    lines = [_md_row(heads), "|" + "---|" * len(heads)]
     by_column: dict[Column, dict[str, Cell]] = {}
     for cell in report.cells:
         by_column.setdefault(cell.column, {})[cell.scenario.key] = cell
@@ -322,7 +326,7 @@ def readme_table(report: Report) -> str:
         else:
             values += [cell_text(cells[s.key].row) for s in scenarios]
             values += [cost_text(cells[s.key]) for s in scenarios if s.cost]
-        lines.append("| " + " | ".join(_md_escape(v) for v in values) + " |")
+        lines.append(_md_row(values))
     return "\n".join(lines) + "\n"
 
 
@@ -394,10 +398,8 @@ def render_markdown(report: Report, charts: Sequence[str] = ()) -> str:
             continue
         swap = cost.swap
         md.append(
-            "| "
-            + " | ".join(
-                _md_escape(v)
-                for v in (
+            _md_row(
+                (
                     cell.column.label,
                     f"{cell.scenario.workload.describe()}, {' '.join(cell.row.run.flags())}",
                     cost.sentence,
@@ -410,7 +412,6 @@ def render_markdown(report: Report, charts: Sequence[str] = ()) -> str:
                     "-" if swap is None else human(swap.swap_bytes_at_end or 0),
                 )
             )
-            + " |"
         )
     md += ["", "## Every cell, predicted vs observed", ""]
     md += [
@@ -423,10 +424,8 @@ def render_markdown(report: Report, charts: Sequence[str] = ()) -> str:
                 continue
             result = row.result
             md.append(
-                "| "
-                + " | ".join(
-                    _md_escape(v)
-                    for v in (
+                _md_row(
+                    (
                         cell.column.label,
                         f"{row.run.workload.describe()}, {' '.join(row.run.flags())}",
                         row.prediction.outcome.value if row.prediction else "-",
@@ -435,7 +434,6 @@ def render_markdown(report: Report, charts: Sequence[str] = ()) -> str:
                         result.reason if result else row.error,
                     )
                 )
-                + " |"
             )
     if charts:
         md += ["", "## Charts", ""]
