@@ -255,6 +255,9 @@ def findings(report: Report) -> list[str]:
                 f"{where}: the unconstrained twin ({' '.join(cell.twin.run.flags())}) did not "
                 f"complete: {twin.reason}; no slowdown can be given."
             )
+        cost = cell.cost
+        if cost and cost.ratio is None and twin and twin.outcome == Outcome.COMPLETED:
+            found.append(f"{where}: {cost.sentence}.")
     for label, reason in refusals.items():
         found.append(
             f"**{label}** refused every container: {reason}. A runtime difference, not a "

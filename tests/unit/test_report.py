@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,17 @@ def test_a_twin_that_did_not_complete_is_a_finding() -> None:
     assert "the unconstrained twin (--memory=1268m --memory-swap=1268m) did not complete" in finding
     assert report.cells[1].cost is not None
     assert report.cells[1].cost.verdict.value == "no baseline"
+
+
+def test_a_run_without_its_working_time_is_a_finding() -> None:
+    report = _report(AS_PREDICTED, refused_runtime=None)
+    cell = report.cells[1]
+    assert cell.row.result is not None
+    silent = replace(cell.row.result, progress=Progress())  # an older memhog: no allocate_s
+    report.cells[1] = rep.Cell(cell.column, cell.scenario, replace(cell.row, result=silent),
+                               cell.twin)  # fmt: skip
+    (finding,) = rep.findings(report)
+    assert finding.endswith("no slowdown to report: a run did not report its working time.")
 
 
 def test_reaccess_cheaper_than_one_pass_is_a_finding() -> None:
