@@ -23,7 +23,7 @@ from typing import Any
 from oomlab.cli import Row, describe_host, docker_prediction
 from oomlab.results import Outcome, Predicted, RuntimeInfo
 from oomlab.runners import ContainerRun, ContainerRunner, EngineError, container_runner
-from oomlab.swapcost import SwapCost, swap_cost, twin_memory_bytes
+from oomlab.swapcost import CostVerdict, SwapCost, swap_cost, twin_memory_bytes
 from oomlab.units import MiB, human
 from oomlab.workload import DEFAULT_IMAGE, Mode, WorkloadSpec
 
@@ -256,7 +256,12 @@ def findings(report: Report) -> list[str]:
                 f"complete: {twin.reason}; no slowdown can be given."
             )
         cost = cell.cost
-        if cost and cost.ratio is None and twin and twin.outcome == Outcome.COMPLETED:
+        if (
+            cost
+            and cost.verdict == CostVerdict.NO_BASELINE
+            and twin
+            and twin.outcome == Outcome.COMPLETED
+        ):
             found.append(f"{where}: {cost.sentence}.")
     for label, reason in refusals.items():
         found.append(
