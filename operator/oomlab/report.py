@@ -14,6 +14,7 @@ the cluster's nodes (through the operator) would be a column kind of their own.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -214,6 +215,20 @@ def cell_text(row: Row) -> str:
     return text
 
 
+_REPORTED_BY = re.compile(r"\(exit \d+; (?P<who>[^()]*)\)$")
+
+
+def oom_reported_as(row: Row) -> str:
+    """How the runtime told of the OOM kill in ``row``: its own words, or "by evidence"."""
+    result = row.result
+    if result is None or result.outcome != Outcome.OOM_KILLED:
+        return "-"
+    found = _REPORTED_BY.search(result.reason)
+    if found:
+        return found.group("who")
+    return "exit 137 without OOMKilled: judged by the cgroup's peak at the limit"
+
+
 def cost_text(cell: Cell) -> str:
     cost = cell.cost
     if cost is None:
@@ -321,7 +336,7 @@ def readme_table(report: Report) -> str:
     """The README's "Runtimes compared" table: one line per runtime, a column per scenario."""
     scenarios = list(dict.fromkeys(cell.scenario for cell in report.cells))
     cost_heads = [s.cost for s in scenarios if s.cost]
-    heads = ["runtime", "host", *(s.heading for s in scenarios), *cost_heads]
+    heads = ["runtime", "host", *(s.heading for s in scenarios), *cost_heads, "OOM kill reported"]
     lines = [_md_row(heads), "|" + "---|" * len(heads)]
     by_column: dict[Column, dict[str, Cell]] = {}
     for cell in report.cells:
@@ -334,6 +349,8 @@ def readme_table(report: Report) -> str:
         else:
             values += [cell_text(cells[s.key].row) for s in scenarios]
             values += [cost_text(cells[s.key]) for s in scenarios if s.cost]
+            killed = [c.row for c in cells.values() if oom_reported_as(c.row) != "-"]
+            values.append(oom_reported_as(killed[0]) if killed else "-")
         lines.append(_md_row(values))
     return "\n".join(lines) + "\n"
 

@@ -23,7 +23,10 @@ SWAPPED = SwapActivity(100 * MiB, 600 * MiB, "system", 5000, 512 * MiB)
 def _row(run: ContainerRun, outcome: Outcome, seconds: float = 1.0, exit_code: int = 0) -> Row:
     _, prediction = docker_prediction(run, HOST)
     progress = Progress(allocate_s=seconds, swap=SWAPPED)
-    result = RunResult("docker", outcome, f"observed {outcome.value}", exit_code, host=HOST,
+    reason = f"observed {outcome.value}"
+    if outcome == Outcome.OOM_KILLED:
+        reason = "the kernel OOM-killed it (exit 137; Docker reported State.OOMKilled)"
+    result = RunResult("docker", outcome, reason, exit_code, host=HOST,
                        runtime=run.runtime, progress=progress)  # fmt: skip
     return Row(run, prediction, result)
 
@@ -77,7 +80,7 @@ def test_a_disagreement_is_a_finding_with_both_reasons() -> None:
     report = _report({**AS_PREDICTED, "swap": Outcome.OOM_KILLED}, refused_runtime=None)
     (finding,) = rep.findings(report)
     assert finding.startswith("**docker/runc**, swap allowed (500m/1g): predicted Completed")
-    assert "The rules said:" in finding and "What happened: observed OOMKilled" in finding
+    assert "The rules said:" in finding and "What happened: the kernel OOM-killed it" in finding
     assert "✗ (predicted Completed)" in rep.readme_table(report)
 
 
@@ -85,10 +88,13 @@ def test_readme_table_has_a_line_per_runtime_with_costs() -> None:
     table = rep.readme_table(_report(AS_PREDICTED))
     lines = table.splitlines()
     assert lines[0].startswith("| runtime | host | no swap (500m/500m) |")
-    assert lines[0].endswith("| swap cost: one pass | swap cost: 3 re-access passes |")
+    assert lines[0].endswith(
+        "| swap cost: one pass | swap cost: 3 re-access passes | OOM kill reported |"
+    )
     runc = next(line for line in lines if line.startswith("| docker 20.10.24 + runc"))
     assert "OOMKilled, 137 ✓" in runc and "Completed ✓" in runc
     assert "2.0x, 100 MiB swapped in" in runc and "3.0x" in runc
+    assert runc.endswith("| Docker reported State.OOMKilled |")
     crun = next(line for line in lines if line.startswith("| docker 20.10.24 + crun"))
     assert crun.count("refused") == 5
 
