@@ -400,7 +400,7 @@ def _render_costs(pairs: Sequence[tuple[Row, Row]]) -> Table:
             "-" if swap is None or swap.swapin_bytes is None
             else human(swap.swapin_bytes) + ("\n(system)" if swap.swapin_scope == "system" else ""),
             "-" if swap is None or swap.major_faults is None else f"{swap.major_faults:,}",
-            "-" if swap is None else human(swap.swap_bytes_at_end or 0),
+            "-" if swap is None or swap.swap_bytes_at_end is None else human(swap.swap_bytes_at_end),
             cost.sentence,
         )  # fmt: skip
     return table

@@ -434,7 +434,9 @@ def render_markdown(report: Report, charts: Sequence[str] = ()) -> str:
                     if swap is None or swap.swapin_bytes is None
                     else f"{human(swap.swapin_bytes)} ({swap.swapin_scope})",
                     "-" if swap is None or swap.major_faults is None else f"{swap.major_faults:,}",
-                    "-" if swap is None else human(swap.swap_bytes_at_end or 0),
+                    "-"
+                    if swap is None or swap.swap_bytes_at_end is None
+                    else human(swap.swap_bytes_at_end),
                 )
             )
         )
