@@ -389,6 +389,7 @@ def _render_costs(pairs: Sequence[tuple[Row, Row]]) -> Table:
             continue
         cost = swap_cost(row.result, twin.result)
         swap = cost.swap
+        at_end = swap.swap_bytes_at_end if swap else None
         table.add_row(
             f"{row.run.engine}/{row.run.runtime}\n{row.run.workload.describe()}\n"
             + " ".join(row.run.flags()),
@@ -400,7 +401,7 @@ def _render_costs(pairs: Sequence[tuple[Row, Row]]) -> Table:
             "-" if swap is None or swap.swapin_bytes is None
             else human(swap.swapin_bytes) + ("\n(system)" if swap.swapin_scope == "system" else ""),
             "-" if swap is None or swap.major_faults is None else f"{swap.major_faults:,}",
-            "-" if swap is None or swap.swap_bytes_at_end is None else human(swap.swap_bytes_at_end),
+            "-" if at_end is None else human(at_end),
             cost.sentence,
         )  # fmt: skip
     return table
