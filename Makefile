@@ -48,6 +48,10 @@ demo: setup ## The main job: the seed experiment on the local Docker engine, as 
 matrix: setup ## The runtime matrix (Docker + podman, runc + crun, swap flags) with a chart.
 	$(BIN)/oomlab docker matrix --engine docker,podman --runtime runc,crun --plot matrix.png
 
+.PHONY: report
+report: setup ## The runtime comparison on every engine and runtime reachable here, written to report/.
+	$(BIN)/oomlab report --out report
+
 .PHONY: lint
 lint: venv ## ruff, mypy and shellcheck.
 	$(BIN)/ruff check operator tests bench workloads

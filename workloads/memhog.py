@@ -8,6 +8,10 @@ Usage: memhog MODE [options], MODE one of bulk, streaming, leak, spike.
   leak       grow by --step every --interval seconds up to --size
   spike      hold --base, then briefly add (--size - --base) at once, release it
 
+--reaccess N (every mode): once allocated, touch the memory still held again, N
+passes over every page (a write per page), as a job that re-reads its data does.
+Under a memory limit with swap, each pass swaps the working set back in.
+
 Sizes are binary (Ki, Mi, Gi, Ti, e.g. 500Mi, 1.5Gi) or a plain number of bytes.
 Decimal or one-letter units (500m, 500M, 500MB, 1g) are rejected: they mean
 different things to Docker and to Kubernetes.
@@ -19,13 +23,19 @@ touched since the last line to --report-every.
 
 stdout carries one JSON object per line, written and flushed one by one:
   start     size_bytes, pid and the parsed parameters
-  progress  phase (allocate|release|steady|spike|hold), allocated_bytes (live
-            now), processed_bytes (touched so far, cumulative)
+  progress  phase (allocate|release|steady|spike|hold|reaccess), allocated_bytes
+            (live now), processed_bytes (touched while allocating, cumulative);
+            reaccess lines add reaccess_pass (1..N) and reaccessed_bytes (cumulative)
   summary   status (completed|memory_error|terminated), allocated_bytes,
             processed_bytes, peak_allocated_bytes, peak_rss_bytes (VmHWM), elapsed_s,
-            touch_s (seconds spent allocating and touching)
+            touch_s (seconds spent allocating and touching), allocate_s (wall seconds
+            of the mode's allocation pattern), reaccess_passes, reaccess_s (wall
+            seconds of all passes, null when none ran), reaccess_pass_s (per pass)
 The start and summary lines also carry `cgroup`: the memory cgroup's version,
-path, limits and usage as seen from inside (null if there is none).
+path, limits and usage as seen from inside, and `stat`: its memory.stat fields
+about faults and swap (null if there is no cgroup); `vmstat`: the kernel's
+system-wide pswpin, pswpout (pages) and pgmajfault; `majflt`: this process's
+major faults. Counters are raw: the reader subtracts start from summary.
 Every line also has event, elapsed_s, rss_bytes (VmRSS, null if unknown), mode.
 
 Exit codes: 0 completed, 2 bad arguments, 3 MemoryError, 143 SIGTERM.
@@ -225,6 +235,13 @@ _CGROUP_V2_FILES = {
     "swap_usage_bytes": "memory.swap.current",
     "swap_peak_bytes": "memory.swap.peak",
 }
+_STAT_KEYS = (
+    "pgfault", "pgmajfault", "pswpin", "pswpout", "swap", "swapcached",
+    "workingset_refault_anon", "anon_thp", "thp_swpout",
+)  # fmt: skip
+"""memory.stat fields about faults and swap: v1 has pgmajfault and swap (bytes in swap now);
+v2 has pswpin/pswpout (pages) on kernels from 6.12."""
+_VMSTAT_KEYS = ("pswpin", "pswpout", "pgmajfault")
 _UNLIMITED_V1 = 1 << 62  # cgroup v1 says "no limit" with a number near 2**63
 
 
@@ -274,7 +291,41 @@ def cgroup_memory() -> dict[str, object] | None:
             value = int(text)
             unlimited = version == 1 and key.endswith("_limit_bytes") and value >= _UNLIMITED_V1
             info[key] = None if unlimited else value
+    info["stat"] = read_flat_keyed(os.path.join(directory, "memory.stat"), _STAT_KEYS)
     return info
+
+
+def read_flat_keyed(path: str, keys: tuple[str, ...]) -> dict[str, int] | None:
+    """``name value`` lines (memory.stat, /proc/vmstat), only *keys*; None if unreadable."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return None
+    found: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in keys and parts[1].isdigit():
+            found[parts[0]] = int(parts[1])
+    return found
+
+
+def process_major_faults() -> int | None:
+    """majflt of /proc/self/stat (field 12; the command name before it may hold spaces)."""
+    try:
+        with open("/proc/self/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return int(fields[9])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def swap_counters() -> dict[str, object]:
+    """What the start and summary lines carry for measuring swap traffic."""
+    return {
+        "vmstat": read_flat_keyed("/proc/vmstat", _VMSTAT_KEYS),
+        "majflt": process_major_faults(),
+    }
 
 
 # --------------------------------------------------------------------------
@@ -292,6 +343,9 @@ class Hog:
         self.processed = 0  # bytes touched, cumulative
         self.peak_allocated = 0
         self.touch_s = 0.0  # time spent allocating + touching
+        self.allocate_s: float | None = None  # wall time of the allocation pattern
+        self.reaccess_pass_s: list[float] = []
+        self.reaccessed = 0  # bytes touched again, cumulative
         self._unreported = 0
         self._page_mark = bytes([0x5A]) * (report_every // PAGE_SIZE + 2)
 
@@ -355,6 +409,34 @@ class Hog:
                 self.progress(phase)
         return held
 
+    def reaccess(self, keep: list, passes: int) -> None:
+        """Write one byte on every page of every segment still held, *passes* times."""
+        segments = list(_segments(keep))
+        for index in range(1, passes + 1):
+            started = time.monotonic()
+            mark = bytes([index % 251 + 1])
+            for buf in segments:
+                npages = (len(buf) + PAGE_SIZE - 1) // PAGE_SIZE
+                memoryview(buf)[::PAGE_SIZE] = mark * npages
+                self.reaccessed += len(buf)
+                self._unreported += len(buf)
+                if self._unreported >= self.report_every:
+                    self._reaccess_progress(index)
+            self.reaccess_pass_s.append(round(time.monotonic() - started, 6))
+            if self._unreported or not segments:
+                self._reaccess_progress(index)
+
+    def _reaccess_progress(self, index: int) -> None:
+        self._unreported = 0
+        self.emit(
+            "progress",
+            phase="reaccess",
+            allocated_bytes=self.allocated,
+            processed_bytes=self.processed,
+            reaccess_pass=index,
+            reaccessed_bytes=self.reaccessed,
+        )
+
     def release(self, held: list[bytearray], report: bool = True) -> None:
         freed = sum(len(b) for b in held)
         held.clear()
@@ -377,10 +459,26 @@ class Hog:
             "peak_allocated_bytes": self.peak_allocated,
             "peak_rss_bytes": status_bytes["VmHWM"],
             "touch_s": round(self.touch_s, 6),
+            "allocate_s": self.allocate_s,
+            "reaccess_passes": len(self.reaccess_pass_s),
+            "reaccess_s": round(sum(self.reaccess_pass_s), 6) if self.reaccess_pass_s else None,
+            "reaccess_pass_s": self.reaccess_pass_s,
             "cgroup": cgroup_memory(),
+            **swap_counters(),
         }
         fields.update(extra)
         self.emit("summary", **fields)
+
+
+def _segments(held: object) -> list[bytearray]:
+    """Every bytearray inside the nested lists (and deques) a mode keeps."""
+    if isinstance(held, bytearray):
+        return [held]
+    found: list[bytearray] = []
+    if isinstance(held, (list, collections.deque)):
+        for item in held:
+            found.extend(_segments(item))
+    return found
 
 
 def chunk_sizes(total: int, chunk: int) -> list[int]:
@@ -449,6 +547,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--hold", default="0", help="seconds to hold the memory at the end (default 0)"
     )
     common.add_argument(
+        "--reaccess",
+        default="0",
+        help="passes over the held memory after allocating (default 0)",
+    )
+    common.add_argument(
         "--report-every",
         default="50Mi",
         help="a progress line at least every this many bytes (default 50Mi)",
@@ -487,6 +590,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, object]]:
     a.size = parse_size(a.size, "--size")
     a.hold = parse_seconds(a.hold, "--hold")
     a.report_every = parse_size(a.report_every, "--report-every")
+    a.reaccess = parse_count(a.reaccess, "--reaccess", 0)
     params: dict[str, object] = {"size_bytes": a.size}
     if a.mode in ("bulk", "streaming"):
         a.chunk = parse_size(a.chunk, "--chunk")
@@ -515,6 +619,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, object]]:
         params["spike_s"] = a.spike_seconds
     params.setdefault("expected_peak_bytes", a.size)
     params["hold_s"] = a.hold
+    params["reaccess"] = a.reaccess
     params["report_every_bytes"] = a.report_every
     params["page_size"] = PAGE_SIZE
     return a, params
@@ -541,11 +646,16 @@ def main(argv: list[str] | None = None) -> int:
         python=".".join(str(x) for x in sys.version_info[:3]),
         **params,
         cgroup=cgroup_memory(),
+        **swap_counters(),
     )
     keep: list = []
     try:
         try:
+            started = time.monotonic()
             RUNNERS[a.mode](hog, a, keep)
+            hog.allocate_s = round(time.monotonic() - started, 6)
+            if a.reaccess:
+                hog.reaccess(keep, a.reaccess)
             if a.hold > 0:
                 hog.pause(a.hold, "hold")
         except MemoryError:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -92,6 +93,7 @@ def build_workload(
     interval: float | None,
     base: str | None,
     hold: float,
+    reaccess: int = 0,
 ) -> WorkloadSpec:
     def opt(value: str | None, name: str) -> int | None:
         return None if value is None else parse_binary_size(value, field=name)
@@ -105,6 +107,7 @@ def build_workload(
         interval_s=interval,
         base_bytes=opt(base, "--base"),
         hold_s=hold,
+        reaccess=reaccess,
     )
 
 
@@ -121,7 +124,7 @@ def docker_prediction(
         swap_accounting=host is None or host.swap_limit_supported is not False,
         as_written=(run.memory, run.memory_swap),
     )
-    subject = "Docker" if run.engine == "docker" else "podman"
+    subject = "Docker" if run.engine.startswith("docker") else "podman"
     swap = host_swap if host_swap is not None else (host.swap_total_bytes if host else None)
     return allowance, predict(
         run.workload.demand_bytes(), allowance, host_swap_bytes=swap, subject=subject
@@ -214,10 +217,12 @@ def render(rows: Sequence[Row], title: str) -> Table:
     return table
 
 
-def run_with_progress(runs: Sequence[ContainerRun], *, quiet: bool) -> list[Row]:
-    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    if quiet or len(runs) == 1:
-        return execute(runs)
+@contextlib.contextmanager
+def progress_bar(
+    total: int, description: str
+) -> Iterator[tuple[Callable[[Row], None], Callable[[str], None]]]:
+    """A rich progress bar on stderr; yields (print a finished row and advance, describe the
+    step now running)."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -225,10 +230,10 @@ def run_with_progress(runs: Sequence[ContainerRun], *, quiet: bool) -> list[Row]
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("experiments", total=len(runs))
+        task = bar.add_task(description, total=total)
 
         def advance(row: Row) -> None:
-            outcome = row.result.outcome.value if row.result else "error"
+            outcome = row.result.outcome.value if row.result else "not run"
             bar.console.print(
                 f"  {row.run.engine}/{row.run.runtime} {row.run.workload.describe()} "
                 f"{' '.join(row.run.flags())}: {outcome}",
@@ -237,6 +242,17 @@ def run_with_progress(runs: Sequence[ContainerRun], *, quiet: bool) -> list[Row]
             )
             bar.advance(task)
 
+        def describe(text: str) -> None:
+            bar.update(task, description=text)
+
+        yield advance, describe
+
+
+def run_with_progress(runs: Sequence[ContainerRun], *, quiet: bool) -> list[Row]:
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    if quiet or len(runs) == 1:
+        return execute(runs)
+    with progress_bar(len(runs), "experiments") as (advance, _):
         return execute(runs, advance)
 
 
@@ -266,6 +282,9 @@ def report(
         err.print("[bold red]some observations differ from the prediction[/] (marked ✗)")
 
 
+EngineOpt = Annotated[
+    str, typer.Option(help="docker, podman, or docker@ADDRESS / docker@NAME ($OOMLAB_ENGINE_NAME).")
+]
 ModeOpt = Annotated[Mode, typer.Option(help="Workload pattern.")]
 SizeOpt = Annotated[str, typer.Option(help="Total (peak) size, binary units: 1000Mi, 1Gi.")]
 ChunkOpt = Annotated[str | None, typer.Option(help="Chunk size (bulk, streaming).")]
@@ -277,6 +296,9 @@ HoldOpt = Annotated[float, typer.Option(help="Seconds to hold the memory at the 
 ImageOpt = Annotated[str, typer.Option(help="Workload image.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 TimeoutOpt = Annotated[float, typer.Option(help="Seconds before a run is killed.", min=1)]
+ReaccessOpt = Annotated[
+    int, typer.Option(help="Passes over the held memory after allocating (memhog).", min=0)
+]
 TimelineOpt = Annotated[
     Path | None, typer.Option("--timeline", help="Also write a PNG of memory over time here.")
 ]
@@ -289,7 +311,7 @@ def docker_run(
         str | None, typer.Option(help="Docker --memory-swap: memory+swap, -1 unlimited.")
     ] = None,
     runtime: Annotated[str, typer.Option(help="OCI runtime: runc, crun.")] = "runc",
-    engine: Annotated[str, typer.Option(help="docker or podman.")] = "docker",
+    engine: EngineOpt = "docker",
     mode: ModeOpt = Mode.BULK,
     size: SizeOpt = "1000Mi",
     chunk: ChunkOpt = None,
@@ -298,13 +320,14 @@ def docker_run(
     interval: IntervalOpt = None,
     base: BaseOpt = None,
     hold: HoldOpt = 0.0,
+    reaccess: ReaccessOpt = 0,
     image: ImageOpt = DEFAULT_IMAGE,
     timeout: TimeoutOpt = 180.0,
     as_json: JsonOpt = False,
     timeline: TimelineOpt = None,
 ) -> None:
     """Run one workload under `docker run --memory --memory-swap` and explain the outcome."""
-    workload = build_workload(mode, size, chunk, window, step, interval, base, hold)
+    workload = build_workload(mode, size, chunk, window, step, interval, base, hold, reaccess)
     run = ContainerRun(workload, memory, memory_swap, runtime, engine, image, timeout)
     docker_prediction(run, None)  # reject impossible flags before touching the engine
     rows = run_with_progress([run], quiet=True)
@@ -349,6 +372,136 @@ def docker_matrix(
         runs.append(run)
     rows = run_with_progress(runs, quiet=as_json)
     report(rows, title="oomlab docker matrix", as_json=as_json, plot=plot)
+
+
+def _render_costs(pairs: Sequence[tuple[Row, Row]]) -> Table:
+    from oomlab.swapcost import swap_cost
+
+    table = Table(title="oomlab swap-cost", show_lines=True)
+    for name in ("run", "observed", "time", "memory\nenough", "slowdown", "swapped in",
+                 "major\nfaults", "in swap\nat end"):  # fmt: skip
+        table.add_column(name, justify="left" if name in ("run", "observed") else "right",
+                         no_wrap=True)  # fmt: skip
+    table.add_column("verdict", ratio=1, min_width=30)
+    for row, twin in pairs:
+        if row.result is None or twin.result is None:
+            table.add_row(row.run.workload.describe(), "error", *["-"] * 6, row.error or twin.error)
+            continue
+        cost = swap_cost(row.result, twin.result)
+        swap = cost.swap
+        at_end = swap.swap_bytes_at_end if swap else None
+        table.add_row(
+            f"{row.run.engine}/{row.run.runtime}\n{row.run.workload.describe()}\n"
+            + " ".join(row.run.flags()),
+            _outcome_style(row.result.outcome.value),
+            "-" if cost.seconds is None else f"{cost.seconds:.2f}s",
+            "-" if cost.baseline_seconds is None else f"{cost.baseline_seconds:.2f}s\n"
+            + " ".join(twin.run.flags()),
+            "-" if cost.ratio is None else f"[bold]{cost.ratio:.1f}x[/]",
+            "-" if swap is None or swap.swapin_bytes is None
+            else human(swap.swapin_bytes) + ("\n(system)" if swap.swapin_scope == "system" else ""),
+            "-" if swap is None or swap.major_faults is None else f"{swap.major_faults:,}",
+            "-" if at_end is None else human(at_end),
+            cost.sentence,
+        )  # fmt: skip
+    return table
+
+
+@app.command("swap-cost")
+def swap_cost_cmd(
+    memory: Annotated[str, typer.Option(help="Docker --memory of the run that swaps.")] = "500m",
+    memory_swap: Annotated[str, typer.Option(help="Its --memory-swap.")] = "1g",
+    reaccess: Annotated[
+        list[str], typer.Option(help="Re-access passes to compare (repeat or comma list).")
+    ] = ["0", "3"],  # noqa: B006
+    runtime: Annotated[str, typer.Option(help="OCI runtime: runc, crun.")] = "runc",
+    engine: EngineOpt = "docker",
+    mode: ModeOpt = Mode.BULK,
+    size: SizeOpt = "1000Mi",
+    chunk: ChunkOpt = None,
+    image: ImageOpt = DEFAULT_IMAGE,
+    timeout: TimeoutOpt = 300.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """What surviving by swap costs: each run against its twin with memory enough and no swap.
+
+    The slowdown is the workload's own working time (allocation plus re-access passes) over the
+    twin's; swap-ins come from the container's cgroup where the kernel counts them per cgroup
+    (v2, 6.12+), else from /proc/vmstat (system-wide, said so).
+    """
+    from oomlab.report import unconstrained_twin
+
+    runs = []
+    for passes in _split(reaccess):
+        if not passes.isdigit():
+            fail(f"--reaccess {passes!r} is not a whole number of passes")
+        workload = build_workload(mode, size, chunk, None, None, None, None, 0.0, int(passes))
+        run = ContainerRun(workload, memory, memory_swap, runtime, engine, image, timeout)
+        docker_prediction(run, None)
+        runs += [unconstrained_twin(run), run]
+    rows = run_with_progress(runs, quiet=as_json)
+    pairs = [(rows[i + 1], rows[i]) for i in range(0, len(rows), 2)]
+    if as_json:
+        from oomlab.swapcost import swap_cost
+
+        def cost(row: Row, twin: Row) -> Any:
+            if row.result is None or twin.result is None:
+                return None
+            value = swap_cost(row.result, twin.result)
+            return {**asdict(value), "verdict": value.verdict.value}
+
+        print(json.dumps(
+            [{"run": row.to_dict(), "twin": twin.to_dict(), "swap_cost": cost(row, twin)}
+             for row, twin in pairs], indent=2,
+        ))  # fmt: skip
+        return
+    out.print(_render_costs(pairs))
+
+
+@app.command("report")
+def report_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for the report.")] = Path(
+        "report"
+    ),
+    engine: Annotated[
+        list[str], typer.Option(help="Engine specs: docker, podman, docker@NAME (repeat or list).")
+    ] = ["docker", "podman"],  # noqa: B006
+    runtime: Annotated[list[str], typer.Option(help="OCI runtimes.")] = ["runc", "crun"],  # noqa: B006
+    image: ImageOpt = DEFAULT_IMAGE,
+    timeout: TimeoutOpt = 300.0,
+    readme_table: Annotated[
+        bool, typer.Option("--readme-table", help="Print the README's runtime table (Markdown).")
+    ] = False,
+    charts: Annotated[bool, typer.Option(help="Draw the PNG charts.")] = True,
+) -> None:
+    """The whole comparison on every runtime it can reach, written to a report directory.
+
+    report.md (tables, findings, where the time went), report.json, readme-table.md and PNG
+    charts. Each cell is predicted for its runtime's own host and observed once; a disagreement
+    is a finding, explained, never retried.
+    """
+    from oomlab import report as rep
+
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    cols = rep.columns(_split(engine), _split(runtime))
+    with progress_bar(rep.planned_runs(cols, rep.SCENARIOS), "report") as (advance, describe):
+        result = rep.measure(
+            cols, image=image, timeout_s=timeout, on_step=describe, on_done=advance
+        )
+    written = rep.write(result, out_dir, charts=charts)
+    if readme_table:
+        print(rep.readme_table(result), end="")
+    slow = rep.longest(result.steps)
+    parts = rep.column_seconds(result)
+    biggest = next(iter(parts.items()), ("-", 0.0))
+    err.print(
+        f"wrote {', '.join(str(p) for p in written)}\n"
+        f"wall time {result.wall_s:.1f} s; longest step: "
+        f"{slow.name if slow else '-'} ({slow.seconds if slow else 0:.1f} s); largest part: "
+        f"{biggest[0]} ({biggest[1]:.1f} s); {len(rep.findings(result))} finding(s)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def seed_runs(image: str, engine: str = "docker") -> list[ContainerRun]:

@@ -92,8 +92,11 @@ def plot_rows(rows: Sequence[Row], path: Path) -> None:
         allowance = _allowance(row)
         host_swap = row.result.host.swap_total_bytes if row.result else None
         usable, _ = usable_swap(allowance, host_swap)
+        again = row.run.workload.reaccess
         labels.append(
-            f"{row.run.engine}/{row.run.runtime} {row.run.workload.mode.value}\n"
+            f"{row.run.engine}/{row.run.runtime} {row.run.workload.mode.value}"
+            + (f" +{again} re-access" if again else "")
+            + "\n"
             + " ".join(row.run.flags())
         )
         memory.append((allowance.memory_bytes or 0) / MiB)
@@ -125,6 +128,44 @@ def plot_rows(rows: Sequence[Row], path: Path) -> None:
         "memory + swap given vs workload demand (dot colour: red OOMKilled, green completed)"
     )
     ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_swap_cost(
+    entries: Sequence[tuple[str, float | None, float | None]],
+    path: Path,
+    *,
+    labels: tuple[str, str] = ("one pass", "re-access"),
+    cheap_ratio: float = 1.5,
+) -> None:
+    """Slowdown against the unconstrained twin per runtime: (runtime, one pass, re-access).
+
+    A missing ratio (the runtime refused, the run was killed) is drawn as no bar, with a note.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(entries) + 2) + 2.5, 4))
+    xs = list(range(len(entries)))
+    width = 0.38
+    for offset, index, colour, label in ((-width / 2, 1, "#1f77b4", labels[0]),
+                                         (width / 2, 2, "#d62728", labels[1])):  # fmt: skip
+        values = [entry[1] if index == 1 else entry[2] for entry in entries]
+        ax.bar([x + offset for x in xs], [v or float("nan") for v in values], width,
+               color=colour, label=label)  # fmt: skip
+        for x, value in zip(xs, values, strict=True):
+            text = "n/a" if value is None else f"{value:.1f}x"
+            ax.text(x + offset, (value or 1.0) * 1.06, text, ha="center", fontsize=8)
+    ax.axhline(1.0, color="black", linewidth=0.8, label="unconstrained (1x)")
+    ax.axhline(cheap_ratio, color="#7f7f7f", linestyle="--", linewidth=0.8,
+               label=f"cheap up to {cheap_ratio:g}x")  # fmt: skip
+    ax.set_xticks(xs, [entry[0] for entry in entries], fontsize=8)
+    ratios = [v for entry in entries for v in entry[1:] if v is not None]
+    ax.set_yscale("log")  # one pass is a few times slower, re-access tens of times
+    ax.set_ylim(0.8, max([cheap_ratio, *ratios]) * 2)
+    ax.set_ylabel("time / time with memory enough (log)")
+    ax.set_title("what surviving by swap costs (500m/1g vs no limit pressure)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -64,6 +64,24 @@ HostFacts = RuntimeInfo
 
 
 @dataclass(frozen=True)
+class SwapActivity:
+    """Swap traffic while the workload ran: its summary's counters minus its start's.
+
+    ``swapin_scope`` says whose swap-ins these are: ``cgroup`` (the container's own memory.stat,
+    cgroup v2 on kernels from 6.12) or ``system`` (``/proc/vmstat``: every process on the kernel,
+    the only count cgroup v1 has). None means the workload could not read it.
+    """
+
+    swapin_bytes: int | None = None
+    swapout_bytes: int | None = None
+    swapin_scope: str = "unknown"
+    major_faults: int | None = None
+    """The cgroup's pgmajfault (swap-ins and file reads alike), else the process's majflt."""
+    swap_bytes_at_end: int | None = None
+    """What the cgroup held in swap when the workload finished (v1 memory.stat ``swap``)."""
+
+
+@dataclass(frozen=True)
 class Progress:
     """How far a workload got, read from its JSON lines."""
 
@@ -76,6 +94,12 @@ class Progress:
     cgroup: dict[str, Any] | None = None
     timeline: tuple[tuple[float, int | None, int | None], ...] = ()
     """(elapsed seconds, RSS bytes, allocated bytes) per line, for plots."""
+    allocate_s: float | None = None
+    """Wall seconds the workload spent in its allocation pattern (from its summary)."""
+    reaccess_s: float | None = None
+    """Wall seconds of all re-access passes; None when none ran."""
+    reaccess_passes: int = 0
+    swap: SwapActivity | None = None
 
 
 @dataclass(frozen=True)

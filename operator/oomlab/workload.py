@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from oomlab.results import Progress
+from oomlab.results import Progress, SwapActivity
 from oomlab.units import MiB, SizeError, format_binary, parse_binary_size
 
 DEFAULT_IMAGE = "oomlab/memhog:dev"
@@ -66,12 +66,16 @@ class WorkloadSpec:
     interval_s: float | None = None
     base_bytes: int | None = None
     hold_s: float = 0.0
+    reaccess: int = 0
+    """Passes over the held memory after allocating (memhog ``--reaccess``)."""
 
     def __post_init__(self) -> None:
         if self.window is not None and self.window < 1:
             raise SizeError(f"window must be at least 1, not {self.window}")
         if self.interval_s is not None and self.interval_s < 0:
             raise SizeError(f"interval must not be negative, not {self.interval_s}")
+        if self.reaccess < 0:
+            raise SizeError(f"reaccess must not be negative, not {self.reaccess}")
         if self.hold_s < 0:
             raise SizeError(f"hold must not be negative, not {self.hold_s}")
         if self.base_bytes is not None and self.base_bytes >= self.size_bytes:
@@ -103,9 +107,15 @@ class WorkloadSpec:
             args += ["--base", format_binary(self.base_bytes)]
         if self.hold_s:
             args += ["--hold", f"{self.hold_s:g}"]
+        if self.reaccess:
+            args += ["--reaccess", str(self.reaccess)]
         return args
 
     def describe(self) -> str:
+        again = f", {self.reaccess} re-access pass{'es' if self.reaccess > 1 else ''}"
+        return self._describe_pattern() + (again if self.reaccess else "")
+
+    def _describe_pattern(self) -> str:
         size = format_binary(self.size_bytes)
         if self.mode == Mode.STREAMING:
             chunk = format_binary(self.chunk_bytes or _DEFAULT_CHUNK[Mode.STREAMING])
@@ -168,6 +178,51 @@ def swap_limit_from_report(cgroup: Mapping[str, Any] | None) -> int | None:
     return None
 
 
+def _counter(record: Mapping[str, Any] | None, *path: str) -> int | None:
+    value: Any = record
+    for key in path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _delta(start: Mapping[str, Any], end: Mapping[str, Any], *path: str) -> int | None:
+    before, after = _counter(start, *path), _counter(end, *path)
+    return None if before is None or after is None else max(0, after - before)
+
+
+def swap_activity(start: Mapping[str, Any], summary: Mapping[str, Any]) -> SwapActivity:
+    """Swap traffic between memhog's start and summary lines (raw counters in both).
+
+    Swap-ins come from the cgroup's own memory.stat when it has pswpin (cgroup v2, kernel 6.12+),
+    else from the system-wide /proc/vmstat; pages are counted in the workload's page size.
+    """
+    page = _counter(start, "page_size") or 4096
+    scope = "unknown"
+    swapin = _delta(start, summary, "cgroup", "stat", "pswpin")
+    swapout = _delta(start, summary, "cgroup", "stat", "pswpout")
+    if swapin is not None:
+        scope = "cgroup"
+    else:
+        swapin = _delta(start, summary, "vmstat", "pswpin")
+        swapout = _delta(start, summary, "vmstat", "pswpout")
+        if swapin is not None:
+            scope = "system"
+    faults = _delta(start, summary, "cgroup", "stat", "pgmajfault")
+    if faults is None:
+        faults = _delta(start, summary, "majflt")
+    return SwapActivity(
+        swapin_bytes=None if swapin is None else swapin * page,
+        swapout_bytes=None if swapout is None else swapout * page,
+        swapin_scope=scope,
+        major_faults=faults,
+        swap_bytes_at_end=_counter(summary, "cgroup", "stat", "swap"),
+    )
+
+
+def _seconds(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def parse_lines(lines: Iterable[str]) -> Progress:
     """How far the workload got: the last progress line, the summary, the peak seen.
 
@@ -178,6 +233,8 @@ def parse_lines(lines: Iterable[str]) -> Progress:
     cgroup: dict[str, Any] | None = None
     count = 0
     timeline: list[tuple[float, int | None, int | None]] = []
+    start: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
     for raw in lines:
         try:
             record = json.loads(raw)
@@ -199,7 +256,10 @@ def parse_lines(lines: Iterable[str]) -> Progress:
         if isinstance(record.get("elapsed_s"), int | float):
             rss, live = record.get("rss_bytes"), record.get("allocated_bytes")
             timeline.append((float(record["elapsed_s"]), rss, live))
+        if event == "start":
+            start = record
         if event == "summary":
+            summary = record
             status = record.get("status")
             if record.get("peak_allocated_bytes") is not None:
                 peak = int(record["peak_allocated_bytes"])
@@ -214,4 +274,8 @@ def parse_lines(lines: Iterable[str]) -> Progress:
         lines=count,
         cgroup=cgroup,
         timeline=tuple(timeline),
+        allocate_s=_seconds((summary or {}).get("allocate_s")),
+        reaccess_s=_seconds((summary or {}).get("reaccess_s")),
+        reaccess_passes=int((summary or {}).get("reaccess_passes") or 0),
+        swap=swap_activity(start, summary) if start and summary else None,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -84,3 +85,25 @@ def test_host_without_an_engine_says_so_and_shows_this_machine(
     assert result.exit_code == 0
     assert "no Docker engine answers; this machine instead" in result.stderr
     assert f"kernel {platform.release()}" in result.stdout
+
+
+def test_swap_cost_refuses_a_bad_pass_count_before_any_engine() -> None:
+    result = runner.invoke(app, ["swap-cost", "--reaccess", "0,x"])
+    assert result.exit_code == 2
+    assert "--reaccess 'x' is not a whole number of passes" in result.stderr
+
+
+def test_report_with_an_unreachable_engine_writes_its_reason(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("OOMLAB_ENGINE_VM", raising=False)
+    out = tmp_path / "r"
+    result = runner.invoke(
+        app, ["report", "--engine", "docker@vm", "--runtime", "runc", "--out", str(out),
+              "--readme-table", "--no-charts"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("| runtime | host |")
+    assert "unreachable (see findings)" in result.stdout
+    assert "set OOMLAB_ENGINE_VM" in (out / "report.md").read_text()
+    assert "largest part:" in result.stderr

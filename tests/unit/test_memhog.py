@@ -32,7 +32,7 @@ MINIMAL_STDLIB = {
     "sys", "time",
 }  # fmt: skip
 
-PHASES = {"allocate", "release", "steady", "spike", "hold"}
+PHASES = {"allocate", "release", "steady", "spike", "hold", "reaccess"}
 
 
 def load_module() -> ModuleType:
@@ -191,6 +191,59 @@ def test_start_and_summary_carry_the_cgroup_when_there_is_one() -> None:
         assert cg is None or cg["version"] in (1, 2)
 
 
+def test_reaccess_passes_touch_the_held_memory_again_and_are_timed() -> None:
+    records = ok("bulk", "--size", "24Mi", "--chunk", "10Mi", "--reaccess", "3",
+                 "--report-every", "8Mi")  # fmt: skip
+    start, summary = records[0], records[-1]
+    assert start["reaccess"] == 3
+    again = [r for r in records if r.get("phase") == "reaccess"]
+    assert [r["reaccess_pass"] for r in again] == sorted(r["reaccess_pass"] for r in again)
+    assert {r["reaccess_pass"] for r in again} == {1, 2, 3}
+    assert again[-1]["reaccessed_bytes"] == 3 * 24 * MiB
+    assert all(r["allocated_bytes"] == 24 * MiB for r in again)  # nothing freed or added
+    assert summary["processed_bytes"] == 24 * MiB  # allocation's count, untouched by re-access
+    assert summary["reaccess_passes"] == 3
+    assert len(summary["reaccess_pass_s"]) == 3
+    assert summary["reaccess_s"] == pytest.approx(sum(summary["reaccess_pass_s"]), abs=1e-5)
+    assert 0 < summary["allocate_s"] <= summary["elapsed_s"]
+
+
+def test_no_reaccess_means_no_reaccess_time() -> None:
+    summary = ok("leak", "--size", "4Mi", "--step", "2Mi", "--interval", "0")[-1]
+    assert summary["reaccess_passes"] == 0
+    assert summary["reaccess_s"] is None
+    assert summary["allocate_s"] > 0
+
+
+def test_reaccess_of_a_streaming_window_touches_only_what_is_alive() -> None:
+    records = ok("streaming", "--size", "8Mi", "--chunk", "2Mi", "--window", "2",
+                 "--reaccess", "1")  # fmt: skip
+    assert records[-1]["reaccess_passes"] == 1
+    assert [r for r in records if r.get("phase") == "reaccess"][-1]["reaccessed_bytes"] == 4 * MiB
+
+
+def test_start_and_summary_carry_raw_swap_counters() -> None:
+    records = ok("bulk", "--size", "1Mi")
+    for r in (records[0], records[-1]):
+        assert r["majflt"] is None or isinstance(r["majflt"], int)
+        if os.path.exists("/proc/vmstat"):
+            assert set(r["vmstat"]) <= {"pswpin", "pswpout", "pgmajfault"}
+            assert isinstance(r["vmstat"]["pgmajfault"], int)
+        if r["cgroup"] is not None and r["cgroup"]["stat"] is not None:
+            assert "pgmajfault" in r["cgroup"]["stat"]
+    assert records[-1]["vmstat"]["pgmajfault"] >= records[0]["vmstat"]["pgmajfault"]
+
+
+def test_flat_keyed_reader_keeps_only_the_asked_keys(tmp_path: Path) -> None:
+    stat = tmp_path / "memory.stat"
+    stat.write_text("cache 10\nswap 4096\npgmajfault 7\nweird line here\npswpin x\n")
+    assert memhog.read_flat_keyed(str(stat), ("swap", "pgmajfault", "pswpin")) == {
+        "swap": 4096,
+        "pgmajfault": 7,
+    }
+    assert memhog.read_flat_keyed(str(tmp_path / "missing"), ("swap",)) is None
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -344,7 +397,7 @@ def test_ambiguous_message_is_exact() -> None:
         [],
     ],
 )
-def test_bad_arguments_exit_2(args: list[str]) -> None:
+def test_bad_arguments_exit_2(args: list[str]) -> None:  # see also --reaccess below
     proc = run(*args)
     assert proc.returncode == 2, proc.stdout
     assert proc.stdout == ""
@@ -384,3 +437,10 @@ def test_chunk_sizes() -> None:
     assert memhog.chunk_sizes(1000 * MiB, 500 * MiB) == [500 * MiB, 500 * MiB]
     assert memhog.chunk_sizes(10, 4) == [4, 4, 2]
     assert memhog.chunk_sizes(3, 10) == [3]
+
+
+@pytest.mark.parametrize("value", ["-1", "x", "1.5"])
+def test_bad_reaccess_exits_2(value: str) -> None:
+    proc = run("bulk", "--size", "1Mi", "--reaccess", value)
+    assert proc.returncode == 2
+    assert "--reaccess" in proc.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from oomlab.cli import Row
-from oomlab.plot import plot_rows, plot_timeline
+from oomlab.plot import plot_rows, plot_swap_cost, plot_timeline
 from oomlab.results import Outcome, Progress, RunResult
 from oomlab.runners import ContainerRun
 from oomlab.workload import Mode, WorkloadSpec
@@ -32,3 +32,9 @@ def test_plots_are_pngs(tmp_path: Path) -> None:
         data = path.read_bytes()
         assert data.startswith(PNG_MAGIC)
         assert len(data) > 10_000
+
+
+def test_swap_cost_chart_is_a_png_even_with_missing_ratios(tmp_path: Path) -> None:
+    path = tmp_path / "cost.png"
+    plot_swap_cost([("docker/runc", 2.1, 7.5), ("docker/crun", None, None)], path)
+    assert path.read_bytes().startswith(PNG_MAGIC)

@@ -10,6 +10,7 @@ from oomlab.workload import (
     Mode,
     WorkloadSpec,
     parse_lines,
+    swap_activity,
     swap_limit_from_report,
 )
 
@@ -156,3 +157,59 @@ def test_parse_lines_keeps_a_timeline_for_plots() -> None:
         (0.1, 60 * MiB, 50 * MiB),
         (0.2, 110 * MiB, 100 * MiB),
     )
+
+
+def test_reaccess_is_an_argument_and_in_the_description() -> None:
+    spec = WorkloadSpec(Mode.BULK, 1000 * MiB, 500 * MiB, reaccess=3)
+    assert spec.args()[-2:] == ["--reaccess", "3"]
+    assert spec.describe() == "bulk 1000Mi in 500Mi chunks, 3 re-access passes"
+    assert "--reaccess" not in WorkloadSpec(Mode.BULK).args()
+    with pytest.raises(SizeError):
+        WorkloadSpec(Mode.BULK, reaccess=-1)
+
+
+def _start(stat: dict[str, int] | None, vmstat: dict[str, int]) -> dict[str, object]:
+    return {"event": "start", "elapsed_s": 0.0, "page_size": 4096, "majflt": 0,
+            "cgroup": {"version": 1, "stat": stat}, "vmstat": vmstat}  # fmt: skip
+
+
+def test_swap_activity_v1_counts_system_wide_swap_ins() -> None:
+    start = _start({"pgmajfault": 10, "swap": 0}, {"pswpin": 100, "pswpout": 50})
+    end = {**_start({"pgmajfault": 1010, "swap": 300 * MiB}, {"pswpin": 356, "pswpout": 1074}),
+           "event": "summary", "majflt": 900}  # fmt: skip
+    activity = swap_activity(start, end)
+    assert activity.swapin_scope == "system"
+    assert activity.swapin_bytes == 256 * 4096
+    assert activity.swapout_bytes == 1024 * 4096
+    assert activity.major_faults == 1000  # the cgroup's, not the process's
+    assert activity.swap_bytes_at_end == 300 * MiB
+
+
+def test_swap_activity_v2_prefers_the_cgroups_own_counters() -> None:
+    start = _start({"pswpin": 0, "pswpout": 0, "pgmajfault": 0}, {"pswpin": 5, "pswpout": 5})
+    end = {**_start({"pswpin": 10, "pswpout": 20, "pgmajfault": 10}, {"pswpin": 999,
+           "pswpout": 999}), "event": "summary"}  # fmt: skip
+    activity = swap_activity(start, end)
+    assert (activity.swapin_scope, activity.swapin_bytes) == ("cgroup", 10 * 4096)
+    assert activity.swapout_bytes == 20 * 4096
+    assert activity.swap_bytes_at_end is None  # v2 memory.stat has no "swap" field
+
+
+def test_swap_activity_without_counters_is_unknown_and_falls_back_to_majflt() -> None:
+    start = {"event": "start", "majflt": 3, "cgroup": None, "vmstat": None}
+    end = {"event": "summary", "majflt": 8, "cgroup": None, "vmstat": None}
+    activity = swap_activity(start, end)
+    assert (activity.swapin_scope, activity.swapin_bytes, activity.major_faults) == (
+        "unknown", None, 5)  # fmt: skip
+
+
+def test_parse_lines_reads_timing_and_swap_from_start_and_summary() -> None:
+    start = _start({"pgmajfault": 0, "swap": 0}, {"pswpin": 0, "pswpout": 0})
+    summary = {**_start({"pgmajfault": 4, "swap": MiB}, {"pswpin": 2, "pswpout": 300}),
+               "event": "summary", "status": "completed", "allocate_s": 1.25,
+               "reaccess_s": 2.5, "reaccess_passes": 3}  # fmt: skip
+    progress = parse_lines([json.dumps(start), "noise", json.dumps(summary)])
+    assert (progress.allocate_s, progress.reaccess_s, progress.reaccess_passes) == (1.25, 2.5, 3)
+    assert progress.swap is not None
+    assert progress.swap.swapin_bytes == 2 * 4096
+    assert parse_lines([json.dumps(start)]).swap is None  # killed: no summary, no traffic claim

@@ -3,6 +3,8 @@ runtime's host really is (:class:`Runner`: ``run()`` and ``info()``)."""
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any
 
 from oomlab.results import RuntimeInfo
@@ -17,14 +19,39 @@ from oomlab.runners.base import (
 from oomlab.runners.docker import DockerRunner, docker_client
 from oomlab.runners.podman import PodmanRunner
 
+ENGINE_ENV_PREFIX = "OOMLAB_ENGINE_"
+"""``docker@vm`` finds its engine's address in ``OOMLAB_ENGINE_VM`` (a DOCKER_HOST value)."""
+
+
+def engine_address(spec: str) -> tuple[str, str | None]:
+    """``docker`` -> (docker, None); ``docker@unix:///run/vm.sock`` -> (docker, that URL);
+    ``docker@vm`` -> (docker, $OOMLAB_ENGINE_VM). Raises EngineError for what cannot be reached."""
+    engine, _, where = spec.partition("@")
+    if engine not in ("docker", "podman"):
+        raise EngineError(f"unknown engine {engine!r} in {spec!r}: use docker or podman")
+    if not where:
+        return engine, None
+    if "://" in where:
+        return engine, where
+    variable = ENGINE_ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", where).upper()
+    address = os.environ.get(variable)
+    if not address:
+        raise EngineUnavailable(
+            f"engine {spec!r}: set {variable} to its address (a DOCKER_HOST value such as "
+            "unix:///run/oomlab-vm/docker.sock or tcp://127.0.0.1:2375)"
+        )
+    return engine, address
+
 
 def container_runner(engine: str, client: Any | None = None) -> ContainerRunner:
-    """The runner for ``engine`` (docker or podman); ``client`` reuses a Docker connection."""
-    if engine == "docker":
-        return DockerRunner(client)
-    if engine == "podman":
+    """The runner for an engine spec (``docker``, ``podman``, ``docker@ADDRESS``,
+    ``docker@NAME``); ``client`` reuses a Docker connection."""
+    kind, address = engine_address(engine)
+    if kind == "docker":
+        return DockerRunner(client or (docker_client(address) if address else None))
+    if address is None:
         return PodmanRunner()
-    raise EngineError(f"unknown engine {engine!r}: use docker or podman")
+    raise EngineUnavailable(f"engine {engine!r}: a remote podman is not supported yet")
 
 
 __all__ = [
@@ -39,4 +66,5 @@ __all__ = [
     "RuntimeInfo",
     "container_runner",
     "docker_client",
+    "engine_address",
 ]

@@ -37,15 +37,20 @@ HARDENING: dict[str, Any] = {
 }
 
 
-def docker_client() -> Any:
+def docker_client(base_url: str | None = None) -> Any:
+    """A connected client: ``DOCKER_HOST`` (or the local socket), or ``base_url`` when given."""
     import docker
 
     try:
-        client = docker.from_env(timeout=30)
+        if base_url is None:
+            client = docker.from_env(timeout=30)
+        else:
+            client = docker.DockerClient(base_url=base_url, timeout=30)
         client.ping()
     except Exception as exc:  # the SDK raises several unrelated types here
+        where = f"at {base_url}" if base_url else "answers"
         raise EngineUnavailable(
-            f"no Docker engine answers ({exc.__class__.__name__}); start one with "
+            f"no Docker engine {where} ({exc.__class__.__name__}); start one with "
             "hack/docker-up.sh or set DOCKER_HOST"
         ) from None
     return client

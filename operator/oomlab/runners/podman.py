@@ -51,9 +51,25 @@ def _last_line(stderr: str, default: str) -> str:
     return lines[-1] if lines else default
 
 
+def _docker_image_id(image: str) -> str | None:
+    if shutil.which("docker") is None:
+        return None
+    proc = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", image],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.strip().removeprefix("sha256:") or None
+
+
 def ensure_podman_image(image: str) -> None:
-    """Copy ``image`` from the Docker engine into podman's store when podman lacks it."""
-    if _podman("image", "exists", image).returncode == 0:
+    """Copy ``image`` from the Docker engine into podman's store when podman lacks it or holds
+    another build of it (a stale copy would run an older workload under the same name)."""
+    held = _podman("image", "inspect", "--format", "{{.Id}}", image)
+    podman_id = held.stdout.strip().removeprefix("sha256:") if held.returncode == 0 else None
+    docker_id = _docker_image_id(image)
+    if podman_id is not None and (docker_id is None or docker_id == podman_id):
         return
     if shutil.which("docker") is None:
         raise EngineError(f"image {image} is not in podman and there is no docker to copy it from")
