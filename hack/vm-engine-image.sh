@@ -29,7 +29,9 @@ NODE_FILES="${HACK_DIR}/vm/rootfs"
 SHARED_FILES=(etc/initramfs-tools/conf.d/oomlab.conf etc/initramfs-tools/modules
               etc/systemd/system/oomlab-swap.service usr/local/sbin/oomlab-swap etc/resolv.conf)
 BOOTSTRAP_PACKAGES=(systemd-sysv udev kmod iproute2)
-PACKAGES=(linux-image-amd64 docker.io crun ca-certificates dbus)
+# apparmor: docker.io recommends it, and dockerd refuses to start containers on a kernel with
+# AppArmor on (Debian's default) without apparmor_parser.
+PACKAGES=(linux-image-amd64 docker.io apparmor crun ca-certificates dbus)
 ENABLED_UNITS=(systemd-networkd.service containerd.service docker.service dbus.service
                oomlab-swap.service)
 MASKED_UNITS=(serial-getty@ttyS0.service getty@tty1.service systemd-firstboot.service
