@@ -39,25 +39,11 @@ ADDRESS="tcp://127.0.0.1:${OOMLAB_VM_ENGINE_PORT}"
 guest_docker() { DOCKER_HOST="${ADDRESS}" oomlab_docker "$@"; }
 engine_answers() { guest_docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
-qemu_pid() { # the guest's qemu, if it runs
-  local pid
-  [[ -f "${PIDFILE}" ]] || return 1
-  read -r pid <"${PIDFILE}" || return 1
-  [[ -n "${pid}" && "$(readlink "/proc/${pid}/exe" 2>/dev/null)" == */qemu-system-* ]] || return 1
-  echo "${pid}"
-}
-
-accel_args() { # KVM only where the CPU offers it (same rule as hack/vm-node.sh)
-  if grep -qwE 'vmx|svm' /proc/cpuinfo && [[ -w /dev/kvm ]]; then
-    echo "-accel kvm -cpu host"
-  else
-    echo "-accel tcg,thread=multi -cpu max"
-  fi
-}
+qemu_pid() { oomlab_qemu_pid "${PIDFILE}"; }
 
 start_qemu() { # image-dir
   local image="$1" accel
-  read -ra accel <<<"$(accel_args)"
+  read -ra accel <<<"$(oomlab_qemu_accel_args)"
   oomlab_log "qemu: ${accel[*]}, ${OOMLAB_VM_ENGINE_CPUS} CPUs, ${OOMLAB_VM_ENGINE_MEMORY} MiB, dockerd at ${ADDRESS} (serial log ${SERIAL_LOG})"
   qemu-system-x86_64 -name oomlab-vm-engine -nodefaults -machine q35 "${accel[@]}" \
     -smp "${OOMLAB_VM_ENGINE_CPUS}" -m "${OOMLAB_VM_ENGINE_MEMORY}" \
@@ -80,7 +66,7 @@ wait_engine() { # started-at (seconds since epoch)
   done
   engine_answers || { tail -n 40 "${SERIAL_LOG}" >&2; oomlab_die "dockerd did not answer at ${ADDRESS} after ${OOMLAB_VM_ENGINE_READY_SECONDS} s"; }
   local took=$(($(date +%s) - start))
-  printf '%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "${took}" "$(accel_args)" >>"${TIMES_LOG}"
+  printf '%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "${took}" "$(oomlab_qemu_accel_args)" >>"${TIMES_LOG}"
   oomlab_log "dockerd in the guest answers ${took} s after qemu started"
 }
 
@@ -128,17 +114,7 @@ cmd_up() {
 
 cmd_down() {
   trap - EXIT
-  local pid i
-  if pid="$(qemu_pid)"; then
-    # The disk is a throwaway overlay: no need for the guest to shut down cleanly.
-    oomlab_log "stopping the VM engine's qemu (pid ${pid})"
-    kill -TERM "${pid}" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-      [[ -d "/proc/${pid}" ]] || break
-      sleep 0.2
-    done
-    kill -KILL "${pid}" 2>/dev/null || true
-  fi
+  oomlab_qemu_stop "${PIDFILE}"
   rm -rf "${OOMLAB_VM_ENGINE_STATE}"
 }
 

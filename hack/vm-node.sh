@@ -56,13 +56,7 @@ TIMES_LOG="${OOMLAB_STATE}/vm-node-times.tsv"
 
 kubectl_admin() { "${OOMLAB_K8S_BIN}/kubectl" --kubeconfig "${KUBECONFIG_ADMIN}" "$@"; }
 
-qemu_pid() { # the guest's qemu, if it runs
-  local pid
-  [[ -f "${PIDFILE}" ]] || return 1
-  read -r pid <"${PIDFILE}" || return 1
-  [[ -n "${pid}" && "$(readlink "/proc/${pid}/exe" 2>/dev/null)" == */qemu-system-* ]] || return 1
-  echo "${pid}"
-}
+qemu_pid() { oomlab_qemu_pid "${PIDFILE}"; } # the guest's qemu, if it runs
 
 api_up() { kubectl_admin get --raw /readyz >/dev/null 2>&1; }
 
@@ -71,13 +65,7 @@ node_ready() {
         -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
 }
 
-accel_args() { # KVM only where the CPU offers it (FACTS: this host's /dev/kvm never boots a guest)
-  if grep -qwE 'vmx|svm' /proc/cpuinfo && [[ -w /dev/kvm ]]; then
-    echo "-accel kvm -cpu host"
-  else
-    echo "-accel tcg,thread=multi -cpu max"
-  fi
-}
+accel_args() { oomlab_qemu_accel_args; } # KVM only where the CPU offers it
 
 # ---------------------------------------------------------------------------------------------
 # the per-run config disk
@@ -247,18 +235,7 @@ cmd_up() {
   kubectl_admin get node "${OOMLAB_VM_NAME}" -o wide >&2
 }
 
-stop_qemu() {
-  local pid i
-  pid="$(qemu_pid)" || return 0
-  # The disk is a throwaway overlay: no need for the guest to shut down cleanly.
-  oomlab_log "stopping qemu (pid ${pid})"
-  kill -TERM "${pid}" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    [[ -d "/proc/${pid}" ]] || return 0
-    sleep 0.2
-  done
-  kill -KILL "${pid}" 2>/dev/null || true
-}
+stop_qemu() { oomlab_qemu_stop "${PIDFILE}"; } # the disk is a throwaway overlay
 
 # Stops and removes everything but the Node object (a previous run's leftovers, before `up`).
 cmd_down_quiet() {
