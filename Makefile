@@ -113,6 +113,7 @@ bench-operator: venv ## Operator benchmarks on the cluster at $$KUBECONFIG (stat
 
 .PHONY: down
 down: ## Undo setup: cluster, swapfile, Docker engine we started; the egress guard last.
+	-hack/vm-engine.sh down
 	-hack/cluster.sh down
 	-hack/swap.sh off
 	-hack/docker-down.sh
@@ -159,3 +160,18 @@ vm-node-down: ## Stop the VM node and remove everything it made (the cluster sta
 .PHONY: bench-vm
 bench-vm: venv ## The LimitedSwap VM node vs the host's node: start -> Ready, apply -> final (ratio), status latency.
 	KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(BIN)/python bench/vm_node.py
+
+OOMLAB_VM_ENGINE_PORT ?= 23750
+export OOMLAB_VM_ENGINE_PORT
+
+.PHONY: vm-engine-up
+vm-engine-up: images ## Docker (runc, crun) in a cgroup v2 qemu guest: the engine docker@vm, at 127.0.0.1:$$OOMLAB_VM_ENGINE_PORT.
+	hack/vm-engine.sh up
+
+.PHONY: vm-engine-down
+vm-engine-down: ## Stop the VM engine and remove its overlay disk.
+	hack/vm-engine.sh down
+
+.PHONY: report-vm
+report-vm: setup vm-engine-up ## The runtime comparison across the host's Docker (cgroup v1) and the VM's (v2), written to report-vm/.
+	OOMLAB_ENGINE_VM=tcp://127.0.0.1:$(OOMLAB_VM_ENGINE_PORT) $(BIN)/oomlab report --engine docker,docker@vm --runtime runc,crun --timeout 900 --out report-vm

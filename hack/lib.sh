@@ -267,3 +267,37 @@ oomlab_pause_image_tar() { # dest-tar ref
   tar -C "${work}" -cf "${dest}" manifest.json "${cfg_sha}.json" layer.tar
   rm -rf "${work}"
 }
+
+# --- qemu guests (hack/vm-node.sh, hack/vm-engine.sh) ---
+
+# qemu's accelerator: KVM only where the CPU offers it (FACTS: this host's /dev/kvm never boots
+# a guest), else TCG.
+oomlab_qemu_accel_args() {
+  if grep -qwE 'vmx|svm' /proc/cpuinfo && [[ -w /dev/kvm ]]; then
+    echo "-accel kvm -cpu host"
+  else
+    echo "-accel tcg,thread=multi -cpu max"
+  fi
+}
+
+# The pid in a qemu pidfile, if that process runs and is qemu.
+oomlab_qemu_pid() { # pidfile
+  local pid
+  [[ -f "$1" ]] || return 1
+  read -r pid <"$1" || return 1
+  [[ -n "${pid}" && "$(readlink "/proc/${pid}/exe" 2>/dev/null)" == */qemu-system-* ]] || return 1
+  echo "${pid}"
+}
+
+# Stops a qemu (TERM, then KILL after 10 s): its disks are throwaway overlays.
+oomlab_qemu_stop() { # pidfile
+  local pid i
+  pid="$(oomlab_qemu_pid "$1")" || return 0
+  oomlab_log "stopping qemu (pid ${pid})"
+  kill -TERM "${pid}" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    [[ -d "/proc/${pid}" ]] || return 0
+    sleep 0.2
+  done
+  kill -KILL "${pid}" 2>/dev/null || true
+}

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# A cgroup v2 container engine for the experiments: Docker (Debian's docker.io, runc and crun)
+# in a qemu guest with a 2 GiB swapfile and THP madvise, so that `oomlab docker run --engine
+# docker@vm` measures cgroup v2 swap (this host is cgroup v1). Not a Kubernetes node (that is
+# hack/vm-node.sh); the two can run side by side.
+#
+#   hack/vm-engine.sh up       build the image if needed (hack/vm-engine-image.sh), boot it, wait
+#                              for dockerd, load the workload image; print the export line
+#   hack/vm-engine.sh down     stop the guest and remove its overlay
+#   hack/vm-engine.sh status   what runs; exit 1 if the engine does not answer
+#
+# Network: no tap. qemu's user-mode network with restrict=on (the guest can send nothing off the
+# machine) and one forward, 127.0.0.1:OOMLAB_VM_ENGINE_PORT on the host -> dockerd's tcp 2375
+# in the guest. `OOMLAB_ENGINE_VM=tcp://127.0.0.1:PORT` makes `--engine docker@vm` reach it.
+# Env: OOMLAB_VM_ENGINE_PORT (23750), OOMLAB_VM_ENGINE_MEMORY (MiB, 2048), OOMLAB_VM_ENGINE_CPUS
+#      (2), OOMLAB_VM_ENGINE_READY_SECONDS (600), OOMLAB_VM_MEMHOG_IMAGE (oomlab/memhog:dev: from
+#      the host's Docker engine, else from ${OOMLAB_CACHE}/images/memhog-dev-vm-engine.tar).
+set -euo pipefail
+
+HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=hack/lib.sh
+source "${HACK_DIR}/lib.sh"
+
+: "${OOMLAB_VM_ENGINE_PORT:=23750}"
+: "${OOMLAB_VM_ENGINE_MEMORY:=2048}"
+: "${OOMLAB_VM_ENGINE_CPUS:=2}"
+: "${OOMLAB_VM_ENGINE_READY_SECONDS:=600}"
+: "${OOMLAB_VM_MEMHOG_IMAGE:=oomlab/memhog:dev}"
+: "${OOMLAB_VM_ENGINE_STATE:=${OOMLAB_STATE}/vm-engine}"
+: "${OOMLAB_VM_ENGINE_IMAGE_TAR:=${OOMLAB_CACHE}/images/memhog-dev-vm-engine.tar}"
+
+PIDFILE="${OOMLAB_VM_ENGINE_STATE}/qemu.pid"
+# Outside the state directory: kept after `down` (and a failed `up`) for a post-mortem.
+SERIAL_LOG="${OOMLAB_STATE}/vm-engine-serial.log"
+# One line per `up`: UTC time, seconds from qemu start to dockerd answering, accelerator.
+TIMES_LOG="${OOMLAB_STATE}/vm-engine-times.tsv"
+ADDRESS="tcp://127.0.0.1:${OOMLAB_VM_ENGINE_PORT}"
+
+guest_docker() { DOCKER_HOST="${ADDRESS}" oomlab_docker "$@"; }
+engine_answers() { guest_docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+qemu_pid() { oomlab_qemu_pid "${PIDFILE}"; }
+
+start_qemu() { # image-dir
+  local image="$1" accel
+  read -ra accel <<<"$(oomlab_qemu_accel_args)"
+  oomlab_log "qemu: ${accel[*]}, ${OOMLAB_VM_ENGINE_CPUS} CPUs, ${OOMLAB_VM_ENGINE_MEMORY} MiB, dockerd at ${ADDRESS} (serial log ${SERIAL_LOG})"
+  qemu-system-x86_64 -name oomlab-vm-engine -nodefaults -machine q35 "${accel[@]}" \
+    -smp "${OOMLAB_VM_ENGINE_CPUS}" -m "${OOMLAB_VM_ENGINE_MEMORY}" \
+    -kernel "${image}/vmlinuz" -initrd "${image}/initrd.img" -append "$(cat "${image}/cmdline")" \
+    -drive "file=${OOMLAB_VM_ENGINE_STATE}/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe" \
+    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${OOMLAB_VM_ENGINE_PORT}-:2375" \
+    -device virtio-net-pci,netdev=n0 \
+    -display none -vga none -serial "file:${SERIAL_LOG}" \
+    -monitor "unix:${OOMLAB_VM_ENGINE_STATE}/monitor.sock,server,nowait" \
+    -daemonize -pidfile "${PIDFILE}"
+}
+
+wait_engine() { # started-at (seconds since epoch)
+  local start="$1" i
+  oomlab_log "waiting for dockerd in the guest (up to ${OOMLAB_VM_ENGINE_READY_SECONDS} s)"
+  for ((i = 0; i < OOMLAB_VM_ENGINE_READY_SECONDS; i++)); do
+    engine_answers && break
+    qemu_pid >/dev/null || { tail -n 40 "${SERIAL_LOG}" >&2; oomlab_die "qemu exited"; }
+    sleep 1
+  done
+  engine_answers || { tail -n 40 "${SERIAL_LOG}" >&2; oomlab_die "dockerd did not answer at ${ADDRESS} after ${OOMLAB_VM_ENGINE_READY_SECONDS} s"; }
+  local took=$(($(date +%s) - start))
+  printf '%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "${took}" "$(oomlab_qemu_accel_args)" >>"${TIMES_LOG}"
+  oomlab_log "dockerd in the guest answers ${took} s after qemu started"
+}
+
+load_workload_image() {
+  if guest_docker image inspect "${OOMLAB_VM_MEMHOG_IMAGE}" >/dev/null 2>&1; then return; fi
+  if oomlab_docker image inspect "${OOMLAB_VM_MEMHOG_IMAGE}" >/dev/null 2>&1; then
+    oomlab_log "loading ${OOMLAB_VM_MEMHOG_IMAGE} into the guest (docker save | docker load)"
+    oomlab_docker save "${OOMLAB_VM_MEMHOG_IMAGE}" | guest_docker load >&2
+  elif [[ -s "${OOMLAB_VM_ENGINE_IMAGE_TAR}" ]]; then
+    oomlab_log "loading ${OOMLAB_VM_ENGINE_IMAGE_TAR} into the guest (the host's engine is not up)"
+    guest_docker load -i "${OOMLAB_VM_ENGINE_IMAGE_TAR}" >&2
+  else
+    oomlab_die "${OOMLAB_VM_MEMHOG_IMAGE} is in neither the host's engine nor ${OOMLAB_VM_ENGINE_IMAGE_TAR}: run 'make images'"
+  fi
+}
+
+print_export() { echo "export OOMLAB_ENGINE_VM=${ADDRESS}"; }
+
+cmd_up() {
+  oomlab_need_root "boots a VM"
+  oomlab_apt_install qemu-system-x86 qemu-utils
+  if qemu_pid >/dev/null; then
+    oomlab_log "the VM engine already runs (qemu pid $(qemu_pid))"
+    wait_engine "$(stat -c %Y "${PIDFILE}")"
+    load_workload_image
+    print_export
+    return
+  fi
+  local image start
+  image="$("${HACK_DIR}/vm-engine-image.sh" build)"
+  cmd_down # a previous run's leftovers
+  # From here on, a failure removes what this run made.
+  trap 'oomlab_warn "up failed: stopping the VM engine"; cmd_down' EXIT
+  mkdir -p "${OOMLAB_VM_ENGINE_STATE}"
+  rm -f "${SERIAL_LOG}"
+  echo "${image}" >"${OOMLAB_VM_ENGINE_STATE}/image"
+  qemu-img create -q -f qcow2 -F raw -b "${image}/disk.raw" "${OOMLAB_VM_ENGINE_STATE}/overlay.qcow2"
+  start="$(date +%s)"
+  start_qemu "${image}"
+  wait_engine "${start}"
+  load_workload_image
+  trap - EXIT
+  print_export
+}
+
+cmd_down() {
+  trap - EXIT
+  oomlab_qemu_stop "${PIDFILE}"
+  rm -rf "${OOMLAB_VM_ENGINE_STATE}"
+}
+
+cmd_status() {
+  local pid
+  if pid="$(qemu_pid)"; then
+    echo "qemu            running (pid ${pid}; image $(cat "${OOMLAB_VM_ENGINE_STATE}/image" 2>/dev/null))"
+  else
+    echo "qemu            stopped"
+  fi
+  [[ -f "${TIMES_LOG}" ]] && echo "last up         $(tail -n1 "${TIMES_LOG}" | cut -f2) s from qemu start to dockerd answering"
+  if engine_answers; then
+    # shellcheck disable=SC2016  # a Go template, not the shell's
+    echo "engine          ${ADDRESS}: $(guest_docker info --format 'Docker {{.ServerVersion}}, cgroup v{{.CgroupVersion}}, runtimes {{range $k, $v := .Runtimes}}{{$k}} {{end}}')"
+    print_export
+  else
+    echo "engine          no answer at ${ADDRESS}"
+    return 1
+  fi
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  *) sed -n '7,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac
