@@ -52,9 +52,11 @@ each_source() { # kubectl-args... : runs `kc ARGS <source>` for every source
   done
 }
 
-# name phase docker-source, one line per sample experiment
+# name phase docker-source, one line per sample experiment (custom columns: `get -f FILE` is one
+# object, not a List, so a jsonpath over .items would list nothing for it)
 samples_state() {
-  each_source get -o jsonpath='{range .items[*]}{.metadata.name} {.status.phase} {.status.docker.source}{"\n"}{end}'
+  each_source get --no-headers \
+    -o custom-columns=NAME:.metadata.name,PHASE:.status.phase,SOURCE:.status.docker.source
 }
 
 all_terminal() {
@@ -78,7 +80,8 @@ oomlab_log "lab: applying the samples in namespace ${NAMESPACE} (earlier runs of
 each_source delete --ignore-not-found --wait=true >&2
 each_source apply >&2
 
-mapfile -t with_docker < <(each_source get -o jsonpath='{range .items[?(@.spec.docker)]}{.metadata.name}{"\n"}{end}')
+mapfile -t with_docker < <(each_source get --no-headers \
+  -o custom-columns=NAME:.metadata.name,DOCKER:.spec.docker.memory | awk '$2 != "<none>" { print $1 }')
 for name in "${with_docker[@]}"; do
   oomlab_log "lab: oomlab parity ${name} (its spec.docker flags on the local Docker engine)"
   "${CLI}" parity "${name}" -n "${NAMESPACE}" >&2
