@@ -65,7 +65,9 @@ def test_ctrl_c_removes_the_container(client: Any) -> None:
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if client.containers.list(filters={"label": RUN_LABEL, "status": "running"}):
+        running = client.containers.list(filters={"label": RUN_LABEL, "status": "running"})
+        # the workload's container, not the runner's info() probe that comes first
+        if any(not c.labels[RUN_LABEL].startswith("probe-") for c in running):
             break
         time.sleep(0.2)
     else:
