@@ -68,6 +68,7 @@ test-unit: venv ## Unit tier: pure rules, memhog, manifests; seconds, no service
 
 .PHONY: test-net
 test-net: venv ## Net tier (root): the egress guard proven inside network namespaces; seconds.
+	hack/egress-guard.sh deps
 	OOMLAB_REQUIRE_NETNS=1 $(PYTEST) tests/net
 
 .PHONY: test-docker
