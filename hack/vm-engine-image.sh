@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the boot files and disk of oomlab's VM *engine* (hack/vm-engine.sh runs it): a Debian
 # bookworm guest with Debian's kernel (cgroup v2), docker.io (dockerd, containerd, runc),
-# podman 4.3 (its API service on tcp 8888) and crun, a 2 GiB swapfile and THP madvise, like the VM
-# node but with no kubelet. The node's image
+# podman 4.3 (API services on tcp 8888 with crun, 8889 with runc) and crun, a 2 GiB swapfile and
+# THP madvise, like the VM node but with no kubelet. The node's image
 # (hack/vm-image.sh) is not touched: this one has its own cache directory and key.
 #
 #   hack/vm-engine-image.sh [build]   build unless cached; print the image directory on stdout
@@ -34,7 +34,7 @@ BOOTSTRAP_PACKAGES=(systemd-sysv udev kmod iproute2)
 # AppArmor on (Debian's default) without apparmor_parser.
 PACKAGES=(linux-image-amd64 docker.io podman apparmor crun ca-certificates dbus)
 ENABLED_UNITS=(systemd-networkd.service containerd.service docker.service dbus.service
-               oomlab-swap.service oomlab-podman-api.service)
+               oomlab-swap.service oomlab-podman-api.service oomlab-podman-api-runc.service)
 MASKED_UNITS=(serial-getty@ttyS0.service getty@tty1.service systemd-firstboot.service
               e2scrub_reap.service e2scrub_all.timer fstrim.timer apt-daily.timer
               apt-daily-upgrade.timer dpkg-db-backup.timer systemd-networkd-wait-online.service

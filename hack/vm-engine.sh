@@ -11,12 +11,13 @@
 #   hack/vm-engine.sh status   what runs; exit 1 if the engine does not answer
 #
 # Network: no tap. qemu's user-mode network with restrict=on (the guest can send nothing off the
-# machine) and two forwards: 127.0.0.1:OOMLAB_VM_ENGINE_PORT on the host -> dockerd's tcp 2375 in
-# the guest, 127.0.0.1:OOMLAB_VM_ENGINE_PODMAN_PORT -> podman's API service on tcp 8888.
-# `OOMLAB_ENGINE_VM=tcp://127.0.0.1:PORT` makes `--engine docker@vm` reach dockerd,
-# `OOMLAB_ENGINE_PODMAN_VM=tcp://127.0.0.1:PODMAN_PORT` makes `--engine podman@vm` reach podman.
+# machine) and three forwards from the host's 127.0.0.1: OOMLAB_VM_ENGINE_PORT -> dockerd's tcp
+# 2375 in the guest, OOMLAB_VM_ENGINE_PODMAN_PORT -> podman's API service with crun (tcp 8888),
+# OOMLAB_VM_ENGINE_PODMAN_RUNC_PORT -> the one with runc (tcp 8889; a podman service runs every
+# container with its own runtime). `OOMLAB_ENGINE_VM=tcp://127.0.0.1:PORT` makes `--engine
+# docker@vm` reach dockerd, `OOMLAB_ENGINE_PODMAN_VM=crun=tcp://...,runc=tcp://...` podman@vm.
 # Env: OOMLAB_VM_ENGINE_PORT (23750), OOMLAB_VM_ENGINE_PODMAN_PORT (23751),
-#      OOMLAB_VM_ENGINE_MEMORY (MiB, 2048), OOMLAB_VM_ENGINE_CPUS
+#      OOMLAB_VM_ENGINE_PODMAN_RUNC_PORT (23752), OOMLAB_VM_ENGINE_MEMORY (MiB, 2048), OOMLAB_VM_ENGINE_CPUS
 #      (2), OOMLAB_VM_ENGINE_READY_SECONDS (600), OOMLAB_VM_MEMHOG_IMAGE (oomlab/memhog:dev: from
 #      the host's Docker engine, else from ${OOMLAB_CACHE}/images/memhog-dev-vm-engine.tar).
 set -euo pipefail
@@ -27,6 +28,7 @@ source "${HACK_DIR}/lib.sh"
 
 : "${OOMLAB_VM_ENGINE_PORT:=23750}"
 : "${OOMLAB_VM_ENGINE_PODMAN_PORT:=23751}"
+: "${OOMLAB_VM_ENGINE_PODMAN_RUNC_PORT:=23752}"
 : "${OOMLAB_VM_ENGINE_MEMORY:=2048}"
 : "${OOMLAB_VM_ENGINE_CPUS:=2}"
 : "${OOMLAB_VM_ENGINE_READY_SECONDS:=600}"
@@ -41,13 +43,15 @@ SERIAL_LOG="${OOMLAB_STATE}/vm-engine-serial.log"
 TIMES_LOG="${OOMLAB_STATE}/vm-engine-times.tsv"
 ADDRESS="tcp://127.0.0.1:${OOMLAB_VM_ENGINE_PORT}"
 PODMAN_ADDRESS="tcp://127.0.0.1:${OOMLAB_VM_ENGINE_PODMAN_PORT}"
-PODMAN_GUEST_PORT=8888
+PODMAN_RUNC_ADDRESS="tcp://127.0.0.1:${OOMLAB_VM_ENGINE_PODMAN_RUNC_PORT}"
 
 guest_docker() { DOCKER_HOST="${ADDRESS}" oomlab_docker "$@"; }
 # podman's Docker-compatible API: the docker CLI loads and inspects images in podman's store.
 guest_podman() { DOCKER_HOST="${PODMAN_ADDRESS}" oomlab_docker "$@"; }
 engine_answers() { guest_docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
-podman_answers() { guest_podman version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+podman_answers() { # [address]
+  DOCKER_HOST="${1:-${PODMAN_ADDRESS}}" oomlab_docker version --format '{{.Server.Version}}' >/dev/null 2>&1
+}
 
 qemu_pid() { oomlab_qemu_pid "${PIDFILE}"; }
 
@@ -59,7 +63,7 @@ start_qemu() { # image-dir
     -smp "${OOMLAB_VM_ENGINE_CPUS}" -m "${OOMLAB_VM_ENGINE_MEMORY}" \
     -kernel "${image}/vmlinuz" -initrd "${image}/initrd.img" -append "$(cat "${image}/cmdline")" \
     -drive "file=${OOMLAB_VM_ENGINE_STATE}/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe" \
-    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${OOMLAB_VM_ENGINE_PORT}-:2375,hostfwd=tcp:127.0.0.1:${OOMLAB_VM_ENGINE_PODMAN_PORT}-:${PODMAN_GUEST_PORT}" \
+    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${OOMLAB_VM_ENGINE_PORT}-:2375,hostfwd=tcp:127.0.0.1:${OOMLAB_VM_ENGINE_PODMAN_PORT}-:8888,hostfwd=tcp:127.0.0.1:${OOMLAB_VM_ENGINE_PODMAN_RUNC_PORT}-:8889" \
     -device virtio-net-pci,netdev=n0 \
     -display none -vga none -serial "file:${SERIAL_LOG}" \
     -monitor "unix:${OOMLAB_VM_ENGINE_STATE}/monitor.sock,server,nowait" \
@@ -78,8 +82,11 @@ wait_engine() { # started-at (seconds since epoch)
   local took=$(($(date +%s) - start))
   printf '%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "${took}" "$(oomlab_qemu_accel_args)" >>"${TIMES_LOG}"
   oomlab_log "dockerd in the guest answers ${took} s after qemu started"
-  oomlab_wait_for 120 "podman's API at ${PODMAN_ADDRESS}" podman_answers ||
-    { tail -n 40 "${SERIAL_LOG}" >&2; oomlab_die "podman's API service did not answer at ${PODMAN_ADDRESS}"; }
+  local podman
+  for podman in "${PODMAN_ADDRESS}" "${PODMAN_RUNC_ADDRESS}"; do
+    oomlab_wait_for 120 "podman's API at ${podman}" podman_answers "${podman}" ||
+      { tail -n 40 "${SERIAL_LOG}" >&2; oomlab_die "podman's API service did not answer at ${podman}"; }
+  done
 }
 
 image_id() { # docker-cli-function image
@@ -111,7 +118,7 @@ load_workload_images() { load_workload_image guest_docker; load_workload_image g
 
 print_export() {
   echo "export OOMLAB_ENGINE_VM=${ADDRESS}"
-  echo "export OOMLAB_ENGINE_PODMAN_VM=${PODMAN_ADDRESS}"
+  echo "export OOMLAB_ENGINE_PODMAN_VM=crun=${PODMAN_ADDRESS},runc=${PODMAN_RUNC_ADDRESS}"
 }
 
 cmd_up() {
@@ -162,11 +169,11 @@ cmd_status() {
     echo "engine          no answer at ${ADDRESS}"
     return 1
   fi
-  if podman_answers; then
-    echo "podman          ${PODMAN_ADDRESS}: $(guest_podman version --format 'podman {{.Server.Version}}')"
+  if podman_answers && podman_answers "${PODMAN_RUNC_ADDRESS}"; then
+    echo "podman          ${PODMAN_ADDRESS} (crun), ${PODMAN_RUNC_ADDRESS} (runc): $(guest_podman version --format 'podman {{.Server.Version}}')"
     print_export
   else
-    echo "podman          no answer at ${PODMAN_ADDRESS}"
+    echo "podman          no answer at ${PODMAN_ADDRESS} or ${PODMAN_RUNC_ADDRESS}"
     return 1
   fi
 }

@@ -26,6 +26,8 @@ def podman_vm() -> PodmanRunner:
         runner = container_runner(ENGINE)
         assert isinstance(runner, PodmanRunner)
         runner.info()
+        for runtime in ("runc", "crun"):
+            runner._runtime_url(runtime)
     except EngineError as exc:
         pytest.skip(f"podman@vm does not answer: {exc}")
     return runner
@@ -35,6 +37,7 @@ def podman_vm() -> PodmanRunner:
 def no_leftover_containers(podman_vm: PodmanRunner) -> object:
     yield
     assert podman_vm.url is not None
+    # The services share one store: any of them lists every container.
     left = subprocess.run(
         ["podman", "--remote", "--url", podman_vm.url, "ps", "-a", "-q",
          "--filter", f"label={RUN_LABEL}"],

@@ -9,7 +9,13 @@ import sys
 
 import pytest
 
-from oomlab.runners import EngineUnavailable, PodmanRunner, container_runner, engine_address
+from oomlab.runners import (
+    EngineError,
+    EngineUnavailable,
+    PodmanRunner,
+    container_runner,
+    engine_address,
+)
 from oomlab.runners.podman import (
     OOM_EVIDENCE_SCRIPT,
     OomCounts,
@@ -17,6 +23,7 @@ from oomlab.runners.podman import (
     oci_runtime_version,
     parse_oom_counts,
     podman_command,
+    podman_urls,
     remote_oom_evidence,
 )
 
@@ -56,13 +63,32 @@ def test_podman_at_a_name_without_its_variable_says_which_to_set(
 
 
 def test_podman_at_vm_is_a_remote_podman_runner(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OOMLAB_ENGINE_PODMAN_VM", "tcp://127.0.0.1:23751")
+    monkeypatch.setenv(
+        "OOMLAB_ENGINE_PODMAN_VM", "crun=tcp://127.0.0.1:23751,runc=tcp://127.0.0.1:23752"
+    )
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
     runner = container_runner("podman@vm")
     assert isinstance(runner, PodmanRunner)
-    assert runner.url == "tcp://127.0.0.1:23751"
+    assert runner.url == "tcp://127.0.0.1:23751"  # info, probes and images: the first service
+    assert runner._runtime_url("runc") == "tcp://127.0.0.1:23752"
+    assert runner._runtime_url("crun") == "tcp://127.0.0.1:23751"
+    with pytest.raises(EngineError, match="no service for runtime youki"):
+        runner._runtime_url("youki")
     local = container_runner("podman")
     assert isinstance(local, PodmanRunner) and local.url is None
+    assert local._runtime_url("runc") is None  # this machine's podman, --runtime on the CLI
+
+
+def test_a_podman_address_is_one_url_or_one_per_runtime() -> None:
+    assert podman_urls("tcp://127.0.0.1:23751") == {None: "tcp://127.0.0.1:23751"}
+    assert podman_urls("crun=tcp://h:1, runc=tcp://h:2") == {
+        None: "tcp://h:1",
+        "crun": "tcp://h:1",
+        "runc": "tcp://h:2",
+    }
+    for bad in ("127.0.0.1:23751", "=tcp://h:1", "crun=h:1", ""):
+        with pytest.raises(EngineError, match="podman address"):
+            podman_urls(bad)
 
 
 def test_podman_command_goes_remote_only_with_a_url() -> None:

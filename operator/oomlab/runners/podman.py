@@ -75,6 +75,29 @@ print(repr({"own": own, "events": events, "vmstat": read("/proc/vmstat")}))
 and the kernel's ``/proc/vmstat``. The workload's container has the same parent cgroup."""
 
 
+def podman_urls(address: str) -> dict[str | None, str]:
+    """A podman engine's address: one ``podman --url`` value (``tcp://127.0.0.1:23751``: every
+    runtime through that service) or one per OCI runtime (``crun=tcp://...,runc=tcp://...``): a
+    podman service runs each container with its own default runtime, podman-remote has no
+    ``--runtime`` and podman 4.3's APIs ignore a per-container one. The first URL is the key None
+    too (info, probes, images)."""
+    urls: dict[str | None, str] = {}
+    for part in (p.strip() for p in address.split(",")):
+        runtime, equals, url = part.partition("=")
+        if not equals:
+            runtime, url = "", part
+        if "://" not in url or (equals and not runtime):
+            raise EngineError(
+                f"podman address {address!r}: expected URL or RUNTIME=URL[,RUNTIME=URL...]"
+            )
+        urls.setdefault(None, url)
+        if runtime:
+            urls[runtime] = url
+    if not urls:
+        raise EngineError("empty podman address")
+    return urls
+
+
 def podman_command(url: str | None, *args: str) -> list[str]:
     """The podman command line, against a remote API service when ``url`` is given."""
     return ["podman", *(["--remote", "--url", url] if url else []), *args]
@@ -224,8 +247,9 @@ def ensure_podman_image(image: str, url: str | None = None) -> None:
 
 
 class PodmanRunner:
-    """Runs :class:`ContainerRun` experiments through the podman CLI; with ``url`` (a
-    ``podman --url`` value such as ``tcp://127.0.0.1:23751``) on that remote API service."""
+    """Runs :class:`ContainerRun` experiments through the podman CLI; with ``url`` (see
+    :func:`podman_urls`: ``tcp://127.0.0.1:23751`` or ``crun=tcp://...,runc=tcp://...``) on
+    those remote API services."""
 
     name = "podman"
 
@@ -233,14 +257,32 @@ class PodmanRunner:
         if shutil.which("podman") is None:
             raise EngineError("podman is not installed: apt-get install podman")
         self.probe_image = probe_image
-        self.url = url
+        self.urls = podman_urls(url) if url else {}
+        self.url = self.urls.get(None)
         self._info: RuntimeInfo | None = None
-        self._engine: Mapping[str, Any] = {}
+        self._engines: dict[str, Mapping[str, Any]] = {}
 
     def _podman(
-        self, *args: str, timeout: float = 60, cwd: str = _PODMAN_CWD
+        self, *args: str, timeout: float = 60, cwd: str = _PODMAN_CWD, url: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return _podman(*args, timeout=timeout, cwd=cwd, url=self.url)
+        return _podman(*args, timeout=timeout, cwd=cwd, url=url or self.url)
+
+    def _engine(self, url: str) -> Mapping[str, Any]:
+        """``podman info`` of one remote service, once."""
+        if url not in self._engines:
+            proc = self._podman("info", "--format", "json", url=url)
+            self._engines[url] = json.loads(proc.stdout) if proc.returncode == 0 else {}
+        return self._engines[url]
+
+    def _runtime_url(self, runtime: str) -> str | None:
+        """The remote service that runs ``runtime`` (None: this machine's podman)."""
+        if not self.urls:
+            return None
+        url = self.urls.get(runtime)
+        if url is None and len(self.urls) > 1:
+            named = ", ".join(sorted(k for k in self.urls if k))
+            raise EngineError(f"podman at {self.url}: no service for runtime {runtime} ({named})")
+        return url or self.url
 
     def info(self) -> RuntimeInfo:
         if self._info is None:
@@ -253,8 +295,10 @@ class PodmanRunner:
                         "with hack/vm-engine.sh up"
                     )
                 raise EngineError(f"podman info failed: {message}")
-            self._engine = json.loads(proc.stdout)
-            self._info = podman_info(self._engine, self._probe())
+            engine = json.loads(proc.stdout)
+            if self.url:
+                self._engines[self.url] = engine
+            self._info = podman_info(engine, self._probe())
         return self._info
 
     def _run_probe(self, script: str, *options: str) -> str | None:
@@ -289,19 +333,21 @@ class PodmanRunner:
         run = experiment
         ensure_podman_image(run.image, self.url)
         info = self.info()
-        if info.local:
-            version = local_runtime_version(run.runtime)
+        url = self._runtime_url(run.runtime)
+        if url is None:
+            version = local_runtime_version(run.runtime) if info.local else None
         else:
-            version = oci_runtime_version(self._engine, run.runtime)
+            version = oci_runtime_version(self._engine(url), run.runtime)
         host = replace(info, runtime=run.runtime, runtime_version=version)
         oom_before = self._oom_counts()
         name = f"oomlab-{uuid.uuid4().hex[:12]}"
+        runtime = [] if url else ["--runtime", run.runtime]
         create = [
             "create", "--name", name, *HARDENING, "--env", "PYTHONUNBUFFERED=1",
-            "--runtime", run.runtime, "--label", f"{RUN_LABEL}={name}", *run.flags(),
+            *runtime, "--label", f"{RUN_LABEL}={name}", *run.flags(),
             run.image, *run.workload.args(),
         ]  # fmt: skip
-        proc = self._podman(*create)
+        proc = self._podman(*create, url=url)
         if proc.returncode != 0:
             message = _last_line(proc.stderr, "unknown error")
             if "image not known" in message or "no such image" in message.lower():
@@ -310,26 +356,33 @@ class PodmanRunner:
         started = time.monotonic()
         timed_out = False
         error = ""
-        container_id = self._podman("inspect", "--format", "{{.Id}}", name).stdout.strip()
+        found = self._podman("inspect", "--format", "{{.Id}} {{.OCIRuntime}}", name, url=url)
+        container_id, _, oci_runtime = found.stdout.strip().partition(" ")
+        if url and oci_runtime != run.runtime:
+            self._podman("rm", "--force", name, url=url)
+            raise EngineError(
+                f"the podman service at {url} runs {oci_runtime or 'an unknown runtime'}, not "
+                f"{run.runtime}: name one service per runtime (crun=URL,runc=URL)"
+            )
         conmon_dir = tempfile.mkdtemp(prefix="oomlab-conmon-")
         try:
             with PeakSampler(cgroup_peak_files(container_id, host)) as sampler:
-                start = self._podman("start", name, cwd=conmon_dir)
+                start = self._podman("start", name, cwd=conmon_dir, url=url)
                 if start.returncode != 0:
                     error = _last_line(start.stderr, "?")
                 else:
                     try:
-                        self._podman("wait", name, timeout=run.timeout_s)
+                        self._podman("wait", name, timeout=run.timeout_s, url=url)
                     except subprocess.TimeoutExpired:
                         timed_out = True
-                        self._podman("kill", name)
-                        self._podman("wait", name)
+                        self._podman("kill", name, url=url)
+                        self._podman("wait", name, url=url)
             duration = time.monotonic() - started
-            inspect = json.loads(self._podman("inspect", name).stdout or "[{}]")[0]
-            logs = self._podman("logs", name).stdout
+            inspect = json.loads(self._podman("inspect", name, url=url).stdout or "[{}]")[0]
+            logs = self._podman("logs", name, url=url).stdout
             conmon_saw_oom = (Path(conmon_dir) / "oom").exists()
         finally:
-            self._podman("rm", "--force", name)
+            self._podman("rm", "--force", name, url=url)
             shutil.rmtree(conmon_dir, ignore_errors=True)
         state = inspect.get("State", {})
         exit_code = state.get("ExitCode")
