@@ -11,7 +11,6 @@ kernel instead: a probe container reads the OOM-kill count of the containers' pa
 
 from __future__ import annotations
 
-import ast
 import json
 import shutil
 import subprocess
@@ -34,7 +33,15 @@ from oomlab.runners.base import (
     container_result,
 )
 from oomlab.runners.docker import PROBE_MEMORY, local_runtime_version
-from oomlab.runners.info import PROBE_SCRIPT, Probe, cgroup_peak_files, parse_probe, podman_info
+from oomlab.runners.info import (
+    PROBE_READ,
+    PROBE_SCRIPT,
+    Probe,
+    cgroup_peak_files,
+    parse_probe,
+    podman_info,
+    probe_literal,
+)
 from oomlab.workload import DEFAULT_IMAGE
 
 NOFILE_LIMIT = 20000
@@ -52,13 +59,9 @@ HARDENING = [
 _PODMAN_CWD = tempfile.gettempdir()
 """conmon drops its ``oom`` marker in its working directory: never run podman from the user's."""
 
-OOM_EVIDENCE_SCRIPT = """
-def read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return None
+OOM_EVIDENCE_SCRIPT = (
+    PROBE_READ
+    + """
 own = ""
 for line in (read("/proc/self/cgroup") or "").splitlines():
     if line.startswith("0::"):
@@ -70,6 +73,7 @@ for i in range(1, len(parts)):
     events[path] = read("/sys/fs/cgroup" + path + "/memory.events")
 print(repr({"own": own, "events": events, "vmstat": read("/proc/vmstat")}))
 """
+)
 """Run by ``python3 -c`` in a container with the host's cgroup namespace (so its read-only
 /sys/fs/cgroup is the whole tree): its own cgroup path, the ``memory.events`` of each ancestor,
 and the kernel's ``/proc/vmstat``. The workload's container has the same parent cgroup."""
@@ -144,20 +148,16 @@ def containers_parent(own: str, events: Mapping[str, str | None]) -> str | None:
 
 def parse_oom_counts(output: str) -> OomCounts | None:
     """The evidence probe's line (a Python dict literal); None when the probe failed."""
-    for line in reversed(output.strip().splitlines()):
-        try:
-            data = ast.literal_eval(line)
-        except (ValueError, SyntaxError):
-            continue
-        if isinstance(data, Mapping):
-            events = data.get("events") or {}
-            parent = containers_parent(str(data.get("own") or ""), events)
-            return OomCounts(
-                cgroup=parent,
-                cgroup_oom_kills=_counter(events.get(parent), "oom_kill") if parent else None,
-                kernel_oom_kills=_counter(data.get("vmstat"), "oom_kill"),
-            )
-    return None
+    data = probe_literal(output)
+    if data is None:
+        return None
+    events = data.get("events") or {}
+    parent = containers_parent(str(data.get("own") or ""), events)
+    return OomCounts(
+        cgroup=parent,
+        cgroup_oom_kills=_counter(events.get(parent), "oom_kill") if parent else None,
+        kernel_oom_kills=_counter(data.get("vmstat"), "oom_kill"),
+    )
 
 
 def remote_oom_evidence(
