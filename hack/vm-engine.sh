@@ -17,8 +17,8 @@
 # container with its own runtime). `OOMLAB_ENGINE_VM=tcp://127.0.0.1:PORT` makes `--engine
 # docker@vm` reach dockerd, `OOMLAB_ENGINE_PODMAN_VM=crun=tcp://...,runc=tcp://...` podman@vm.
 # Env: OOMLAB_VM_ENGINE_PORT (23750), OOMLAB_VM_ENGINE_PODMAN_PORT (23751),
-#      OOMLAB_VM_ENGINE_PODMAN_RUNC_PORT (23752), OOMLAB_VM_ENGINE_MEMORY (MiB, 2048), OOMLAB_VM_ENGINE_CPUS
-#      (2), OOMLAB_VM_ENGINE_READY_SECONDS (600), OOMLAB_VM_MEMHOG_IMAGE (oomlab/memhog:dev: from
+#      OOMLAB_VM_ENGINE_PODMAN_RUNC_PORT (23752), OOMLAB_VM_ENGINE_MEMORY (MiB, 2048),
+#      OOMLAB_VM_ENGINE_CPUS (2), OOMLAB_VM_ENGINE_READY_SECONDS (600), OOMLAB_VM_MEMHOG_IMAGE (oomlab/memhog:dev: from
 #      the host's Docker engine, else from ${OOMLAB_CACHE}/images/memhog-dev-vm-engine.tar).
 set -euo pipefail
 
