@@ -130,6 +130,20 @@ def test_exit_137_with_the_cgroup_count_rising_is_an_oom_kill() -> None:
     assert "/machine.slice" in said and "from 2 to 3" in said and "memory.events" in said
 
 
+def test_the_evidence_has_no_parentheses_so_the_report_can_quote_it() -> None:
+    # the report finds who reported an OOM kill as the "(exit 137; WHO)" at the reason's end
+    cgroup = remote_oom_evidence(
+        137, parse_oom_counts(_probe_output(kills=2)), parse_oom_counts(_probe_output(kills=3))
+    )
+    kernel = remote_oom_evidence(
+        137,
+        OomCounts(cgroup=None, cgroup_oom_kills=None, kernel_oom_kills=1),
+        OomCounts(cgroup=None, cgroup_oom_kills=None, kernel_oom_kills=2),
+    )
+    for said in (cgroup, kernel):
+        assert said is not None and "(" not in said and ")" not in said
+
+
 def test_no_rise_or_no_sigkill_is_no_evidence() -> None:
     same = parse_oom_counts(_probe_output(kills=2))
     rose = parse_oom_counts(_probe_output(kills=3))

@@ -165,7 +165,8 @@ def remote_oom_evidence(
 ) -> str | None:
     """Who says a remote podman container was OOM-killed, when podman itself does not: an exit
     137 while the OOM-kill count of the containers' cgroup rose (the kernel's own count only
-    when the cgroup's could not be read). None: no evidence of an OOM kill."""
+    when the cgroup's could not be read). None: no evidence of an OOM kill. No parentheses in
+    the sentence: the report quotes it from inside the reason's own."""
     if exit_code != EXIT_SIGKILL or before is None or after is None:
         return None
     if (
@@ -177,7 +178,7 @@ def remote_oom_evidence(
         if after.cgroup_oom_kills > before.cgroup_oom_kills:
             return (
                 "podman's State.OOMKilled is false, but the OOM-kill count of its containers' "
-                f"cgroup {after.cgroup} on the engine's kernel (memory.events oom_kill) rose from "
+                f"cgroup {after.cgroup} on the engine's kernel, memory.events oom_kill, rose from "
                 f"{before.cgroup_oom_kills} to {after.cgroup_oom_kills} during the run"
             )
         return None
@@ -188,7 +189,7 @@ def remote_oom_evidence(
     ):
         return (
             "podman's State.OOMKilled is false and its containers' cgroup could not be read, but "
-            "the engine kernel's OOM-kill count (/proc/vmstat oom_kill) rose from "
+            "the engine kernel's OOM-kill count, /proc/vmstat oom_kill, rose from "
             f"{before.kernel_oom_kills} to {after.kernel_oom_kills} during the run"
         )
     return None
