@@ -163,6 +163,7 @@ def test_crd_has_status_subresource_and_printer_columns() -> None:
         "Parity",
         "Node",
         "Swap",
+        "Swap-Cost",
         "Limit",
         "Age",
     ]
@@ -172,6 +173,7 @@ def test_crd_has_status_subresource_and_printer_columns() -> None:
     assert columns["Parity"]["jsonPath"] == ".status.parity.result"
     assert columns["Node"]["jsonPath"] == ".status.kubernetes.nodeName"
     assert columns["Swap"]["jsonPath"] == ".spec.swapBehavior"
+    assert columns["Swap-Cost"]["jsonPath"] == ".status.swapCost.summary"
     assert columns["Limit"]["jsonPath"] == ".spec.resources.limits.memory"
     assert columns["Limit"]["priority"] == 1
     assert columns["Age"] == {
