@@ -172,7 +172,9 @@ class ExperimentSpec:
 
 
 def _measure_swap_cost(spec: Mapping[str, Any]) -> bool:
-    raw = spec.get("measureSwapCost", False)
+    raw = spec.get("measureSwapCost")
+    if raw is None:
+        return False
     if not isinstance(raw, bool):
         raise InvalidSpec(
             "spec.measureSwapCost", f"measureSwapCost must be true or false, not {raw!r}"
