@@ -4,9 +4,11 @@ test_operator_handlers.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from oomlab.classify import Phase
 from oomlab.config import OperatorConfig
@@ -19,6 +21,7 @@ from oomlab.swapcost_view import (
     STATE_DONE,
     STATE_MEASURING,
     STATE_WAITING,
+    VERDICTS,
     after_run,
     after_twin,
     twin_lost,
@@ -290,3 +293,19 @@ def test_twin_pod_name_is_a_short_stable_dns_label(name: str) -> None:
     twin = twin_pod_name(name, UID)
     assert len(twin) <= 63 and twin.startswith("oomx-twin-")
     assert twin == twin_pod_name(name, UID)
+
+
+def test_every_field_the_section_writes_is_in_the_crd() -> None:
+    # status.swapCost is a closed object in the CRD: a field missing there would be pruned
+    crd = yaml.safe_load(
+        (Path(__file__).parents[2] / "manifests/crd/oomexperiments.yaml").read_text()
+    )
+    (version,) = crd["spec"]["versions"]
+    schema = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["swapCost"]
+    twin = progress(1.6, 0.4, SwapActivity(0, 0, "system", 3, 0))
+    done = after_twin(measuring(), Outcome.COMPLETED, "Completed", twin, "2026-11-26T16:01:00Z")
+    written = (
+        set(done) | set(twin_lost(measuring(), "x", "t")) | set(after_run(None, None, None, 0))
+    )
+    assert written <= set(schema["properties"])
+    assert set(VERDICTS.values()) == set(schema["properties"]["verdict"]["enum"])
