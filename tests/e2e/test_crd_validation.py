@@ -159,10 +159,12 @@ def test_defaults_are_filled_in(kubectl: Kubectl) -> None:
         "mode": "bulk",
         "size": "700Mi",
         "hold": 0,
+        "reaccess": 0,
         "image": "oomlab/memhog:dev",
         "imagePullPolicy": "IfNotPresent",
     }
     assert spec["timeoutSeconds"] == 300
+    assert spec["measureSwapCost"] is False
     assert spec["docker"] == {"memory": "500m", "runtime": "runc"}
 
 
