@@ -38,6 +38,7 @@ def experiment_body(
     timeout_s: int,
     labels: dict[str, str] | None = None,
     swap_behavior: str | None = None,
+    measure_swap_cost: bool = False,
 ) -> dict[str, Any]:
     """An OOMExperiment document; sizes are checked here so a typo never reaches the cluster."""
     parse_k8s_quantity(limit, field="--limit")
@@ -54,6 +55,8 @@ def experiment_body(
     }
     if swap_behavior is not None:
         spec["swapBehavior"] = swap_behavior
+    if measure_swap_cost:
+        spec["measureSwapCost"] = True
     if docker_memory is not None:
         spec["docker"] = {"memory": docker_memory}
         if docker_memory_swap is not None:
@@ -76,7 +79,7 @@ def wait_all(namespace: str, names: Sequence[str], timeout_s: float) -> dict[str
                 found = kube.find_experiment(namespace, name)
                 if found is not None:
                     bodies[name] = found
-            done = [n for n in names if _phase(bodies.get(n)) in TERMINAL]
+            done = [n for n in names if _phase(bodies.get(n)) in TERMINAL and cost_known(bodies[n])]
             spinner.update(f"{len(done)}/{len(names)} experiment(s) finished")
             if len(done) == len(names):
                 break
@@ -116,6 +119,7 @@ def render(bodies: Sequence[dict[str, Any]], title: str) -> Table:
         if k8s.get("exitCode") is not None:
             observed += f"\nexit {k8s['exitCode']}"
         allocated = k8s.get("allocatedBytes")
+        cost_short, cost_sentence = swap_cost_note(status)
         table.add_row(
             f"{body['metadata']['name']}\n{workload.get('mode')} {workload.get('size')}\n"
             f"request {request} limit {limit}",
@@ -123,13 +127,38 @@ def render(bodies: Sequence[dict[str, Any]], title: str) -> Table:
             k8s.get("qosClass", "-"),
             swap_cell(k8s),
             k8s.get("predictedOutcome", "-"),
-            observed,
+            observed + cost_short,
             "-" if allocated is None else human(allocated),
             f"{docker.get('outcome', '-')}\n({docker.get('source', 'n/a')})",
             f"{parity.get('result', 'Unknown')}: {parity.get('explanation', '')}\n"
-            f"{k8s.get('explanation') or status.get('message') or ''}",
+            f"{k8s.get('explanation') or status.get('message') or ''}{cost_sentence}",
         )
     return table
+
+
+def cost_known(body: dict[str, Any]) -> bool:
+    """False while status.swapCost waits for the pod or measures the twin."""
+    state = ((body.get("status") or {}).get("swapCost") or {}).get("state")
+    return state not in ("Waiting", "Measuring")
+
+
+SwapCostOpt = Annotated[
+    bool,
+    typer.Option(
+        "--measure-swap-cost",
+        help="Also run each experiment's unconstrained twin and show the slowdown "
+        "(status.swapCost; waits up to twice as long).",
+    ),
+]
+
+
+def swap_cost_note(status: dict[str, Any]) -> tuple[str, str]:
+    """status.swapCost (spec.measureSwapCost) for the observed cell and the why cell: the
+    slowdown against the unconstrained twin (6.1x) and its sentence; nothing when not asked."""
+    cost = status.get("swapCost") or {}
+    if not cost:
+        return "", ""
+    return f"\nswap cost {cost.get('summary', '?')}", f"\nSwap cost: {cost.get('message', '')}"
 
 
 def node_cell(spec: dict[str, Any], k8s: dict[str, Any]) -> str:
@@ -172,14 +201,16 @@ def run(
     docker_memory_swap: Annotated[str | None, typer.Option(help="Docker --memory-swap.")] = None,
     namespace: NamespaceOpt = "default",
     timeout: Annotated[int, typer.Option(help="Seconds before TimedOut.", min=1)] = 300,
+    measure_swap_cost: SwapCostOpt = False,
 ) -> None:
     """Create one OOMExperiment, wait for its outcome, and show its status."""
     body = experiment_body(
         name, limit=limit, request=request, mode=mode, size=size, docker_memory=docker_memory,
         docker_memory_swap=docker_memory_swap, timeout_s=timeout,
+        measure_swap_cost=measure_swap_cost,
     )  # fmt: skip
     kube.create_experiment(namespace, body)
-    bodies = wait_all(namespace, [name], timeout + 60)
+    bodies = wait_all(namespace, [name], timeout * (2 if measure_swap_cost else 1) + 60)
     out.print(render([bodies.get(name, body)], f"OOMExperiment {namespace}/{name}"))
 
 
@@ -207,6 +238,7 @@ def matrix(
     ] = ["any"],  # noqa: B006
     namespace: NamespaceOpt = "default",
     timeout: Annotated[int, typer.Option(help="Seconds per experiment.", min=1)] = 300,
+    measure_swap_cost: SwapCostOpt = False,
 ) -> None:
     """limits x requests x modes x nodes as OOMExperiments: what the kubelet's swap rules really
     did, on each kind of node."""
@@ -228,9 +260,10 @@ def matrix(
             name, limit=lim, request=None if req == "limit" else req, mode=md, size=size,
             docker_memory=docker_memory, docker_memory_swap=docker_memory_swap,
             timeout_s=timeout, labels=run_label, swap_behavior=SWAP_BEHAVIORS[behavior],
+            measure_swap_cost=measure_swap_cost,
         )  # fmt: skip
         kube.create_experiment(namespace, body)
         names.append(name)
-    bodies = wait_all(namespace, names, timeout + 120)
+    bodies = wait_all(namespace, names, timeout * (2 if measure_swap_cost else 1) + 120)
     out.print(render([bodies[n] for n in names if n in bodies], "oomlab kube matrix"))
     err.print(f"experiments kept: kubectl delete oomx -n {namespace} -l oomlab.dev/matrix={stamp}")

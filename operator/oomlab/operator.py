@@ -67,6 +67,16 @@ from oomlab.pods import (
 )
 from oomlab.results import Outcome, Progress
 from oomlab.status import assemble, invalid_spec_message, rejected_status
+from oomlab.swapcost_view import (
+    STATE_DONE,
+    STATE_MEASURING,
+    after_twin,
+    swap_cost_of,
+    twin_lost,
+    twin_started,
+)
+from oomlab.timestamps import parse_time, rfc3339
+from oomlab.twin import build_twin_pod, is_twin, twin_memory_limit, twin_pod_name
 from oomlab.workload import parse_lines
 
 log = logging.getLogger("oomlab.operator")
@@ -274,9 +284,18 @@ async def write_status(
     if transition is not None:
         old, new = transition
         _announce(change.body, old, new, str(change.after.get("message", "")))
+    _announce_swap_cost(change)
     timed_out_now = transition is not None and transition[1] == Phase.TIMED_OUT
     arm_alarms(state, change.body, timed_out_now=timed_out_now)
     return change
+
+
+def _announce_swap_cost(change: kube.StatusChange) -> None:
+    """An Event when status.swapCost is decided (measured, or nothing to measure)."""
+    before, after = swap_cost_of(change.before), swap_cost_of(change.after)
+    if after.get("state") == STATE_DONE and before.get("state") != STATE_DONE:
+        reason = f"SwapCost{after.get('verdict', '')}"
+        kopf.info(as_body(change.body), reason=reason, message=str(after.get("message", "")))
 
 
 def arm_alarms(
@@ -291,6 +310,7 @@ def arm_alarms(
         return
     phase = phase_of(status_of(body))
     if phase is not None and phase.terminal:
+        arm_twin_alarms(state, body, spec)
         state.alarms.cancel(f"timeout/{uid}")
         pod = pod_name(name, uid)
         if timed_out_now:
@@ -330,6 +350,7 @@ async def start_experiment(
     current = dict(body)
     if is_terminal(current):
         arm_alarms(state, current, timed_out_now=phase_of(status_of(current)) == Phase.TIMED_OUT)
+        await ensure_twin(state, current, after_restart=True)
         return
     try:
         spec = ExperimentSpec.from_spec(
@@ -473,17 +494,26 @@ async def fold_docker_observation(*, body: kopf.Body, memo: kopf.Memo, **_: Any)
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def experiment_event(
-    *, type: str, namespace: str | None, name: str, uid: str, memo: kopf.Memo, **_: Any
+    *,
+    type: str,
+    body: kopf.Body,
+    namespace: str | None,
+    name: str,
+    uid: str,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
-    """On deletion drops the alarms and removes the pod at once (garbage collection through
-    ownerReferences would too, a little later)."""
+    """On deletion drops the alarms and removes the pod (and the twin, if one was made) at once
+    (garbage collection through ownerReferences would too, a little later)."""
     if type != "DELETED":
         return
     state = state_of(memo)
-    state.alarms.cancel(f"timeout/{uid}")
-    state.alarms.cancel(f"cleanup/{uid}")
+    for kind in ("timeout", "cleanup", "twin", "twin-cleanup"):
+        state.alarms.cancel(f"{kind}/{uid}")
     if namespace:
         await _delete_pod(namespace, pod_name(name, uid))
+        if swap_cost_of(status_of(body)).get("twinPodName"):
+            await _delete_pod(namespace, twin_pod_name(name, uid))
 
 
 # --------------------------------------------------------------------------------------------
@@ -501,9 +531,15 @@ async def pod_event(
     if owner is None or namespace is None:
         return
     parent = await asyncio.to_thread(kube.find_experiment, namespace, owner.name)
-    if parent is None or parent["metadata"].get("uid") != owner.uid or is_terminal(parent):
+    if parent is None or parent["metadata"].get("uid") != owner.uid:
         return
     if parent["metadata"].get("deletionTimestamp"):
+        return
+    if is_twin(pod):
+        await twin_event(state, parent, pod, deleted=type == "DELETED")
+        return
+    if is_terminal(parent):
+        await ensure_twin(state, parent)
         return
     try:
         spec = ExperimentSpec.from_spec(parent.get("spec") or {})
@@ -519,11 +555,13 @@ async def pod_event(
         verdict = PodVerdict(Phase.FAILED, Outcome.FAILED, "PodDeleted", POD_DELETED)
     node = await node_facts(state, (pod.get("spec") or {}).get("nodeName"))
     observation = observation_from_verdict(verdict, pod, progress)
-    await write_status(
+    change = await write_status(
         state,
         parent,
         lambda cur: assemble(cur, spec, state.config, _now(), observation=observation, node=node),
     )
+    if change is not None:
+        await ensure_twin(state, change.body)
 
 
 def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -590,3 +628,150 @@ async def time_out(state: OperatorState, namespace: str, name: str, uid: str) ->
             node=node,
         ),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# swap cost: the unconstrained twin
+
+
+async def ensure_twin(
+    state: OperatorState, body: Mapping[str, Any], *, after_restart: bool = False
+) -> None:
+    """Create the twin when status.swapCost is Measuring and none was made yet (after a restart:
+    create or adopt it; the twin's own pod events then fold its result in)."""
+    section = swap_cost_of(status_of(body))
+    if section.get("state") != STATE_MEASURING:
+        return
+    if section.get("twinPodName") and not after_restart:
+        return
+    meta = body["metadata"]
+    namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    try:
+        spec = ExperimentSpec.from_spec(body.get("spec") or {})
+    except InvalidSpec:
+        return
+    node = (status_of(body).get("kubernetes") or {}).get("nodeName")
+    pod = build_twin_pod(name, namespace, uid, spec, node)
+    kopf.adopt(pod, owner=as_body(body))
+    twin = pod["metadata"]["name"]
+    created: dict[str, Any] | None
+    try:
+        created = await asyncio.to_thread(kube.create_pod, pod)
+    except ApiException as exc:
+        if exc.status != 409:
+            why = f"the twin pod {twin} was refused ({kube.error_message(exc)})"
+            await _write_swap_cost(state, body, lambda sec: twin_lost(sec, why, rfc3339(_now())))
+            return
+        created = await asyncio.to_thread(kube.read_pod, namespace, twin)
+        owner = owner_experiment(created or {})
+        if owner is None or owner.uid != uid:
+            raise kopf.PermanentError(f"pod {twin} exists and belongs to something else") from None
+    memory = twin_memory_limit(spec)
+    created_at = ((created or {}).get("metadata") or {}).get("creationTimestamp") or rfc3339(_now())
+    change = await _write_swap_cost(
+        state,
+        body,
+        lambda sec: twin_started(
+            sec, pod_name=twin, node_name=node, memory_bytes=memory, created_at=created_at
+        ),
+    )
+    if change is not None and not section.get("twinPodName"):
+        where = f" on {node}" if node else ""
+        kopf.info(
+            as_body(change.body),
+            reason="SwapCostTwinStarted",
+            message=f"Started the unconstrained twin {twin}{where}: the same workload with a "
+            f"{memory // 2**20} MiB memory limit and no swap, as the baseline of status.swapCost.",
+        )
+
+
+async def _write_swap_cost(
+    state: OperatorState,
+    body: Mapping[str, Any],
+    update: Callable[[dict[str, Any]], dict[str, Any]],
+) -> kube.StatusChange | None:
+    """``update`` applied to status.swapCost while it is Measuring (a no-op once Done)."""
+
+    def desired(current: Mapping[str, Any]) -> dict[str, Any] | None:
+        status = status_of(current)
+        section = swap_cost_of(status)
+        if section.get("state") != STATE_MEASURING:
+            return None
+        return {**status, "swapCost": update(section)}
+
+    return await write_status(state, body, desired)
+
+
+async def twin_event(
+    state: OperatorState, parent: Mapping[str, Any], pod: Mapping[str, Any], *, deleted: bool
+) -> None:
+    """The twin ended (or vanished): its working time against the experiment's, in the status."""
+    if swap_cost_of(status_of(parent)).get("state") != STATE_MEASURING:
+        return
+    try:
+        spec = ExperimentSpec.from_spec(parent.get("spec") or {})
+    except InvalidSpec:
+        return
+    namespace = parent["metadata"]["namespace"]
+    progress = await workload_progress(namespace, pod)
+    verdict = classify_pod(
+        pod,
+        limit_bytes=twin_memory_limit(spec),
+        allocated_bytes=progress.allocated_bytes if progress else None,
+    )
+    if verdict.phase.terminal:
+        await _write_swap_cost(
+            state,
+            parent,
+            lambda sec: after_twin(
+                sec, verdict.outcome, verdict.reason, progress, verdict.finished_at
+            ),
+        )
+    elif deleted:
+        why = "the twin pod was deleted before it finished"
+        await _write_swap_cost(state, parent, lambda sec: twin_lost(sec, why, rfc3339(_now())))
+
+
+def arm_twin_alarms(state: OperatorState, body: Mapping[str, Any], spec: ExperimentSpec) -> None:
+    """The twin's deadline (timeoutSeconds from its creation, also when it never gets a node),
+    and its removal ttlSecondsAfterFinished after the swap cost is known."""
+    meta = body.get("metadata") or {}
+    namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    section = swap_cost_of(status_of(body))
+    created = parse_time(section.get("twinCreatedAt"))
+    if section.get("state") == STATE_MEASURING and created is not None:
+        latest = _now() + timedelta(seconds=spec.timeout_s)
+        deadline = min(created + timedelta(seconds=spec.timeout_s), latest)
+        state.alarms.set(
+            f"twin/{uid}", deadline, lambda: twin_deadline(state, namespace, name, uid)
+        )
+        return
+    state.alarms.cancel(f"twin/{uid}")
+    finished = parse_time(section.get("finishedAt"))
+    twin = section.get("twinPodName")
+    if twin and finished is not None and spec.ttl_after_finished_s is not None:
+        latest = _now() + timedelta(seconds=spec.ttl_after_finished_s)
+        at = min(finished + timedelta(seconds=spec.ttl_after_finished_s), latest)
+        state.alarms.set(f"twin-cleanup/{uid}", at, lambda: _delete_pod(namespace, twin))
+
+
+async def twin_deadline(state: OperatorState, namespace: str, name: str, uid: str) -> None:
+    """timeoutSeconds passed since the twin was created: fold it if it ended meanwhile, else
+    remove it and say there is no baseline."""
+    body = await asyncio.to_thread(kube.find_experiment, namespace, name)
+    if body is None or body["metadata"].get("uid") != uid:
+        return
+    twin = twin_pod_name(name, uid)
+    pod = await asyncio.to_thread(kube.read_pod, namespace, twin)
+    if pod is not None:
+        await twin_event(state, body, pod, deleted=False)
+        body = await asyncio.to_thread(kube.find_experiment, namespace, name)
+    if body is None or swap_cost_of(status_of(body)).get("state") != STATE_MEASURING:
+        return
+    try:
+        spec = ExperimentSpec.from_spec(body.get("spec") or {})
+    except InvalidSpec:
+        return
+    await _delete_pod(namespace, twin)
+    why = f"the unconstrained twin did not finish within timeoutSeconds ({spec.timeout_s} s)"
+    await _write_swap_cost(state, body, lambda sec: twin_lost(sec, why, rfc3339(_now())))

@@ -89,6 +89,8 @@ class ExperimentSpec:
     docker: DockerFlags | None = None
     swap_behavior: SwapBehavior | None = None
     """The kind of node asked for (spec.swapBehavior); None: any node the pod tolerates."""
+    measure_swap_cost: bool = False
+    """spec.measureSwapCost: also run the unconstrained twin and write status.swapCost."""
 
     @property
     def qos(self) -> QoSClass:
@@ -165,7 +167,19 @@ class ExperimentSpec:
             tolerations=list(spec.get("tolerations") or []),
             docker=docker,
             swap_behavior=swap_behavior,
+            measure_swap_cost=_measure_swap_cost(spec),
         )
+
+
+def _measure_swap_cost(spec: Mapping[str, Any]) -> bool:
+    raw = spec.get("measureSwapCost")
+    if raw is None:
+        return False
+    if not isinstance(raw, bool):
+        raise InvalidSpec(
+            "spec.measureSwapCost", f"measureSwapCost must be true or false, not {raw!r}"
+        )
+    return raw
 
 
 def _swap_behavior(spec: Mapping[str, Any]) -> SwapBehavior | None:
@@ -200,12 +214,13 @@ def _quantity(value: Any, field_path: str) -> int:
 _DNS_UNSAFE = re.compile(r"[^a-z0-9-]+")
 
 
-def pod_name(experiment_name: str, uid: str) -> str:
+def pod_name(experiment_name: str, uid: str, prefix: str = "oomx") -> str:
     """A stable pod name: the same experiment always maps to the same pod (no duplicates on
     resume), short enough to be a hostname, and unique per experiment incarnation."""
     suffix = hashlib.sha256(uid.encode()).hexdigest()[:6]
-    stem = _DNS_UNSAFE.sub("-", experiment_name.lower()).strip("-")[: 63 - len("oomx--") - 6]
-    return f"oomx-{stem.rstrip('-')}-{suffix}"
+    room = 63 - len(prefix) - 2 - len(suffix)
+    stem = _DNS_UNSAFE.sub("-", experiment_name.lower()).strip("-")[:room]
+    return f"{prefix}-{stem.rstrip('-')}-{suffix}"
 
 
 def build_pod(name: str, namespace: str, uid: str, spec: ExperimentSpec) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from oomlab import swapcost_view
 from oomlab.classify import Phase
 from oomlab.conditions import (
     CONDITION_DOCKER_OBSERVED,
@@ -183,6 +184,18 @@ def assemble(
     if disagreement and node is not None:
         merged_k8s["explanation"] = f"{merged_k8s.get('explanation', '')} {disagreement}".strip()
 
+    swap_cost = None
+    if spec.measure_swap_cost:
+        ended = phase.terminal
+        swap_cost = swapcost_view.for_experiment(
+            current.get("swapCost"),
+            ended=ended,
+            outcome=_outcome(merged_k8s.get("outcome")) if ended else None,
+            reason=merged_k8s.get("reason"),
+            progress=progress,
+            swap_limit_bytes=merged_k8s.get("swapLimitBytes"),
+        )
+
     observed, handed_over = docker_observed(body, spec)
     docker = docker_view(spec, config, observed)
     parity = parity_of(docker, _outcome(merged_k8s.get("outcome")), allowance)
@@ -241,6 +254,8 @@ def assemble(
     )
     if docker.section is not None:
         desired["docker"] = docker.section
+    if swap_cost is not None:
+        desired["swapCost"] = swap_cost
     return compact(desired)
 
 
@@ -308,6 +323,8 @@ def rejected_status(
     desired.update(
         phase=phase.value, message=message, observedGeneration=generation, conditions=conditions
     )
+    if (desired.get("swapCost") or {}).get("state") == swapcost_view.STATE_WAITING:
+        del desired["swapCost"]  # nothing ran: no cost will ever be measured
     if "parity" not in desired:
         desired["parity"] = {
             "result": Parity.UNKNOWN.value,

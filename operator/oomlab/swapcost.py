@@ -90,13 +90,30 @@ def swap_cost(
             f"swap did not save it: {swapping.outcome.value} ({swapping.reason})",
             swap=swap,
         )
-    seconds = work_seconds(swapping.progress)
-    baseline_seconds = work_seconds(baseline.progress)
+    return cost_against_twin(
+        work_seconds(swapping.progress),
+        swap,
+        work_seconds(baseline.progress),
+        baseline.outcome,
+        cheap_ratio=cheap_ratio,
+    )
+
+
+def cost_against_twin(
+    seconds: float | None,
+    swap: SwapActivity | None,
+    baseline_seconds: float | None,
+    baseline_outcome: Outcome,
+    *,
+    cheap_ratio: float = CHEAP_RATIO,
+) -> SwapCost:
+    """The verdict on a run that completed in ``seconds`` of work with ``swap`` traffic, against
+    its unconstrained twin's ``baseline_seconds`` (the twin ended ``baseline_outcome``)."""
     ratio = slowdown_ratio(seconds, baseline_seconds)
-    if baseline.outcome != Outcome.COMPLETED or ratio is None:
+    if baseline_outcome != Outcome.COMPLETED or ratio is None:
         why = (
-            f"the unconstrained run ended {baseline.outcome.value}"
-            if baseline.outcome != Outcome.COMPLETED
+            f"the unconstrained run ended {baseline_outcome.value}"
+            if baseline_outcome != Outcome.COMPLETED
             else "a run did not report its working time"
         )
         return SwapCost(CostVerdict.NO_BASELINE, f"no slowdown to report: {why}", swap=swap)

@@ -149,6 +149,7 @@ class WorkloadSpec:
             interval_s=None if interval is None else float(interval),
             base_bytes=size("base"),
             hold_s=float(spec.get("hold", 0) or 0),
+            reaccess=int(spec.get("reaccess", 0) or 0),
         )
 
 
@@ -215,8 +216,15 @@ def swap_activity(start: Mapping[str, Any], summary: Mapping[str, Any]) -> SwapA
         swapout_bytes=None if swapout is None else swapout * page,
         swapin_scope=scope,
         major_faults=faults,
-        swap_bytes_at_end=_counter(summary, "cgroup", "stat", "swap"),
+        swap_bytes_at_end=_swap_at_end(summary),
     )
+
+
+def _swap_at_end(summary: Mapping[str, Any]) -> int | None:
+    """Bytes the cgroup held in swap at the summary: v1 memory.stat ``swap``, else v2's
+    memory.swap.current (memhog's ``swap_usage_bytes``)."""
+    in_stat = _counter(summary, "cgroup", "stat", "swap")
+    return in_stat if in_stat is not None else _counter(summary, "cgroup", "swap_usage_bytes")
 
 
 def _seconds(value: Any) -> float | None:

@@ -7,10 +7,12 @@ failure."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -51,3 +53,18 @@ def ns(api: client.ApiClient, operator: None) -> Iterator[Namespace]:
     finally:
         with contextlib.suppress(ApiException):
             core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def limited_swap_node(api: client.ApiClient) -> dict[str, Any]:
+    """The Ready node labelled oomlab.dev/swap-behavior=LimitedSwap, as the API returns it."""
+    nodes = client.CoreV1Api(api).list_node(label_selector="oomlab.dev/swap-behavior=LimitedSwap")
+    for node in nodes.items:
+        ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+        if ready:
+            found: dict[str, Any] = api.sanitize_for_serialization(node)
+            return found
+    reason = "no Ready LimitedSwap node in the cluster: hack/vm-node.sh up adds one"
+    if os.environ.get("OOMLAB_REQUIRE_LIMITED_SWAP") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)

@@ -65,6 +65,7 @@ ACCEPTED = [
     "leak.yaml",
     "seed-limited-swap.yaml",
     "seed-limited-swap-guaranteed.yaml",
+    "seed-limited-swap-cost.yaml",
     "invalid/over-cap.yaml",
 ]
 
@@ -158,10 +159,12 @@ def test_defaults_are_filled_in(kubectl: Kubectl) -> None:
         "mode": "bulk",
         "size": "700Mi",
         "hold": 0,
+        "reaccess": 0,
         "image": "oomlab/memhog:dev",
         "imagePullPolicy": "IfNotPresent",
     }
     assert spec["timeoutSeconds"] == 300
+    assert spec["measureSwapCost"] is False
     assert spec["docker"] == {"memory": "500m", "runtime": "runc"}
 
 
@@ -263,7 +266,9 @@ def test_printer_columns_are_served(kubectl: Kubectl) -> None:
     crd = json.loads(result.stdout)
     (version,) = crd["spec"]["versions"]
     names = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert names == ["Phase", "Outcome", "Docker", "Parity", "Node", "Swap", "Limit", "Age"]
+    assert names == [
+        "Phase", "Outcome", "Docker", "Parity", "Node", "Swap", "Swap-Cost", "Limit", "Age",
+    ]  # fmt: skip
     assert crd["spec"]["names"]["shortNames"] == ["oomx"]
 
 
@@ -315,8 +320,9 @@ def stored_spec(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
         {"spec": {"workload": {"size": "9Mi"}}},
         {"spec": {"resources": {"limits": {"memory": "128Mi"}}}},
         {"spec": {"docker": {"memory": "64m"}}},
+        {"spec": {"measureSwapCost": True}},
     ],
-    ids=["timeout", "size", "limit", "docker"],
+    ids=["timeout", "size", "limit", "docker", "swap-cost"],
 )
 def test_spec_change_is_refused_with_a_sentence(
     kubectl: Kubectl, stored: tuple[str, str], patch: dict[str, Any]

@@ -21,13 +21,10 @@ Timeouts are about 3x what emulation took (pod create -> Running 8-41 s, a 1000M
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
-import pytest
 from cluster import Namespace, experiment, kubectl, sample
-from kubernetes import client
 
 from oomlab.nodes import node_facts_from_node
 
@@ -35,21 +32,6 @@ MiB = 2**20
 PAGE = 4096
 RUN_TIMEOUT_S = 360
 PARITY_TIMEOUT_S = 300
-
-
-@pytest.fixture(scope="module")
-def limited_swap_node(api: client.ApiClient) -> dict[str, Any]:
-    """The Ready node labelled oomlab.dev/swap-behavior=LimitedSwap, as the API returns it."""
-    nodes = client.CoreV1Api(api).list_node(label_selector="oomlab.dev/swap-behavior=LimitedSwap")
-    for node in nodes.items:
-        ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
-        if ready:
-            found: dict[str, Any] = api.sanitize_for_serialization(node)
-            return found
-    reason = "no Ready LimitedSwap node in the cluster: hack/vm-node.sh up adds one"
-    if os.environ.get("OOMLAB_REQUIRE_LIMITED_SWAP") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def expected_swap_limit(node: dict[str, Any], request_bytes: int) -> int:

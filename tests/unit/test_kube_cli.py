@@ -130,3 +130,29 @@ def render_text(body: dict[str, Any]) -> str:
     console = Console(width=250, record=True)
     console.print(render([body], "t"))
     return console.export_text()
+
+
+def test_swap_cost_is_asked_for_waited_for_and_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    from oomlab import kube_cli
+
+    created: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        kube_cli.kube, "create_experiment", lambda namespace, body: created.append(body)
+    )
+    monkeypatch.setattr(kube_cli, "wait_all", lambda namespace, names, timeout_s: {})
+    args = ["kube", "matrix", "--swap-behavior", "LimitedSwap", "--request", "400Mi",
+            "--mode", "bulk", "--measure-swap-cost"]  # fmt: skip
+    assert runner.invoke(app, args).exit_code == 0
+    assert [b["spec"].get("measureSwapCost") for b in created] == [True]
+    body = created[0]
+    body["status"] = {"phase": "Completed", "swapCost": {"state": "Measuring"}}
+    assert not kube_cli.cost_known(body)  # the outcome is in, the twin still runs
+    body["status"]["swapCost"] = {
+        "state": "Done", "summary": "6.1x",
+        "message": "Swap saved it at 6.1 times the cost: 30.50 s vs 5.00 s with memory enough.",
+    }  # fmt: skip
+    assert kube_cli.cost_known(body)
+    text = render_text(body)
+    assert "swap cost 6.1x" in text and "6.1 times the cost" in text
+    del body["status"]["swapCost"]
+    assert "swap cost" not in render_text(body).lower()

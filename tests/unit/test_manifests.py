@@ -26,7 +26,11 @@ CRD_FILE = MANIFESTS / "crd" / "oomexperiments.yaml"
 SAMPLES = MANIFESTS / "samples"
 VALID_SAMPLES = ["seed-oom.yaml", "seed-swap.yaml", "streaming.yaml", "leak.yaml"]
 # Valid, but they need a LimitedSwap node: not in the samples' kustomization (Pending without it).
-LIMITED_SWAP_SAMPLES = ["seed-limited-swap.yaml", "seed-limited-swap-guaranteed.yaml"]
+LIMITED_SWAP_SAMPLES = [
+    "seed-limited-swap.yaml",
+    "seed-limited-swap-guaranteed.yaml",
+    "seed-limited-swap-cost.yaml",
+]
 # Invalid samples the API server rejects, and the field each error names.
 REJECTED_BY_API = {
     "limit-500m.yaml": "spec.resources.limits.memory",
@@ -163,6 +167,7 @@ def test_crd_has_status_subresource_and_printer_columns() -> None:
         "Parity",
         "Node",
         "Swap",
+        "Swap-Cost",
         "Limit",
         "Age",
     ]
@@ -172,6 +177,7 @@ def test_crd_has_status_subresource_and_printer_columns() -> None:
     assert columns["Parity"]["jsonPath"] == ".status.parity.result"
     assert columns["Node"]["jsonPath"] == ".status.kubernetes.nodeName"
     assert columns["Swap"]["jsonPath"] == ".spec.swapBehavior"
+    assert columns["Swap-Cost"]["jsonPath"] == ".status.swapCost.summary"
     assert columns["Limit"]["jsonPath"] == ".spec.resources.limits.memory"
     assert columns["Limit"]["priority"] == 1
     assert columns["Age"] == {
@@ -369,6 +375,8 @@ def test_size_zero_fails_the_regex_rules_and_over_cap_passes() -> None:
         ({"workload": {"hold": -1}}, "less than the minimum"),
         ({"workload": {"sizee": "1Gi"}}, "Additional properties"),
         ({"swapBehavior": "UnlimitedSwap"}, "is not one of"),
+        ({"measureSwapCost": "yes"}, "is not of type 'boolean'"),
+        ({"workload": {"reaccess": -1}}, "less than the minimum"),
     ],
 )
 def test_schema_rejects(patch: dict[str, Any], error: str) -> None:

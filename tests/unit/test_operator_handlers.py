@@ -30,6 +30,7 @@ from oomlab.nodes import NodeFacts
 from oomlab.pods import DockerFlags, pod_name
 from oomlab.results import Outcome, RunResult
 from oomlab.timestamps import rfc3339
+from oomlab.twin import twin_pod_name
 
 MiB = 2**20
 GiB = 2**30
@@ -585,3 +586,154 @@ def test_resume_rearms_the_timeout_even_when_the_status_is_unchanged(api: FakeAp
         return api.state.alarms.pending()  # ...but the timeout is armed again
 
     assert asyncio.run(scenario()) == [f"timeout/{UID}"]
+
+
+# ---------------------------------------------------------------------------------- swap cost
+
+COST_SPEC = {
+    **SEED_SWAP,
+    "swapBehavior": "LimitedSwap",
+    "measureSwapCost": True,
+    "workload": {**SEED_SWAP["workload"], "reaccess": 1},
+}
+
+
+def memhog_log(
+    *, allocate_s: float, reaccess_s: float, swap_limit: int, swapped: int, in_swap: int
+) -> list[str]:
+    """memhog's start and summary lines on cgroup v2 (kernel 6.1: no pswpin in memory.stat, so
+    the swap traffic comes from /proc/vmstat)."""
+    pages = swapped // 4096
+
+    def line(event: str, vmstat: int, faults: int, at_end: int, **extra: Any) -> str:
+        cgroup = {"version": 2, "swap_limit_bytes": swap_limit, "swap_usage_bytes": at_end,
+                  "stat": {"pgmajfault": faults}}  # fmt: skip
+        counters = {"pswpin": vmstat, "pswpout": vmstat}
+        record = {"event": event, "elapsed_s": 0.0, "page_size": 4096, "cgroup": cgroup,
+                  "vmstat": counters, "majflt": 0, **extra}  # fmt: skip
+        return json.dumps(record)
+
+    return [
+        line("start", 100, 0, 0, size_bytes=1000 * MiB),
+        line("summary", 100 + pages, pages, in_swap, status="completed", allocated_bytes=1000 * MiB,
+             processed_bytes=1000 * MiB, allocate_s=allocate_s, reaccess_s=reaccess_s),
+    ]  # fmt: skip
+
+
+def finished(pod: dict[str, Any], node: str) -> dict[str, Any]:
+    """``pod`` as the kubelet reports it after the workload exited 0 on ``node``."""
+    done = copy.deepcopy(pod)
+    done["spec"]["nodeName"] = node
+    document = yaml.safe_load((FIXTURES / "completed.yaml").read_text())
+    done["status"] = document["status"]
+    return done
+
+
+def run_to_the_twin(api: FakeApi) -> dict[str, Any]:
+    """The experiment completed on the VM node using swap: its status, and the twin exists."""
+    start(api, api.add_experiment("cost", COST_SPEC))
+    assert api.experiments["cost"]["status"]["swapCost"]["state"] == "Waiting"
+    main = pod_name("cost", UID)
+    api.logs[main] = memhog_log(
+        allocate_s=20.0, reaccess_s=10.5, swap_limit=587_964_416, swapped=600 * MiB,
+        in_swap=500 * MiB,
+    )  # fmt: skip
+    pod_event(api, finished(api.pods[main], "oomlab-vm"))
+    status: dict[str, Any] = api.experiments["cost"]["status"]
+    return status
+
+
+def test_completion_with_swap_starts_one_twin_on_the_same_node(
+    api: FakeApi, events: mock.Mock
+) -> None:
+    status = run_to_the_twin(api)
+    assert status["phase"] == "Completed"
+    cost = status["swapCost"]
+    twin = twin_pod_name("cost", UID)
+    assert cost["state"] == "Measuring"
+    assert (cost["workSeconds"], cost["swapInBytes"], cost["swapOutBytes"]) == (
+        30.5, 600 * MiB, 600 * MiB)  # fmt: skip
+    assert (cost["swapCountScope"], cost["swapBytesAtEnd"]) == ("system", 500 * MiB)
+    assert (cost["twinPodName"], cost["twinNodeName"]) == (twin, "oomlab-vm")
+    assert cost["twinMemoryBytes"] == 1268 * MiB
+    assert sorted(api.pods) == sorted([pod_name("cost", UID), twin])
+    pod = api.pods[twin]
+    assert pod["metadata"]["ownerReferences"][0]["uid"] == UID
+    assert pod["spec"]["containers"][0]["resources"]["requests"]["memory"] == "1268Mi"
+    assert posted(events)[-1][:2] == ("Normal", "SwapCostTwinStarted")
+    # the same main pod event again, and a restart: still one twin, nothing rewritten
+    patches = len(api.patches)
+    pod_event(api, finished(api.pods[pod_name("cost", UID)], "oomlab-vm"))
+    start(api, api.find_experiment(NS, "cost") or {})
+    assert len(api.pods) == 2
+    assert len(api.patches) == patches
+    assert [e[1] for e in posted(events)].count("SwapCostTwinStarted") == 1
+
+
+def test_twin_completion_writes_the_ratio_and_the_verdict(api: FakeApi, events: mock.Mock) -> None:
+    run_to_the_twin(api)
+    twin = twin_pod_name("cost", UID)
+    api.logs[twin] = memhog_log(allocate_s=4.0, reaccess_s=1.0, swap_limit=0, swapped=0, in_swap=0)
+    pod_event(api, finished(api.pods[twin], "oomlab-vm"))
+    cost = api.experiments["cost"]["status"]["swapCost"]
+    assert (cost["state"], cost["verdict"], cost["ratio"], cost["summary"]) == (
+        "Done", "Costly", 6.1, "6.1x")  # fmt: skip
+    assert (cost["workSeconds"], cost["twinWorkSeconds"]) == (30.5, 5.0)
+    assert cost["swapInBytes"] == 600 * MiB  # the experiment's, not the twin's zero
+    assert cost["message"].startswith("Swap saved it at 6.1 times the cost: 30.50 s vs 5.00 s")
+    assert posted(events)[-1] == ("Normal", "SwapCostCostly", cost["message"])
+    assert api.experiments["cost"]["status"]["phase"] == "Completed"
+    # deleting the experiment removes the twin too
+    asyncio.run(
+        op.experiment_event(
+            type="DELETED", body=op.as_body(api.experiments["cost"]), namespace=NS,
+            name="cost", uid=UID, memo=api.memo,
+        )
+    )  # fmt: skip
+    assert twin in api.deleted and twin not in api.pods
+
+
+def test_a_no_swap_node_says_no_swap_was_used_and_runs_no_twin(
+    api: FakeApi, events: mock.Mock
+) -> None:
+    spec = {**COST_SPEC, "swapBehavior": "NoSwap"}
+    start(api, api.add_experiment("cost", spec))
+    main = pod_name("cost", UID)
+    api.logs[main] = memhog_log(allocate_s=2.0, reaccess_s=1.0, swap_limit=0, swapped=0, in_swap=0)
+    pod_event(api, finished(api.pods[main], "oomlab-node"))
+    cost = api.experiments["cost"]["status"]["swapCost"]
+    assert (cost["state"], cost["verdict"], cost["summary"]) == ("Done", "NoSwapUsed", "no swap")
+    assert cost["message"].startswith("No swap used; no cost to measure")
+    assert list(api.pods) == [main]
+    assert posted(events)[-1][:2] == ("Normal", "SwapCostNoSwapUsed")
+
+
+def test_restart_creates_a_twin_that_was_never_made(api: FakeApi) -> None:
+    status = run_to_the_twin(api)
+    twin = twin_pod_name("cost", UID)
+    del api.pods[twin]  # as if the operator died between the status write and the create
+    api.experiments["cost"]["status"]["swapCost"] = {
+        k: v for k, v in status["swapCost"].items() if not k.startswith("twin")
+    }
+    start(api, api.find_experiment(NS, "cost") or {})
+    assert twin in api.pods
+    assert api.experiments["cost"]["status"]["swapCost"]["twinPodName"] == twin
+
+
+def test_twin_past_its_deadline_is_removed_with_no_baseline(api: FakeApi) -> None:
+    run_to_the_twin(api)
+    twin = twin_pod_name("cost", UID)
+    asyncio.run(op.twin_deadline(api.state, NS, "cost", UID))
+    cost = api.experiments["cost"]["status"]["swapCost"]
+    assert (cost["state"], cost["verdict"]) == ("Done", "NoBaseline")
+    assert "did not finish within timeoutSeconds (300 s)" in cost["message"]
+    assert twin in api.deleted
+
+
+def test_twin_deleted_before_it_finished_gives_no_baseline(api: FakeApi) -> None:
+    run_to_the_twin(api)
+    pod = api.pods.pop(twin_pod_name("cost", UID))
+    pod_event(api, pod, type_="DELETED")
+    cost = api.experiments["cost"]["status"]["swapCost"]
+    assert cost["verdict"] == "NoBaseline"
+    assert "deleted before it finished" in cost["message"]
