@@ -541,6 +541,23 @@ def to_json(comparison: Comparison) -> dict[str, Any]:
     return data
 
 
+def from_json(data: Mapping[str, Any]) -> Comparison:
+    """A comparison saved with :func:`to_json` (``oomlab thp-compare --save``), for a report
+    made later; the derived keys (verdict, findings, explanation) are computed again."""
+    runs = []
+    for raw in data["runs"]:
+        fields = {k: v for k, v in raw.items() if k != "verdict"}
+        end = fields.pop("end")
+        runs.append(ThpRun(**fields, end=None if end is None else EndState(**end)))
+    return Comparison(
+        node=data["node"],
+        sizing=Sizing(**data["sizing"]),
+        runs=tuple(runs),
+        original_mode=data.get("original_mode"),
+        restored=data.get("restored", ""),
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # switching and restoring
 

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -237,6 +238,9 @@ def thp_compare(
     image: Annotated[str, typer.Option(help="Image of the helper pod (needs python3).")] = (
         DEFAULT_IMAGE
     ),
+    save: Annotated[
+        Path | None, typer.Option(help="Also write the result as JSON here (for a later report).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = (
         False
     ),
@@ -268,8 +272,11 @@ def thp_compare(
         )  # fmt: skip
         port = ClusterNode(facts.name, namespace, stamp, image)
         comparison = thp.compare(port, run, node=facts.name, size=size, progress=progress)
+    data = thp.to_json(comparison)
+    if save is not None:
+        save.write_text(json.dumps(data, indent=2) + "\n")
     if as_json:
-        out.print_json(json.dumps(thp.to_json(comparison)))
+        out.print_json(json.dumps(data))
         return
     out.print(render(comparison))
     out.print(thp.explanation(comparison))

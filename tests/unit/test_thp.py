@@ -4,6 +4,7 @@ end-of-run state, rows, explanation and report section, and that the node is alw
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -269,6 +270,7 @@ def test_report_section_has_the_table_the_explanation_findings_and_the_method() 
     data = thp.to_json(comparison(always))
     assert data["runs"][0]["verdict"] == "agrees"
     assert data["sizing"]["swap_share_bytes"] == 587_964_416
+    assert thp.from_json(json.loads(json.dumps(data))) == comparison(always)
 
 
 # --- switching and restoring ---------------------------------------------------------------
@@ -398,3 +400,27 @@ def test_node_events_refresh_the_operators_node_facts_without_an_api_call() -> N
     assert facts is not None and facts.thp == "always"
     asyncio.run(op.node_event(type="DELETED", body=op.as_body(node), memo=memo))
     assert "oomlab-vm" not in state.nodes
+
+
+# --- the command's errors ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--request", "500Mi"], "--request must be below --limit"),
+        (["--limit", "500m"], "--limit"),
+    ],
+)
+def test_thp_compare_refuses_bad_sizes_in_one_line_before_touching_the_cluster(
+    args: list[str], says: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from oomlab.cli import app
+
+    with mock.patch.object(kube, "list_nodes", side_effect=AssertionError("no cluster call")):
+        result = CliRunner().invoke(app, ["thp-compare", *args])
+    assert result.exit_code == 2
+    assert says in result.output
+    assert "Traceback" not in result.output
