@@ -140,7 +140,7 @@ def helper_pod(
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
-            "terminationGracePeriodSeconds": 0,
+            "terminationGracePeriodSeconds": 1,
             "tolerations": [{"key": SWAP_TAINT_KEY, "operator": "Exists"}],
             "containers": [
                 {

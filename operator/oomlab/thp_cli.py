@@ -94,7 +94,7 @@ class ClusterNode:
         return kube.read_pod_log_tail(self.namespace, name, 100_000)
 
     def _delete(self, name: str) -> None:
-        kube.delete_pod(self.namespace, name, grace_period_s=0)
+        kube.delete_pod(self.namespace, name)
         wait_for(
             f"helper pod {name} to go",
             POD_GONE_S,

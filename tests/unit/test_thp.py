@@ -424,3 +424,66 @@ def test_thp_compare_refuses_bad_sizes_in_one_line_before_touching_the_cluster(
     assert result.exit_code == 2
     assert says in result.output
     assert "Traceback" not in result.output
+
+
+# --- the cluster side: every helper pod is deleted -----------------------------------------
+
+
+class FakePods:
+    def __init__(self, phase: str, log: list[str]) -> None:
+        self.phase, self.log = phase, log
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.created: list[dict[str, Any]] = []
+
+    def create_pod(self, pod: Mapping[str, Any]) -> dict[str, Any]:
+        self.created.append(dict(pod))
+        self.pods[pod["metadata"]["name"]] = {**pod, "status": {"phase": self.phase}}
+        return self.pods[pod["metadata"]["name"]]
+
+    def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.pods.get(name)
+
+    def read_pod_log_tail(self, namespace: str, name: str, lines: int = 40) -> list[str]:
+        return self.log
+
+    def delete_pod(self, namespace: str, name: str, **_: Any) -> bool:
+        return self.pods.pop(name, None) is not None
+
+
+def cluster_node(fake: FakePods) -> Any:
+    from oomlab.thp_cli import ClusterNode
+
+    names = ("create_pod", "read_pod", "read_pod_log_tail", "delete_pod")
+    patcher = mock.patch.multiple(kube, **{n: getattr(fake, n) for n in names})
+    patcher.start()
+    return patcher, ClusterNode("oomlab-vm", "default", "s")
+
+
+def test_a_failed_helper_pod_is_deleted_and_its_log_is_the_error() -> None:
+    fake = FakePods("Failed", ["before madvise", "PermissionError: [Errno 13] enabled"])
+    patcher, node = cluster_node(fake)
+    try:
+        with pytest.raises(thp.ThpError, match=r"failed on oomlab-vm: .*PermissionError"):
+            node.start_helper("always")
+    finally:
+        patcher.stop()
+    assert fake.pods == {}
+    assert fake.created[0]["spec"]["containers"][0]["args"] == ["always", "-1"]
+
+
+def test_sampling_helper_and_one_shot_restore_are_deleted_after_use() -> None:
+    fake = FakePods("Running", ["before madvise", "after always", "node t=1.0 thp=always"])
+    patcher, node = cluster_node(fake)
+    try:
+        helper = node.start_helper("always")
+        assert (helper.before, helper.after) == ("madvise", "always")
+        assert len(node.finish_helper(helper)) == 3
+        fake.phase, fake.log = "Succeeded", ["before always", "after madvise"]
+        assert node.write_mode("madvise") == "madvise"
+    finally:
+        patcher.stop()
+    assert fake.pods == {}
+    assert [p["metadata"]["name"] for p in fake.created] == [
+        "oomlab-thp-s-always",
+        "oomlab-thp-s-restore",
+    ]
