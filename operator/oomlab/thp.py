@@ -8,8 +8,9 @@ pinned to the node (hostPath ``/sys/kernel/mm/transparent_hugepage``), and the n
 restored afterwards whatever happens (:func:`compare`). While a run lasts the same helper pod
 samples, once a second, the node's ``/proc/meminfo`` and every Burstable container's cgroup
 (``memory.current``, ``memory.swap.current``, ``memory.stat``'s ``swapcached`` and ``anon_thp``):
-the workload's last sample is its state "at the end", also when it was OOM-killed (memhog's own
-summary line is never written then).
+the workload's state at its peak is the sample with the most memory + swap in use: just before the
+kill when it was OOM-killed (memhog's own summary line is never written then), before it let go
+of its memory when it completed (its very last samples are after that).
 
 Everything here is pure except :func:`compare`, which drives a :class:`NodePort` (the cluster I/O,
 in ``thp_cli``) and so can be tested with a fake.
@@ -279,7 +280,7 @@ def parse_helper_log(lines: Iterable[str]) -> HelperLog:
 
 @dataclass(frozen=True)
 class EndState:
-    """The workload's container at its last sample (at most a second before it ended)."""
+    """The workload's container at its peak: the sample with the most memory + swap in use."""
 
     memory_bytes: int | None
     swap_bytes: int | None
@@ -288,9 +289,9 @@ class EndState:
     """The container's own ``memory.stat`` ``swapcached``: pages charged to memory and swap."""
     anon_thp_bytes: int | None
     node_swap_cached_bytes: int | None
-    """The node's ``/proc/meminfo`` SwapCached at the same sample (whole kernel)."""
+    """The node's ``/proc/meminfo`` SwapCached at the same moment (whole kernel)."""
     peak_swap_cached_bytes: int | None
-    """The container's largest ``swapcached`` over the run."""
+    """The container's largest ``swapcached`` over the run (not always at the peak)."""
     peak_swap_bytes: int | None
     samples: int
     thp_seen: str | None
@@ -298,24 +299,24 @@ class EndState:
 
 
 def end_state(log: HelperLog, container_id: str | None) -> EndState | None:
-    """The container's last cgroup sample, matched by its id in the cgroup path (systemd's
+    """The container at its peak, its cgroup matched by its id in the path (systemd's
     ``cri-containerd-<id>.scope`` or cgroupfs' ``<id>``); None when it was never sampled."""
     if not container_id:
         return None
     own = [s for s in log.cgroups if container_id in s.path]
     if not own:
         return None
-    last = own[-1]
-    node = next((n for n in reversed(log.nodes) if n.t <= last.t), None)
+    peak = max(own, key=lambda s: (s.memory_bytes or 0) + (s.swap_bytes or 0))
+    node = next((n for n in reversed(log.nodes) if n.t <= peak.t), None)
     cached = [s.stat["swapcached"] for s in own if "swapcached" in s.stat]
     swapped = [s.swap_bytes for s in own if s.swap_bytes is not None]
     modes = {n.thp for n in log.nodes}
     return EndState(
-        memory_bytes=last.memory_bytes,
-        swap_bytes=last.swap_bytes,
-        swap_max_bytes=last.swap_max_bytes,
-        swap_cached_bytes=last.stat.get("swapcached"),
-        anon_thp_bytes=last.stat.get("anon_thp"),
+        memory_bytes=peak.memory_bytes,
+        swap_bytes=peak.swap_bytes,
+        swap_max_bytes=peak.swap_max_bytes,
+        swap_cached_bytes=peak.stat.get("swapcached"),
+        anon_thp_bytes=peak.stat.get("anon_thp"),
         node_swap_cached_bytes=node.swap_cached_bytes if node else None,
         peak_swap_cached_bytes=max(cached) if cached else None,
         peak_swap_bytes=max(swapped) if swapped else None,
@@ -354,7 +355,7 @@ class ThpRun:
 
 
 def run_from_experiment(mode: str, body: Mapping[str, Any], end: EndState | None) -> ThpRun:
-    """One run as the operator's status has it, plus the helper's last sample."""
+    """One run as the operator's status has it, plus the helper's samples of it."""
     status = body.get("status") or {}
     k8s = status.get("kubernetes") or {}
     return ThpRun(
@@ -435,10 +436,10 @@ def explanation(comparison: Comparison) -> str:
         cached = end.swap_cached_bytes if end else None
         return (
             f"The same pod ({demand} against limit + swap = {capacity}) was OOM-killed under "
-            f"THP always{_got_to(always)} and completed under madvise. At its last sample under "
+            f"THP always{_got_to(always)} and completed under madvise. At its peak under "
             f"always it held {_at_end(end)}: {_size(cached)} of swapped pages still sat in the "
             "swap cache, charged to the memory limit and the swap limit at once, so limit + swap "
-            "was not what it could use; under madvise the swap cache at the end was "
+            "was not what it could use; under madvise the swap cache at the peak was "
             f"{_size(madvise.end.swap_cached_bytes if madvise.end else None)}."
         )
     if always.observed == madvise.observed:
@@ -462,7 +463,7 @@ HEADINGS = (
     "predicted (operator)",
     "observed",
     "memory.swap.max",
-    "at the end: memory / swap / swap cache / anon_thp",
+    "at peak: memory / swap / swap cache / anon_thp",
     "verdict",
 )
 
@@ -524,10 +525,10 @@ def report_section(comparison: Comparison, heading: str = "## Transparent hugepa
         lines += ["Findings (recorded once, not retried):", "", *(f"- {f}" for f in found), ""]
     lines += [
         "Predicted: the operator's `status.kubernetes.predictedOutcome` with the node labelled "
-        f"`{THP_LABEL}` = the run's mode. At the end: the container's own cgroup "
+        f"`{THP_LABEL}` = the run's mode. At peak: the container's own cgroup "
         "(`memory.current`, `memory.swap.current`, `memory.stat` `swapcached` and `anon_thp`), "
-        "sampled every second from the node by a helper pod; its last sample before the "
-        f"container ended. {comparison.restored}",
+        "sampled every second from the node by a helper pod, at the sample with the most memory "
+        f"+ swap in use. {comparison.restored}",
     ]
     return "\n".join(lines) + "\n"
 

@@ -70,6 +70,8 @@ class ClusterNode:
     namespace: str
     stamp: str
     image: str = DEFAULT_IMAGE
+    keep_logs: Path | None = None
+    """Where to write each sampling helper's raw log (``<keep_logs>-<pod>.log``), if anywhere."""
 
     def read_label(self) -> str | None:
         found = kube.read_node(self.node)
@@ -127,7 +129,11 @@ class ClusterNode:
 
     def finish_helper(self, helper: thp.Helper) -> list[str]:
         try:
-            return self._log(helper.name)
+            lines = self._log(helper.name)
+            if self.keep_logs is not None:
+                raw = self.keep_logs.with_name(f"{self.keep_logs.stem}-{helper.name}.log")
+                raw.write_text("\n".join(lines) + "\n")
+            return lines
         finally:
             self._delete(helper.name)
 
@@ -239,7 +245,11 @@ def thp_compare(
         DEFAULT_IMAGE
     ),
     save: Annotated[
-        Path | None, typer.Option(help="Also write the result as JSON here (for a later report).")
+        Path | None,
+        typer.Option(
+            help="Also write the result as JSON here (for a later report), and next to it each "
+            "helper's raw samples."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = (
         False
@@ -270,7 +280,7 @@ def thp_compare(
             namespace, facts.name, stamp, request=request, limit=limit,
             size_bytes=size.size_bytes, timeout_s=timeout, progress=progress,
         )  # fmt: skip
-        port = ClusterNode(facts.name, namespace, stamp, image)
+        port = ClusterNode(facts.name, namespace, stamp, image, keep_logs=save)
         comparison = thp.compare(port, run, node=facts.name, size=size, progress=progress)
     data = thp.to_json(comparison)
     if save is not None:

@@ -123,17 +123,18 @@ def test_parse_skips_lines_it_does_not_know_and_unlimited_swap_is_none() -> None
             "node t=10.0 thp=always SwapCached=4096",
             f"cg t=10.0 path={SCOPE} memory.current=5 memory.swap.max=max swapcached=7",
             f"cg t=11.0 path={SCOPE} memory.current=9 memory.swap.current=3 swapcached=2",
+            f"cg t=11.5 path={SCOPE} memory.current=1 memory.swap.current=0 swapcached=0",
             "cg t=11.0 path=kubepods.slice/other.scope memory.current=1",
             "cg t=12.0 path=kubepods.slice/x memory.cur",  # torn last line
         ]
     )
-    assert (log.before, log.after, len(log.nodes), len(log.cgroups)) == ("madvise", "always", 1, 4)
+    assert (log.before, log.after, len(log.nodes), len(log.cgroups)) == ("madvise", "always", 1, 5)
     end = thp.end_state(log, CONTAINER)
     assert end is not None
     assert (end.memory_bytes, end.swap_bytes, end.swap_cached_bytes) == (9, 3, 2)
     assert end.peak_swap_cached_bytes == 7
-    assert end.swap_max_bytes is None
-    assert end.samples == 2
+    assert end.swap_max_bytes is None  # not in the peak sample
+    assert end.samples == 3
 
 
 def test_a_container_never_sampled_has_no_end_state() -> None:
@@ -225,7 +226,7 @@ def test_always_killed_madvise_completed_is_explained_with_the_swap_cache() -> N
     text = thp.explanation(both)
     assert "OOM-killed under THP always after allocating 600 MiB" in text
     assert "162 MiB of swapped pages still sat in the swap cache" in text
-    assert "under madvise the swap cache at the end was 3 MiB" in text
+    assert "under madvise the swap cache at the peak was 3 MiB" in text
     rows = thp.table_rows(both)
     assert rows[0][:3] == ["always", "Borderline", "OOMKilled, exit 137 after allocating 600 MiB"]
     assert rows[0][3] == "561 MiB (= predicted)"
