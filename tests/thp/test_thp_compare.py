@@ -18,7 +18,7 @@ from kubernetes import client
 
 from lab import ClusterUnavailable, connect, unavailable
 from oomlab.nodes import THP_LABEL
-from oomlab.thp import COMPARE_LABEL, MODES
+from oomlab.thp import COMPARE_LABEL, MODES, from_json, report_section
 
 pytestmark = pytest.mark.e2e
 OOMLAB = str(Path(sys.executable).parent / "oomlab")
@@ -44,6 +44,7 @@ def test_thp_compare_measures_both_modes_and_leaves_the_node_as_it_found_it() ->
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
+    print(report_section(from_json(result)))  # what was measured, for the log (pytest -s)
     assert [run["mode"] for run in result["runs"]] == list(MODES)
     for run in result["runs"]:
         assert run["observed"] in ("Completed", "OOMKilled"), run
