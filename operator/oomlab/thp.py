@@ -296,6 +296,9 @@ class EndState:
     samples: int
     thp_seen: str | None
     """The node's THP mode as the helper read it during the run (the kernel's, not the label)."""
+    swap_at_cache_peak_bytes: int | None = None
+    """``memory.swap.current`` when ``swapcached`` was at its largest: how close the swap limit
+    was while those pages were counted twice."""
 
 
 def end_state(log: HelperLog, container_id: str | None) -> EndState | None:
@@ -310,6 +313,7 @@ def end_state(log: HelperLog, container_id: str | None) -> EndState | None:
     node = next((n for n in reversed(log.nodes) if n.t <= peak.t), None)
     cached = [s.stat["swapcached"] for s in own if "swapcached" in s.stat]
     swapped = [s.swap_bytes for s in own if s.swap_bytes is not None]
+    cache_peak = max(own, key=lambda s: s.stat.get("swapcached", -1))
     modes = {n.thp for n in log.nodes}
     return EndState(
         memory_bytes=peak.memory_bytes,
@@ -322,6 +326,7 @@ def end_state(log: HelperLog, container_id: str | None) -> EndState | None:
         peak_swap_bytes=max(swapped) if swapped else None,
         samples=len(own),
         thp_seen=modes.pop() if len(modes) == 1 else ("/".join(sorted(modes)) or None),
+        swap_at_cache_peak_bytes=cache_peak.swap_bytes if cached else None,
     )
 
 
@@ -464,6 +469,7 @@ HEADINGS = (
     "observed",
     "memory.swap.max",
     "at peak: memory / swap / swap cache / anon_thp",
+    "swap cache at its largest (swap in use then)",
     "verdict",
 )
 
@@ -496,7 +502,14 @@ def table_rows(comparison: Comparison) -> list[list[str]]:
                 )
             )
         )
-        rows.append([run.mode, run.predicted or "?", observed, swap_max, at_end, run.verdict])
+        largest = (
+            "not sampled"
+            if end is None
+            else (f"{_size(end.peak_swap_cached_bytes)} ({_size(end.swap_at_cache_peak_bytes)})")
+        )
+        rows.append(
+            [run.mode, run.predicted or "?", observed, swap_max, at_end, largest, run.verdict]
+        )
     return rows
 
 

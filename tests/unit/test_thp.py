@@ -101,6 +101,7 @@ def test_helper_script_writes_the_mode_and_samples_burstable_containers(tmp_path
         587964416,
     )
     assert end.node_swap_cached_bytes == 150000 * 1024
+    assert end.swap_at_cache_peak_bytes == 587964416
     assert end.thp_seen == "always"
 
 
@@ -231,6 +232,7 @@ def test_always_killed_madvise_completed_is_explained_with_the_swap_cache() -> N
     assert rows[0][:3] == ["always", "Borderline", "OOMKilled, exit 137 after allocating 600 MiB"]
     assert rows[0][3] == "561 MiB (= predicted)"
     assert rows[0][4] == "500 MiB / 561 MiB / 162 MiB / 288 MiB"
+    assert rows[0][5] == "170 MiB (?)"  # the swap then was not recorded in this fixture
 
 
 def test_a_disagreement_and_a_stale_operator_mode_are_findings() -> None:
