@@ -162,6 +162,14 @@ vm-node-down: ## Stop the VM node and remove everything it made (the cluster sta
 bench-vm: venv ## The LimitedSwap VM node vs the host's node: start -> Ready, apply -> final (ratio), status latency.
 	KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(BIN)/python bench/vm_node.py
 
+.PHONY: thp-compare
+thp-compare: venv ## THP always vs madvise on the LimitedSwap VM node, measured (switches its THP for minutes, then restores it).
+	KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(BIN)/oomlab thp-compare
+
+.PHONY: test-thp
+test-thp: venv ## The THP comparison as a test; not in test-e2e, since it changes the VM node's THP for minutes.
+	export KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} OOMLAB_REQUIRE_CLUSTER=1 && $(PYTEST) tests/thp
+
 OOMLAB_VM_ENGINE_PORT ?= 23750
 export OOMLAB_VM_ENGINE_PORT
 OOMLAB_VM_ENGINE_PODMAN_PORT ?= 23751

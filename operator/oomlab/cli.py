@@ -29,6 +29,7 @@ from oomlab.runners import (
 )
 from oomlab.runners.info import this_machine
 from oomlab.semantics import Allowance, Prediction, docker_allowance, predict
+from oomlab.thp_cli import thp_compare
 from oomlab.units import human, parse_binary_size
 from oomlab.workload import DEFAULT_IMAGE, Mode, WorkloadSpec
 
@@ -41,6 +42,7 @@ app = App(
 docker_app = App(help="Run experiments on a local Docker (or podman) engine.")
 app.add_typer(docker_app, name="docker")
 app.add_typer(kube_app, name="kube")
+app.command("thp-compare")(thp_compare)
 
 out = Console(width=None if sys.stdout.isatty() else 150)
 err = Console(stderr=True)

@@ -40,11 +40,12 @@ def describe(exc: Exception) -> str | None:
     from oomlab.pods import InvalidSpec
     from oomlab.runners import EngineError
     from oomlab.semantics import FlagError
+    from oomlab.thp import ThpError
     from oomlab.units import SizeError
 
     if isinstance(exc, InvalidSpec):
         return f"{exc.field}: {exc}"
-    if isinstance(exc, SizeError | FlagError | EngineError):
+    if isinstance(exc, SizeError | FlagError | EngineError | ThpError):
         return str(exc)
     if isinstance(exc, ConfigException):
         where = os.environ.get("KUBECONFIG") or "~/.kube/config"

@@ -273,6 +273,28 @@ def get_node_facts(name: str) -> NodeFacts | None:
     return node_facts_from_node(_json(response))
 
 
+def list_nodes(label_selector: str) -> list[dict[str, Any]]:
+    """Nodes matching a label selector, as the API server has them."""
+    items: list[dict[str, Any]] = (
+        _document(_core().list_node, label_selector=label_selector).get("items") or []
+    )
+    return items
+
+
+def read_node(name: str) -> dict[str, Any] | None:
+    return _document_or_none(_core().read_node, name)
+
+
+def set_node_label(name: str, key: str, value: str | None) -> None:
+    """Set one label on a node (None removes it): a JSON merge patch on its metadata."""
+    _request(
+        _core().patch_node,
+        name,
+        {"metadata": {"labels": {key: value}}},
+        _content_type=MERGE_PATCH,
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Docker parity
 
@@ -354,12 +376,15 @@ __all__ = [
     "find_experiment",
     "get_experiment",
     "get_node_facts",
+    "list_nodes",
     "load_client_config",
     "patch_experiment_metadata",
     "patch_status",
+    "read_node",
     "read_pod",
     "read_pod_log_tail",
     "record_docker_observation",
+    "set_node_label",
     "update_status",
     "wait_for_docker_fold",
 ]

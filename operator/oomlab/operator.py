@@ -45,7 +45,7 @@ from oomlab.kubernetes_view import (
     owner_experiment,
     timed_out_observation,
 )
-from oomlab.nodes import NodeFacts
+from oomlab.nodes import NodeFacts, node_facts_from_node
 from oomlab.phases import (
     cleanup_deadline,
     is_terminal,
@@ -171,6 +171,20 @@ async def node_facts(state: OperatorState, name: str | None) -> NodeFacts | None
     facts = await asyncio.to_thread(kube.get_node_facts, name)
     state.nodes[name] = (_now(), facts)
     return facts
+
+
+@kopf.on.event("", "v1", "nodes")
+async def node_event(*, type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Keep the cached node facts current: a label changed on purpose (``oomlab thp-compare``
+    switches ``oomlab.dev/thp`` between two runs) is used at once, not after the cache's TTL."""
+    state = state_of(memo)
+    name = str((body.get("metadata") or {}).get("name") or "")
+    if not name:
+        return
+    if type == "DELETED":
+        state.nodes.pop(name, None)
+        return
+    state.nodes[name] = (_now(), node_facts_from_node(dict(body)))
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,298 @@
+"""``oomlab thp-compare``: the THP comparison of :mod:`oomlab.thp` on the cluster in KUBECONFIG.
+
+The cluster side of :class:`oomlab.thp.NodePort` (helper pods, the node's ``oomlab.dev/thp``
+label) and of running one OOMExperiment pinned to the node; the rules and rendering are in
+:mod:`oomlab.thp`.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from oomlab import kube, thp
+from oomlab.classify import Phase
+from oomlab.kube_cli import experiment_body
+from oomlab.nodes import CGROUP_VERSION_LABEL, SWAP_BEHAVIOR_LABEL, THP_LABEL, node_facts_from_node
+from oomlab.results import CgroupVersion
+from oomlab.semantics import SwapBehavior
+from oomlab.units import human, parse_k8s_quantity
+from oomlab.workload import DEFAULT_IMAGE
+
+TERMINAL = {phase.value for phase in Phase if phase.terminal}
+HELPER_READY_S = 300.0
+"""Pod create -> Running took 8-41 s on the TCG node (FACTS); with headroom."""
+POD_GONE_S = 120.0
+
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True)
+
+
+class Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.at
+
+
+def wait_for(what: str, seconds: float, check: Callable[[], Any], poll_s: float = 1.0) -> Any:
+    """``check()`` until it returns something other than None; raise after ``seconds``."""
+    deadline = Deadline(seconds)
+    while True:
+        found = check()
+        if found is not None:
+            return found
+        if deadline.passed():
+            raise thp.ThpError(f"{what}: still not there after {seconds:.0f} s")
+        time.sleep(poll_s)
+
+
+def _pod_phase(pod: Mapping[str, Any] | None) -> str:
+    return str(((pod or {}).get("status") or {}).get("phase") or "Pending")
+
+
+@dataclass
+class ClusterNode:
+    """:class:`oomlab.thp.NodePort` on a real cluster."""
+
+    node: str
+    namespace: str
+    stamp: str
+    image: str = DEFAULT_IMAGE
+    keep_logs: Path | None = None
+    """Where to write each sampling helper's raw log (``<keep_logs>-<pod>.log``), if anywhere."""
+
+    def read_label(self) -> str | None:
+        found = kube.read_node(self.node)
+        if found is None:
+            raise kube.NotFound(f"node {self.node} not found")
+        value = ((found.get("metadata") or {}).get("labels") or {}).get(THP_LABEL)
+        return None if value is None else str(value)
+
+    def set_label(self, value: str | None) -> None:
+        kube.set_node_label(self.node, THP_LABEL, value)
+
+    def _create(self, role: str, mode: str | None, sample: bool) -> str:
+        name = f"oomlab-thp-{self.stamp}-{role}"
+        pod = thp.helper_pod(
+            name, self.namespace, self.node, image=self.image, set_mode=mode, sample=sample,
+            stamp=self.stamp,
+        )  # fmt: skip
+        kube.create_pod(pod)
+        return name
+
+    def _log(self, name: str) -> list[str]:
+        return kube.read_pod_log_tail(self.namespace, name, 100_000)
+
+    def _delete(self, name: str) -> None:
+        kube.delete_pod(self.namespace, name)
+        wait_for(
+            f"helper pod {name} to go",
+            POD_GONE_S,
+            lambda: True if kube.read_pod(self.namespace, name) is None else None,
+        )
+
+    def _mode_line(self, name: str, *, finished: bool) -> thp.HelperLog:
+        def ready() -> thp.HelperLog | None:
+            pod = kube.read_pod(self.namespace, name)
+            phase = _pod_phase(pod)
+            if phase == "Failed":
+                tail = " / ".join(self._log(name)[-3:])
+                raise thp.ThpError(f"helper pod {name} failed on {self.node}: {tail}")
+            if phase == "Pending" or (finished and phase != "Succeeded"):
+                return None
+            log = thp.parse_helper_log(self._log(name))
+            return log if log.after is not None else None
+
+        result: thp.HelperLog = wait_for(f"helper pod {name}", HELPER_READY_S, ready)
+        return result
+
+    def start_helper(self, mode: str) -> thp.Helper:
+        name = self._create(mode, mode, sample=True)
+        try:
+            log = self._mode_line(name, finished=False)
+        except BaseException:
+            self._delete(name)
+            raise
+        return thp.Helper(name, log.before, log.after)
+
+    def finish_helper(self, helper: thp.Helper) -> list[str]:
+        try:
+            lines = self._log(helper.name)
+            if self.keep_logs is not None:
+                raw = self.keep_logs.with_name(f"{self.keep_logs.stem}-{helper.name}.log")
+                raw.write_text("\n".join(lines) + "\n")
+            return lines
+        finally:
+            self._delete(helper.name)
+
+    def write_mode(self, mode: str) -> str | None:
+        name = self._create("restore", mode, sample=False)
+        try:
+            return self._mode_line(name, finished=True).after
+        finally:
+            self._delete(name)
+
+
+def container_id(pod: Mapping[str, Any] | None) -> str | None:
+    """The workload container's id without its runtime prefix (``containerd://``)."""
+    for status in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+        raw = str(status.get("containerID") or "")
+        if raw:
+            return raw.split("://", 1)[-1]
+    return None
+
+
+def experiment_runner(
+    namespace: str,
+    node: str,
+    stamp: str,
+    *,
+    request: str,
+    limit: str,
+    size_bytes: int,
+    timeout_s: int,
+    progress: Callable[[str], None],
+) -> thp.RunExperiment:
+    """Create one experiment per mode, pinned to ``node``, and wait until it is terminal,
+    noting the workload's container id while its pod exists."""
+
+    def run(mode: str) -> tuple[Mapping[str, Any], str | None]:
+        name = f"thp-{stamp}-{mode}"
+        body = experiment_body(
+            name, limit=limit, request=request, mode="bulk", size=f"{size_bytes // 2**20}Mi",
+            docker_memory=None, docker_memory_swap=None, timeout_s=timeout_s,
+            labels={thp.COMPARE_LABEL: stamp}, swap_behavior=SwapBehavior.LIMITED_SWAP.value,
+        )  # fmt: skip
+        body["spec"]["nodeSelector"] = {"kubernetes.io/hostname": node}
+        kube.create_experiment(namespace, body)
+        seen: dict[str, str | None] = {"container": None}
+
+        def terminal() -> Mapping[str, Any] | None:
+            found = kube.find_experiment(namespace, name)
+            status = (found or {}).get("status") or {}
+            k8s = status.get("kubernetes") or {}
+            if seen["container"] is None and k8s.get("podName"):
+                seen["container"] = container_id(kube.read_pod(namespace, k8s["podName"]))
+            allocated = k8s.get("allocatedBytes")
+            got = "" if allocated is None else f", {human(allocated)} allocated"
+            progress(f"THP {mode}: {name} {status.get('phase', 'Pending')}{got}")
+            return found if status.get("phase") in TERMINAL else None
+
+        result: Mapping[str, Any] = wait_for(f"experiment {name}", timeout_s + 300, terminal)
+        return result, seen["container"]
+
+    return run
+
+
+def limited_swap_node(name: str | None) -> dict[str, Any]:
+    """The node to compare on: the one named, or the only LimitedSwap cgroup v2 node."""
+    if name is not None:
+        found = kube.read_node(name)
+        if found is None:
+            raise kube.NotFound(f"node {name} not found")
+        return found
+    nodes = kube.list_nodes(
+        f"{SWAP_BEHAVIOR_LABEL}={SwapBehavior.LIMITED_SWAP.value},"
+        f"{CGROUP_VERSION_LABEL}={CgroupVersion.V2.value}"
+    )
+    if len(nodes) != 1:
+        names = ", ".join(n["metadata"]["name"] for n in nodes) or "none"
+        raise thp.ThpError(
+            f"need exactly one LimitedSwap cgroup v2 node (found: {names}); hack/vm-node.sh up "
+            "makes one, --node picks one"
+        )
+    return nodes[0]
+
+
+def render(comparison: thp.Comparison) -> Table:
+    table = Table(title=f"THP on node {comparison.node}: {comparison.sizing.describe()}")
+    for heading in thp.HEADINGS:
+        table.add_column(heading)
+    for row in thp.table_rows(comparison):
+        table.add_row(*row)
+    return table
+
+
+def _sigterm_as_interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def thp_compare(
+    node: Annotated[
+        str | None, typer.Option(help="The LimitedSwap node; default: the only one.")
+    ] = None,
+    request: Annotated[str, typer.Option(help="requests.memory (Burstable).")] = "400Mi",
+    limit: Annotated[str, typer.Option(help="limits.memory.")] = "500Mi",
+    swap_fill: Annotated[
+        float,
+        typer.Option(help="Demand beyond the limit, as a share of the pod's LimitedSwap share."),
+    ] = thp.DEFAULT_SWAP_FILL,
+    namespace: Annotated[str, typer.Option("--namespace", "-n")] = "default",
+    timeout: Annotated[int, typer.Option(help="Seconds per experiment.", min=1)] = 600,
+    image: Annotated[str, typer.Option(help="Image of the helper pod (needs python3).")] = (
+        DEFAULT_IMAGE
+    ),
+    save: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the result as JSON here (for a later report), and next to it each "
+            "helper's raw samples."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = (
+        False
+    ),
+) -> None:
+    """The same Burstable workload on the LimitedSwap node under THP always, then madvise:
+    predicted by the operator vs observed, swap cache and anon_thp at the end. Switches the
+    node's THP mode (and its oomlab.dev/thp label) for the comparison only, and restores both."""
+    request_bytes = parse_k8s_quantity(request, field="--request")
+    limit_bytes = parse_k8s_quantity(limit, field="--limit")
+    if request_bytes >= limit_bytes:
+        raise thp.ThpError("--request must be below --limit: only Burstable pods get swap")
+    found = limited_swap_node(node)
+    facts = node_facts_from_node(found)
+    size = thp.sizing(request_bytes, limit_bytes, facts, swap_fill)
+    stamp = time.strftime("%H%M%S")
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    with err.status(f"THP comparison on {facts.name}: {size.describe()}") as spinner:
+        last = {"text": ""}
+
+        def progress(text: str) -> None:
+            spinner.update(text)
+            if not err.is_terminal and text != last["text"]:
+                err.print(text, highlight=False)  # a log keeps the steps a spinner would show
+            last["text"] = text
+
+        run = experiment_runner(
+            namespace, facts.name, stamp, request=request, limit=limit,
+            size_bytes=size.size_bytes, timeout_s=timeout, progress=progress,
+        )  # fmt: skip
+        port = ClusterNode(facts.name, namespace, stamp, image, keep_logs=save)
+        comparison = thp.compare(port, run, node=facts.name, size=size, progress=progress)
+    data = thp.to_json(comparison)
+    if save is not None:
+        save.write_text(json.dumps(data, indent=2) + "\n")
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    out.print(render(comparison))
+    out.print(thp.explanation(comparison))
+    for finding in thp.findings(comparison):
+        out.print(f"[bold]finding:[/bold] {finding}")
+    out.print(comparison.restored)
+    err.print(
+        f"experiments kept: kubectl delete oomx -n {namespace} -l {thp.COMPARE_LABEL}={stamp}"
+    )
