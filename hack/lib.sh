@@ -289,7 +289,8 @@ oomlab_qemu_pid() { # pidfile
   echo "${pid}"
 }
 
-# Stops a qemu (TERM, then KILL after 10 s): its disks are throwaway overlays.
+# Stops a qemu (TERM, then KILL after 10 s) and returns once it is gone, so the caller can reuse
+# its tap, port and files: its disks are throwaway overlays, no clean guest shutdown is needed.
 oomlab_qemu_stop() { # pidfile
   local pid i
   pid="$(oomlab_qemu_pid "$1")" || return 0
@@ -299,5 +300,11 @@ oomlab_qemu_stop() { # pidfile
     [[ -d "/proc/${pid}" ]] || return 0
     sleep 0.2
   done
+  oomlab_warn "qemu (pid ${pid}) ignored TERM for 10 s: killing it"
   kill -KILL "${pid}" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    [[ -d "/proc/${pid}" ]] || return 0
+    sleep 0.2
+  done
+  oomlab_die "qemu (pid ${pid}) survived KILL"
 }
