@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from oomlab.cli import docker_prediction
+from oomlab.container_runs import docker_prediction
 from oomlab.results import CgroupVersion, Predicted, RuntimeInfo
 from oomlab.runners import ContainerRun, DockerRunner
 from oomlab.runners import info as info_module
