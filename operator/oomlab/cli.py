@@ -531,11 +531,14 @@ def parity(
 @app.command()
 def host(
     engine: Annotated[str, typer.Option(help="docker or podman.")] = "docker",
+    image: Annotated[str, typer.Option(help="Image the probe container runs (python3).")] = (
+        DEFAULT_IMAGE
+    ),
     as_json: JsonOpt = False,
 ) -> None:
     """What the engine's host gives containers: cgroup version, swap, memory, kernel, THP."""
     try:
-        facts = container_runner(engine).info()
+        facts = container_runner(engine, probe_image=image).info()
         note = ""
     except EngineError as exc:
         facts, note = this_machine(), f"{exc}; this machine instead:"

@@ -18,6 +18,7 @@ from oomlab.runners.base import (
 )
 from oomlab.runners.docker import DockerRunner, docker_client
 from oomlab.runners.podman import PodmanRunner
+from oomlab.workload import DEFAULT_IMAGE
 
 ENGINE_ENV_PREFIX = "OOMLAB_ENGINE_"
 """``docker@vm`` finds its engine's address in ``OOMLAB_ENGINE_VM`` (a DOCKER_HOST value)."""
@@ -43,14 +44,17 @@ def engine_address(spec: str) -> tuple[str, str | None]:
     return engine, address
 
 
-def container_runner(engine: str, client: Any | None = None) -> ContainerRunner:
+def container_runner(
+    engine: str, client: Any | None = None, *, probe_image: str = DEFAULT_IMAGE
+) -> ContainerRunner:
     """The runner for an engine spec (``docker``, ``podman``, ``docker@ADDRESS``,
-    ``docker@NAME``); ``client`` reuses a Docker connection."""
+    ``docker@NAME``); ``client`` reuses a Docker connection; ``info()`` runs its probe container
+    from ``probe_image``."""
     kind, address = engine_address(engine)
     if kind == "docker":
-        return DockerRunner(client or (docker_client(address) if address else None))
+        return DockerRunner(client or (docker_client(address) if address else None), probe_image)
     if address is None:
-        return PodmanRunner()
+        return PodmanRunner(probe_image)
     raise EngineUnavailable(f"engine {engine!r}: a remote podman is not supported yet")
 
 
