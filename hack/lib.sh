@@ -289,15 +289,17 @@ oomlab_qemu_pid() { # pidfile
   echo "${pid}"
 }
 
-# Stops a qemu (TERM, then KILL after 10 s): its disks are throwaway overlays.
+# Stops a qemu (TERM, then KILL after 10 s) and returns once it is gone, so the caller can reuse
+# its tap, port and files: its disks are throwaway overlays, no clean guest shutdown is needed.
 oomlab_qemu_stop() { # pidfile
-  local pid i
+  local pid
   pid="$(oomlab_qemu_pid "$1")" || return 0
   oomlab_log "stopping qemu (pid ${pid})"
   kill -TERM "${pid}" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    [[ -d "/proc/${pid}" ]] || return 0
-    sleep 0.2
-  done
+  oomlab_wait_for 10 "qemu (pid ${pid}) to exit on TERM" oomlab_pid_gone "${pid}" && return 0
   kill -KILL "${pid}" 2>/dev/null || true
+  oomlab_wait_for 10 "qemu (pid ${pid}) to exit on KILL" oomlab_pid_gone "${pid}" ||
+    oomlab_die "qemu (pid ${pid}) survived KILL"
 }
+
+oomlab_pid_gone() { [[ ! -d "/proc/$1" ]]; }

@@ -56,27 +56,13 @@ TIMES_LOG="${OOMLAB_STATE}/vm-node-times.tsv"
 
 kubectl_admin() { "${OOMLAB_K8S_BIN}/kubectl" --kubeconfig "${KUBECONFIG_ADMIN}" "$@"; }
 
-qemu_pid() { # the guest's qemu, if it runs
-  local pid
-  [[ -f "${PIDFILE}" ]] || return 1
-  read -r pid <"${PIDFILE}" || return 1
-  [[ -n "${pid}" && "$(readlink "/proc/${pid}/exe" 2>/dev/null)" == */qemu-system-* ]] || return 1
-  echo "${pid}"
-}
+qemu_pid() { oomlab_qemu_pid "${PIDFILE}"; } # the guest's qemu, if it runs
 
 api_up() { kubectl_admin get --raw /readyz >/dev/null 2>&1; }
 
 node_ready() {
   [[ "$(kubectl_admin get node "${OOMLAB_VM_NAME}" \
         -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
-}
-
-accel_args() { # KVM only where the CPU offers it (FACTS: this host's /dev/kvm never boots a guest)
-  if grep -qwE 'vmx|svm' /proc/cpuinfo && [[ -w /dev/kvm ]]; then
-    echo "-accel kvm -cpu host"
-  else
-    echo "-accel tcg,thread=multi -cpu max"
-  fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -188,7 +174,7 @@ start_qemu() { # image-dir
   cmdline="$(cat "${image}/cmdline")"
   [[ "${OOMLAB_VM_DEBUG}" == 1 ]] && cmdline+=" systemd.journald.forward_to_console=1"
   local accel
-  read -ra accel <<<"$(accel_args)"
+  read -ra accel <<<"$(oomlab_qemu_accel_args)"
   oomlab_log "qemu: ${accel[*]}, ${OOMLAB_VM_CPUS} CPUs, ${OOMLAB_VM_MEMORY} MiB (serial log ${SERIAL_LOG})"
   qemu-system-x86_64 -name "${OOMLAB_VM_NAME}" -nodefaults -machine q35 "${accel[@]}" \
     -smp "${OOMLAB_VM_CPUS}" -m "${OOMLAB_VM_MEMORY}" \
@@ -212,7 +198,7 @@ wait_ready() { # started-at (seconds since epoch) [record: 1 = log the time for 
   done
   node_ready || { tail -n 40 "${SERIAL_LOG}" >&2; oomlab_die "node ${OOMLAB_VM_NAME} not Ready after ${OOMLAB_VM_READY_SECONDS} s"; }
   local took=$(($(date +%s) - start))
-  ((record == 0)) || printf '%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "${took}" "$(accel_args)" >>"${TIMES_LOG}"
+  ((record == 0)) || printf '%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "${took}" "$(oomlab_qemu_accel_args)" >>"${TIMES_LOG}"
   oomlab_log "node ${OOMLAB_VM_NAME} Ready ${took} s after qemu started"
 }
 
@@ -247,22 +233,10 @@ cmd_up() {
   kubectl_admin get node "${OOMLAB_VM_NAME}" -o wide >&2
 }
 
-stop_qemu() {
-  local pid i
-  pid="$(qemu_pid)" || return 0
-  # The disk is a throwaway overlay: no need for the guest to shut down cleanly.
-  oomlab_log "stopping qemu (pid ${pid})"
-  kill -TERM "${pid}" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    [[ -d "/proc/${pid}" ]] || return 0
-    sleep 0.2
-  done
-  kill -KILL "${pid}" 2>/dev/null || true
-}
-
 # Stops and removes everything but the Node object (a previous run's leftovers, before `up`).
 cmd_down_quiet() {
-  stop_qemu
+  # A signal, not the monitor's system_powerdown (which left the guest running for minutes).
+  oomlab_qemu_stop "${PIDFILE}"
   if [[ -n "$(ip route show "${OOMLAB_VM_POD_SUBNET}" 2>/dev/null)" ]]; then
     ip route del "${OOMLAB_VM_POD_SUBNET}" 2>/dev/null || true
   fi

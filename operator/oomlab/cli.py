@@ -8,7 +8,7 @@ import json
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,17 +18,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from oomlab.cli_errors import App, fail, guarded
+from oomlab.container_runs import Row, describe_host, docker_prediction, execute
 from oomlab.kube_cli import kube_app
-from oomlab.results import CgroupVersion, Outcome, Predicted, RunResult, RuntimeInfo
-from oomlab.runners import (
-    ContainerRun,
-    ContainerRunner,
-    EngineError,
-    EngineUnavailable,
-    container_runner,
-)
+from oomlab.results import CgroupVersion, Outcome, Predicted
+from oomlab.runners import ContainerRun, EngineError, container_runner
 from oomlab.runners.info import this_machine
-from oomlab.semantics import Allowance, Prediction, docker_allowance, predict
 from oomlab.thp_cli import thp_compare
 from oomlab.units import human, parse_binary_size
 from oomlab.workload import DEFAULT_IMAGE, Mode, WorkloadSpec
@@ -52,38 +46,6 @@ UNSET = "unset"
 
 def _sigterm_as_interrupt(*_: object) -> None:
     raise KeyboardInterrupt
-
-
-@dataclass(frozen=True)
-class Row:
-    run: ContainerRun
-    prediction: Prediction | None
-    result: RunResult | None
-    error: str = ""
-
-    @property
-    def agrees(self) -> bool | None:
-        if self.prediction is None or self.result is None:
-            return None
-        if self.prediction.outcome == Predicted.BORDERLINE:
-            return None
-        if self.result.outcome == Outcome.REFUSED:
-            return None  # the rules predict memory behaviour; a refusal is reported on its own
-        return self.prediction.outcome.value == self.result.outcome.value
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "engine": self.run.engine,
-            "runtime": self.run.runtime,
-            "workload": self.run.workload.describe(),
-            "memory": self.run.memory,
-            "memory_swap": self.run.memory_swap,
-            "predicted": self.prediction.outcome.value if self.prediction else None,
-            "explanation": self.prediction.explanation if self.prediction else None,
-            "observed": self.result.to_dict() if self.result else None,
-            "agrees": self.agrees,
-            "error": self.error or None,
-        }
 
 
 def build_workload(
@@ -113,51 +75,6 @@ def build_workload(
     )
 
 
-def docker_prediction(
-    run: ContainerRun, host: RuntimeInfo | None, *, host_swap: int | None = None
-) -> tuple[Allowance, Prediction]:
-    """The rules' verdict for ``run`` on the engine whose host is ``host`` (None: flags only).
-
-    ``host_swap`` overrides the host's swap total (``oomlab predict --host-swap``).
-    """
-    allowance = docker_allowance(
-        run.memory_bytes,
-        run.memory_swap_bytes,
-        swap_accounting=host is None or host.swap_limit_supported is not False,
-        as_written=(run.memory, run.memory_swap),
-    )
-    subject = "Docker" if run.engine.startswith("docker") else "podman"
-    swap = host_swap if host_swap is not None else (host.swap_total_bytes if host else None)
-    return allowance, predict(
-        run.workload.demand_bytes(), allowance, host_swap_bytes=swap, subject=subject
-    )
-
-
-def execute(
-    runs: Sequence[ContainerRun], on_done: Callable[[Row], None] | None = None
-) -> list[Row]:
-    """Predict (for each engine's own host) then run each experiment; a runtime that refuses is
-    a row, not a crash."""
-    runners: dict[str, ContainerRunner] = {}
-    rows = []
-    for run in runs:
-        prediction = None
-        try:
-            if run.engine not in runners:
-                runners[run.engine] = container_runner(run.engine)
-            runner = runners[run.engine]
-            _, prediction = docker_prediction(run, runner.info())
-            row = Row(run, prediction, runner.run(run))
-        except EngineUnavailable:
-            raise
-        except EngineError as exc:
-            row = Row(run, prediction, None, str(exc))
-        rows.append(row)
-        if on_done:
-            on_done(row)
-    return rows
-
-
 def _outcome_style(value: str | None) -> str:
     return {
         Outcome.OOM_KILLED.value: "[red]OOMKilled[/]",
@@ -165,19 +82,6 @@ def _outcome_style(value: str | None) -> str:
         Predicted.BORDERLINE.value: "[yellow]Borderline[/]",
         Outcome.REFUSED.value: "[magenta]Refused[/]",
     }.get(value or "", value or "-")
-
-
-def describe_host(info: RuntimeInfo) -> str:
-    """One line on a runtime's host, as its runner reported it."""
-    where = {True: "local", False: "remote", None: "local or remote unknown"}[info.local]
-    swap = "unknown" if info.swap_total_bytes is None else human(info.swap_total_bytes)
-    limits = {True: "", False: " (no swap limits: --memory-swap ignored)", None: ""}
-    engine = f"{info.engine} {info.engine_version or ''}".strip() if info.engine else "host"
-    return (
-        f"{engine} on {info.hostname or '?'} ({where}): cgroup {info.cgroup_version.value}, "
-        f"swap {swap}{limits[info.swap_limit_supported]}, memory {human(info.memory_total_bytes)}, "
-        f"kernel {info.kernel or 'unknown'}, THP {info.transparent_hugepages or 'unknown'}"
-    )
 
 
 def render(rows: Sequence[Row], title: str) -> Table:
@@ -633,11 +537,14 @@ def parity(
 @app.command()
 def host(
     engine: Annotated[str, typer.Option(help="docker or podman.")] = "docker",
+    image: Annotated[str, typer.Option(help="Image the probe container runs (python3).")] = (
+        DEFAULT_IMAGE
+    ),
     as_json: JsonOpt = False,
 ) -> None:
     """What the engine's host gives containers: cgroup version, swap, memory, kernel, THP."""
     try:
-        facts = container_runner(engine).info()
+        facts = container_runner(engine, probe_image=image).info()
         note = ""
     except EngineError as exc:
         facts, note = this_machine(), f"{exc}; this machine instead:"

@@ -12,7 +12,7 @@ from oomlab.semantics import Allowance, docker_allowance, usable_swap
 from oomlab.units import MiB
 
 if TYPE_CHECKING:
-    from oomlab.cli import Row
+    from oomlab.container_runs import Row
 
 COLOURS = {
     Outcome.OOM_KILLED: "#d62728",

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from oomlab.cli import Row, describe_host, docker_prediction
+from oomlab.container_runs import Row, describe_host, docker_prediction
 from oomlab.results import Outcome, Predicted, RuntimeInfo
 from oomlab.runners import ContainerRun, ContainerRunner, EngineError, container_runner
 from oomlab.swapcost import CostVerdict, SwapCost, swap_cost, twin_memory_bytes

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from oomlab.cli import Row, execute
+from oomlab.container_runs import Row, execute
 from oomlab.results import CgroupVersion, Outcome, Predicted
 from oomlab.runners import ContainerRun, DockerRunner
 from oomlab.workload import Mode, WorkloadSpec

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from oomlab.cli import execute
+from oomlab.container_runs import execute
 from oomlab.report import SEED, unconstrained_twin
 from oomlab.results import CgroupVersion, Outcome
 from oomlab.runners import ContainerRun, DockerRunner

@@ -77,7 +77,7 @@ def test_host_without_an_engine_says_so_and_shows_this_machine(
     from oomlab import cli
     from oomlab.runners import EngineUnavailable
 
-    def no_engine(engine: str) -> None:
+    def no_engine(engine: str, **_: object) -> None:
         raise EngineUnavailable("no Docker engine answers")
 
     monkeypatch.setattr(cli, "container_runner", no_engine)

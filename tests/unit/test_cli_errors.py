@@ -15,7 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from typer.testing import CliRunner
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from oomlab import cli, kube
+from oomlab import container_runs, kube
 from oomlab.cli import app
 from oomlab.cli_errors import App
 from oomlab.pods import InvalidSpec
@@ -114,12 +114,12 @@ def test_invalid_spec_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_engine_and_other_errors_are_one_line(
     monkeypatch: pytest.MonkeyPatch, exc: Exception, needle: str
 ) -> None:
-    monkeypatch.setattr(cli, "container_runner", _raises(exc))
+    monkeypatch.setattr(container_runs, "container_runner", _raises(exc))
     assert needle in _one_error_line(runner.invoke(app, ["demo"]))
 
 
 def test_ctrl_c_is_130(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "container_runner", _raises(KeyboardInterrupt()))
+    monkeypatch.setattr(container_runs, "container_runner", _raises(KeyboardInterrupt()))
     result = runner.invoke(app, ["demo"])
     assert result.exit_code == 130
     assert "Traceback" not in result.output

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from oomlab import cli, kube
 from oomlab.config import OperatorConfig
+from oomlab.container_runs import Row
 from oomlab.docker_view import OBSERVATION_ANNOTATION, parse_observation
 from oomlab.pods import ExperimentSpec
 from oomlab.results import HostFacts, Outcome, RunResult
@@ -75,8 +76,8 @@ class FakeCustomObjects:
 
 @pytest.fixture
 def docker_run() -> Iterator[None]:
-    def run(runs: list[ContainerRun], *, quiet: bool) -> list[cli.Row]:
-        return [cli.Row(run=runs[0], prediction=None, result=COMPLETED)]
+    def run(runs: list[ContainerRun], *, quiet: bool) -> list[Row]:
+        return [Row(run=runs[0], prediction=None, result=COMPLETED)]
 
     with mock.patch.object(cli, "run_with_progress", run):
         yield

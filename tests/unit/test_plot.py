@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oomlab.cli import Row
+from oomlab.container_runs import Row
 from oomlab.plot import plot_rows, plot_swap_cost, plot_timeline
 from oomlab.results import Outcome, Progress, RunResult
 from oomlab.runners import ContainerRun

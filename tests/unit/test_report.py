@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from oomlab import report as rep
-from oomlab.cli import Row, docker_prediction
+from oomlab.container_runs import Row, docker_prediction
 from oomlab.results import CgroupVersion, Outcome, Progress, RunResult, RuntimeInfo, SwapActivity
 from oomlab.runners import ContainerRun, EngineError, EngineUnavailable, engine_address
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from oomlab.cli import docker_prediction
+from oomlab.container_runs import docker_prediction
 from oomlab.results import CgroupVersion, Predicted, RuntimeInfo
-from oomlab.runners import ContainerRun, DockerRunner
+from oomlab.runners import RUN_LABEL, ContainerRun, DockerRunner
 from oomlab.runners import info as info_module
 from oomlab.runners.info import (
     cgroup_peak_files,
@@ -39,14 +39,45 @@ def probe_output(*, boot_id: str, swap_kib: int, thp: str = "always [madvise] ne
     ).encode()
 
 
+class FakeContainer:
+    def __init__(self, containers: FakeContainers, labels: dict[str, str]) -> None:
+        self.containers = containers
+        self.labels = labels
+
+    def start(self) -> None:
+        pass
+
+    def wait(self, timeout: float | None = None) -> dict[str, Any]:
+        if self.containers.interrupt_wait:
+            raise KeyboardInterrupt
+        return {"StatusCode": 0}
+
+    def logs(self, **_: Any) -> bytes:
+        return self.containers.output
+
+    def remove(self, force: bool = False) -> None:
+        assert force
+        self.containers.existing.remove(self)
+
+
 class FakeContainers:
+    """Creates probe containers that print ``output``, and lists them by label as Docker does."""
+
     def __init__(self, output: bytes) -> None:
         self.output = output
-        self.runs: list[dict[str, Any]] = []
+        self.interrupt_wait = False
+        self.created: list[dict[str, Any]] = []
+        self.existing: list[FakeContainer] = []
 
-    def run(self, image: str, **kwargs: Any) -> bytes:
-        self.runs.append({"image": image, **kwargs})
-        return self.output
+    def create(self, image: str, **kwargs: Any) -> FakeContainer:
+        self.created.append({"image": image, **kwargs})
+        container = FakeContainer(self, kwargs["labels"])
+        self.existing.append(container)
+        return container
+
+    def list(self, all: bool, filters: dict[str, str]) -> list[FakeContainer]:
+        key, _, value = filters["label"].partition("=")
+        return [c for c in self.existing if c.labels.get(key) == value]
 
 
 class FakeClient:
@@ -81,8 +112,9 @@ def test_a_remote_engine_is_described_by_its_own_kernel() -> None:
         kernel="6.1.0-27-amd64", engine="docker", engine_version="20.10.24", hostname="oomlab-vm",
         swap_limit_supported=True, transparent_hugepages="madvise", local=False,
     )  # fmt: skip
-    (probe,) = client.containers.runs
-    assert probe["network_mode"] == "none" and probe["remove"] is True
+    (probe,) = client.containers.created
+    assert probe["network_mode"] == "none" and probe["read_only"] is True
+    assert not client.containers.existing  # removed once read
     assert cgroup_peak_files("abc", info) == []  # its cgroups are not on this machine
 
 
@@ -91,7 +123,17 @@ def test_the_probe_runs_once_per_runner() -> None:
     runner = DockerRunner(client)
     assert runner.info().local is True
     assert runner.runtime_info("runc").runtime_version == "v1.1.5"
-    assert len(client.containers.runs) == 1
+    assert len(client.containers.created) == 1
+
+
+def test_ctrl_c_during_the_probe_still_removes_its_container() -> None:
+    client = FakeClient(probe_output(boot_id=THIS_BOOT, swap_kib=0))
+    client.containers.interrupt_wait = True
+    with pytest.raises(KeyboardInterrupt):
+        DockerRunner(client).info()
+    (probe,) = client.containers.created
+    assert probe["labels"][RUN_LABEL].startswith("probe-")
+    assert not client.containers.existing
 
 
 def test_prediction_uses_the_engines_swap_not_this_machines() -> None:

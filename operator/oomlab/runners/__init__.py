@@ -18,6 +18,7 @@ from oomlab.runners.base import (
 )
 from oomlab.runners.docker import DockerRunner, docker_client
 from oomlab.runners.podman import PodmanRunner
+from oomlab.workload import DEFAULT_IMAGE
 
 ENGINE_ENV_PREFIX = "OOMLAB_ENGINE_"
 """``docker@vm`` finds its engine's address in ``OOMLAB_ENGINE_VM`` (a DOCKER_HOST value),
@@ -60,13 +61,16 @@ def engine_address(spec: str) -> tuple[str, str | None]:
     return engine, address
 
 
-def container_runner(engine: str, client: Any | None = None) -> ContainerRunner:
+def container_runner(
+    engine: str, client: Any | None = None, *, probe_image: str = DEFAULT_IMAGE
+) -> ContainerRunner:
     """The runner for an engine spec (``docker``, ``podman``, ``ENGINE@ADDRESS``,
-    ``ENGINE@NAME``); ``client`` reuses a Docker connection."""
+    ``ENGINE@NAME``); ``client`` reuses a Docker connection; ``info()`` runs its probe container
+    from ``probe_image``."""
     kind, address = engine_address(engine)
     if kind == "docker":
-        return DockerRunner(client or (docker_client(address) if address else None))
-    return PodmanRunner(url=address)
+        return DockerRunner(client or (docker_client(address) if address else None), probe_image)
+    return PodmanRunner(probe_image, url=address)
 
 
 __all__ = [

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -24,10 +25,18 @@ from oomlab.runners.base import (
     PeakSampler,
     container_result,
 )
-from oomlab.runners.info import PROBE_SCRIPT, cgroup_peak_files, docker_info, parse_probe
+from oomlab.runners.info import (
+    PROBE_SCRIPT,
+    Probe,
+    cgroup_peak_files,
+    docker_info,
+    parse_probe,
+)
 from oomlab.workload import DEFAULT_IMAGE
 
 PROBE_MEMORY = "64m"
+PROBE_TIMEOUT_S = 120.0
+"""The probe reads a few files; under emulation (an engine in a TCG guest) that takes seconds."""
 
 HARDENING: dict[str, Any] = {
     "network_mode": "none",
@@ -68,6 +77,24 @@ def local_runtime_version(runtime: str) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def removing(client: Any, label: str) -> Iterator[None]:
+    """Force-removes every container labelled ``RUN_LABEL=label`` on the way out, however the
+    block ends (Ctrl-C included): by label, so even a container whose create was interrupted
+    before it returned goes too."""
+    import docker
+
+    try:
+        yield
+    finally:
+        with contextlib.suppress(docker.errors.DockerException):
+            for container in client.containers.list(
+                all=True, filters={"label": f"{RUN_LABEL}={label}"}
+            ):
+                with contextlib.suppress(docker.errors.APIError, docker.errors.NotFound):
+                    container.remove(force=True)
+
+
 class DockerRunner:
     """Runs :class:`ContainerRun` experiments on one Docker engine."""
 
@@ -86,20 +113,30 @@ class DockerRunner:
             self._info = docker_info(engine, self.client.version(), self._probe())
         return self._info
 
-    def _probe(self) -> Any:
-        import docker
+    def _probe(self) -> Probe | None:
+        """What the probe container read on the engine's host; None when it could not run.
 
+        Created, started and waited for here rather than by ``containers.run(remove=True)``,
+        so that Ctrl-C or a timeout while it runs still removes it.
+        """
+
+        label = f"probe-{uuid.uuid4().hex}"
         try:
-            output = self.client.containers.run(
-                self.probe_image,
-                entrypoint=["python3", "-c", PROBE_SCRIPT],
-                command=[],
-                labels={RUN_LABEL: f"probe-{uuid.uuid4().hex}"},
-                mem_limit=PROBE_MEMORY,
-                remove=True,
-                **HARDENING,
-            )
-        except docker.errors.DockerException:
+            with removing(self.client, label):
+                container = self.client.containers.create(
+                    self.probe_image,
+                    entrypoint=["python3", "-c", PROBE_SCRIPT],
+                    command=[],
+                    labels={RUN_LABEL: label},
+                    mem_limit=PROBE_MEMORY,
+                    **HARDENING,
+                )
+                container.start()
+                status = container.wait(timeout=PROBE_TIMEOUT_S)
+                output = container.logs(stdout=True, stderr=False)
+        except Exception:  # an engine error or requests' ReadTimeout, via the SDK
+            return None
+        if status.get("StatusCode") != 0:
             return None
         return parse_probe(output.decode(errors="replace"))
 
@@ -129,18 +166,20 @@ class DockerRunner:
             kwargs["mem_limit"] = run.memory_bytes
         if run.memory_swap_bytes is not None:
             kwargs["memswap_limit"] = run.memory_swap_bytes
-        try:
-            container = self.client.containers.create(run.image, **kwargs)
-        except docker.errors.ImageNotFound:
-            raise EngineUnavailable(
-                f"image {run.image} is not on this engine: run hack/images.sh"
-            ) from None
-        except docker.errors.APIError as exc:
-            raise EngineError(f"Docker refused the container: {exc.explanation or exc}") from None
-        started = time.monotonic()
         timed_out = False
         error = ""
-        try:
+        with removing(self.client, kwargs["labels"][RUN_LABEL]):
+            try:
+                container = self.client.containers.create(run.image, **kwargs)
+            except docker.errors.ImageNotFound:
+                raise EngineUnavailable(
+                    f"image {run.image} is not on this engine: run hack/images.sh"
+                ) from None
+            except docker.errors.APIError as exc:
+                raise EngineError(
+                    f"Docker refused the container: {exc.explanation or exc}"
+                ) from None
+            started = time.monotonic()
             with PeakSampler(cgroup_peak_files(container.id, host)) as sampler:
                 try:
                     container.start()
@@ -158,9 +197,6 @@ class DockerRunner:
             container.reload()
             state = container.attrs.get("State", {})
             logs = container.logs(stdout=True, stderr=True).decode(errors="replace")
-        finally:
-            with contextlib.suppress(docker.errors.APIError, docker.errors.NotFound):
-                container.remove(force=True)
         oom_killed = state.get("OOMKilled")
         return container_result(
             "docker",

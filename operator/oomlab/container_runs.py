@@ -1,0 +1,113 @@
+"""Container runs predicted for their engine's own host, then observed: one :class:`Row` each.
+
+The CLI's tables, ``oomlab report`` and the charts all read these rows; none of them owns them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from oomlab.results import Outcome, Predicted, RunResult, RuntimeInfo
+from oomlab.runners import (
+    ContainerRun,
+    ContainerRunner,
+    EngineError,
+    EngineUnavailable,
+    container_runner,
+)
+from oomlab.semantics import Allowance, Prediction, docker_allowance, predict
+from oomlab.units import human
+
+
+@dataclass(frozen=True)
+class Row:
+    """One run: what the rules predicted, what the engine did (or why it could not run)."""
+
+    run: ContainerRun
+    prediction: Prediction | None
+    result: RunResult | None
+    error: str = ""
+
+    @property
+    def agrees(self) -> bool | None:
+        if self.prediction is None or self.result is None:
+            return None
+        if self.prediction.outcome == Predicted.BORDERLINE:
+            return None
+        if self.result.outcome == Outcome.REFUSED:
+            return None  # the rules predict memory behaviour; a refusal is reported on its own
+        return self.prediction.outcome.value == self.result.outcome.value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "engine": self.run.engine,
+            "runtime": self.run.runtime,
+            "workload": self.run.workload.describe(),
+            "memory": self.run.memory,
+            "memory_swap": self.run.memory_swap,
+            "predicted": self.prediction.outcome.value if self.prediction else None,
+            "explanation": self.prediction.explanation if self.prediction else None,
+            "observed": self.result.to_dict() if self.result else None,
+            "agrees": self.agrees,
+            "error": self.error or None,
+        }
+
+
+def docker_prediction(
+    run: ContainerRun, host: RuntimeInfo | None, *, host_swap: int | None = None
+) -> tuple[Allowance, Prediction]:
+    """The rules' verdict for ``run`` on the engine whose host is ``host`` (None: flags only).
+
+    ``host_swap`` overrides the host's swap total (``oomlab predict --host-swap``).
+    """
+    allowance = docker_allowance(
+        run.memory_bytes,
+        run.memory_swap_bytes,
+        swap_accounting=host is None or host.swap_limit_supported is not False,
+        as_written=(run.memory, run.memory_swap),
+    )
+    subject = "Docker" if run.engine.startswith("docker") else "podman"
+    swap = host_swap if host_swap is not None else (host.swap_total_bytes if host else None)
+    return allowance, predict(
+        run.workload.demand_bytes(), allowance, host_swap_bytes=swap, subject=subject
+    )
+
+
+def execute(
+    runs: Sequence[ContainerRun], on_done: Callable[[Row], None] | None = None
+) -> list[Row]:
+    """Predict (for each engine's own host) then run each experiment; a runtime that refuses is
+    a row, not a crash."""
+    runners: dict[str, ContainerRunner] = {}
+    rows = []
+    for run in runs:
+        prediction = None
+        try:
+            if run.engine not in runners:
+                runners[run.engine] = container_runner(run.engine)
+            runner = runners[run.engine]
+            _, prediction = docker_prediction(run, runner.info())
+            row = Row(run, prediction, runner.run(run))
+        except EngineUnavailable:
+            raise
+        except EngineError as exc:
+            row = Row(run, prediction, None, str(exc))
+        rows.append(row)
+        if on_done:
+            on_done(row)
+    return rows
+
+
+def describe_host(info: RuntimeInfo) -> str:
+    """One line on a runtime's host, as its runner reported it."""
+    where = {True: "local", False: "remote", None: "local or remote unknown"}[info.local]
+    swap = "unknown" if info.swap_total_bytes is None else human(info.swap_total_bytes)
+    limits = {True: "", False: " (no swap limits: --memory-swap ignored)", None: ""}
+    engine = f"{info.engine} {info.engine_version or ''}".strip() if info.engine else "host"
+    return (
+        f"{engine} on {info.hostname or '?'} ({where}): cgroup {info.cgroup_version.value}, "
+        f"swap {swap}{limits[info.swap_limit_supported]}, memory {human(info.memory_total_bytes)}, "
+        f"kernel {info.kernel or 'unknown'}, THP {info.transparent_hugepages or 'unknown'}"
+    )
