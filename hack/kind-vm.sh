@@ -9,12 +9,14 @@
 #                                      the operator; print the kubeconfig path (swap default 2G)
 #   hack/kind-vm.sh down               stop the guest (the cluster goes with it), remove its overlay
 #   hack/kind-vm.sh status             what runs; exit 1 if the guest's dockerd does not answer
+#   hack/kind-vm.sh key                the cache key of the guest's disk for the current inputs
 #
 # Speed (qemu TCG: `docker load` of the 1 GB node image alone took 318 s): the guest's disk with
 # the node image and the memhog/operator images already loaded in its Docker is cached as a qcow2
 # layer over the VM engine's disk, ${OOMLAB_CACHE}/kind-vm/<key>/disk.qcow2, <key> hashing the
-# engine image's key, the node image archive's key and the two image IDs; each run boots a
-# throwaway overlay of it. Every step's time is printed and appended to
+# engine image's key, the node image archive's key and the workload images' (their IDs in this
+# host's engine, or with OOMLAB_KIND_VM_IMAGES=guest their inputs as git sees them); each run
+# boots a throwaway overlay of it. Every step's time is printed and appended to
 # ${OOMLAB_STATE}/kind-vm-times.tsv.
 # Network: no tap. qemu's user-mode network with restrict=on (the guest sends nothing off the
 # machine) and two forwards from this host's 127.0.0.1: the guest's dockerd (tcp 2375) and the API
@@ -24,14 +26,17 @@
 # The cluster is named oomlab (kubeconfig context kind-oomlab, which the tests accept), in its own
 # kubeconfig: ${OOMLAB_STATE}/kind-vm/kubeconfig.
 # Needs: root, qemu (installed if missing), zstd, the node image archive (hack/kind-node-image.sh
-# --no-load), oomlab/memhog:dev and oomlab/operator:dev in this host's Docker engine (make images),
-# kind and kubectl (hack/k8s-build.sh kind k8s).
+# --no-load), kind and kubectl (hack/k8s-build.sh kind k8s), and oomlab/memhog:dev and
+# oomlab/operator:dev in this host's Docker engine (make images), copied with docker save; or,
+# with OOMLAB_KIND_VM_IMAGES=guest, hack/images.sh builds them in the guest's engine instead
+# (slower, but this host's engine is not used: where it is busy or locked).
 # Env: OOMLAB_KIND_VM_MEMORY (MiB, 4096), OOMLAB_KIND_VM_CPUS (2), OOMLAB_KIND_VM_DOCKER_PORT
 #      (23760), OOMLAB_KIND_VM_API_PORT (26443), OOMLAB_KIND_VM_DISK_SIZE (16G),
 #      OOMLAB_KIND_VM_READY_SECONDS (900), OOMLAB_KIND_VM_LOCK (a lock file held around `docker
 #      save` from this host's engine, e.g. /run/oomlab-cluster.lock; none by default: a caller
 #      already holding it would wait for itself), OOMLAB_KIND_VM_NODE_ARCHIVE
-#      (the node image archive hack/kind-node-image.sh wrote, with its .key beside it).
+#      (the node image archive hack/kind-node-image.sh wrote, with its .key beside it),
+#      OOMLAB_KIND_VM_IMAGES (host: docker save from this host's engine; guest: built there).
 set -euo pipefail
 
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -45,6 +50,7 @@ source "${HACK_DIR}/k8s-env.sh"
 : "${OOMLAB_KIND_VM_DISK_SIZE:=16G}"
 : "${OOMLAB_KIND_VM_READY_SECONDS:=900}"
 : "${OOMLAB_KIND_VM_LOCK:=}"
+: "${OOMLAB_KIND_VM_IMAGES:=host}"
 : "${OOMLAB_KIND_VM_STATE:=${OOMLAB_STATE}/kind-vm}"
 : "${OOMLAB_KIND_VM_CACHE:=${OOMLAB_CACHE}/kind-vm}"
 
@@ -139,17 +145,33 @@ stop_guest() {
 # --- the cached disk: node and workload images already in the guest's Docker -----------------------
 host_image_id() { oomlab_docker image inspect --format '{{.Id}}' "$1"; }
 
+# What the workload images are made of: their IDs in this host's engine, or (built in the guest)
+# the files hack/images.sh builds them from, committed and changed.
+IMAGE_INPUTS=(workloads operator Dockerfile pyproject.toml hack/images.sh)
+workload_images_key() {
+  if [[ "${OOMLAB_KIND_VM_IMAGES}" == guest ]]; then
+    (cd "${OOMLAB_REPO_ROOT}" && git ls-files -s -- "${IMAGE_INPUTS[@]}" && git diff HEAD -- "${IMAGE_INPUTS[@]}")
+  else
+    for image in "${WORKLOAD_IMAGES[@]}"; do host_image_id "${image}"; done
+  fi
+}
+
 disk_key() { # engine-image-dir
   {
     basename "$1"
     cat "${NODE_ARCHIVE_KEY}"
-    for image in "${WORKLOAD_IMAGES[@]}"; do host_image_id "${image}"; done
+    printf '%s\n' "${OOMLAB_KIND_VM_IMAGES}"
+    workload_images_key
     printf '%s\n' "${OOMLAB_KIND_VM_DISK_SIZE}"
     sed -n '/^# --- the cached disk/,/^# --- end of the cached disk/p' "${BASH_SOURCE[0]}"
   } | sha256sum | cut -c1-16
 }
 
 load_workload_images() {
+  if [[ "${OOMLAB_KIND_VM_IMAGES}" == guest ]]; then
+    DOCKER_HOST="${ADDRESS}" "${HACK_DIR}/images.sh" >&2
+    return
+  fi
   local lock=()
   [[ -z "${OOMLAB_KIND_VM_LOCK}" ]] || lock=(flock -o "${OOMLAB_KIND_VM_LOCK}")
   "${lock[@]}" "$(oomlab_docker_bin)" save "${WORKLOAD_IMAGES[@]}" | guest_docker load -q >&2
@@ -167,12 +189,12 @@ seed_disk() { # engine-image-dir out-dir
     bash -c "zstd -dc '${NODE_ARCHIVE}' | DOCKER_HOST='${ADDRESS}' '$(oomlab_docker_bin)' load -q >&2"
   # The image's root filesystem is 6G; the disk is bigger: grow it (online) to the disk's size.
   timed "seed: resize2fs /dev/vda" guest_root resize2fs /dev/vda >&2
-  timed "seed: docker save | load ${WORKLOAD_IMAGES[*]}" load_workload_images
+  timed "seed: ${WORKLOAD_IMAGES[*]} into the guest's engine (${OOMLAB_KIND_VM_IMAGES})" load_workload_images
   timed "seed: poweroff" poweroff_guest || oomlab_die "the guest did not power off: not caching its disk"
   {
     echo "engine image $(basename "${image}")"
     echo "node image ${NODE_IMAGE} (archive key $(cat "${NODE_ARCHIVE_KEY}"))"
-    for img in "${WORKLOAD_IMAGES[@]}"; do echo "${img} $(host_image_id "${img}")"; done
+    for img in "${WORKLOAD_IMAGES[@]}"; do echo "${img} $(guest_docker image inspect --format '{{.Id}}' "${img}") (${OOMLAB_KIND_VM_IMAGES})"; done
     echo "seeded $(date -u +%FT%TZ)"
   } >"${tmp}/inputs.txt"
   rm -rf "${out}"
@@ -214,9 +236,16 @@ cmd_up() {
   [[ -s "${NODE_ARCHIVE}" && -s "${NODE_ARCHIVE_KEY}" ]] ||
     oomlab_die "no ${NODE_ARCHIVE}: run hack/kind-node-image.sh --no-load"
   local image
-  for image in "${WORKLOAD_IMAGES[@]}"; do
-    host_image_id "${image}" >/dev/null 2>&1 || oomlab_die "${image} is not in this host's Docker engine: run make images"
-  done
+  case "${OOMLAB_KIND_VM_IMAGES}" in
+    guest) ;;
+    host)
+      for image in "${WORKLOAD_IMAGES[@]}"; do
+        host_image_id "${image}" >/dev/null 2>&1 ||
+          oomlab_die "${image} is not in this host's Docker engine: run make images (or OOMLAB_KIND_VM_IMAGES=guest)"
+      done
+      ;;
+    *) oomlab_die "OOMLAB_KIND_VM_IMAGES must be host or guest, not '${OOMLAB_KIND_VM_IMAGES}'" ;;
+  esac
   if qemu_pid >/dev/null; then
     oomlab_log "the kind guest already runs (qemu pid $(qemu_pid)): reusing it"
   else
@@ -286,5 +315,6 @@ case "${1:-}" in
   up) shift; cmd_up "$@" ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  *) sed -n '8,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  key) disk_key "$("${HACK_DIR}/vm-engine-image.sh" build)" ;;
+  *) sed -n '8,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
