@@ -276,6 +276,11 @@ oomlab_run kind_ load docker-image --name "${NAME}" "${IMAGES[@]}"
 oomlab_log "time: kind load docker-image ${IMAGES[*]}: $((SECONDS - load_start)) s"
 
 # --- 5. deploy --------------------------------------------------------------------------------------
+# Under emulation the API server can drop connections or answer with empty lists for a while
+# (seen after a long kind load in a qemu guest): wait until it lists the node again.
+lists_a_node() { [[ -n "$(kc get nodes -o name 2>/dev/null)" ]]; }
+oomlab_wait_for 600 "the API server to list the node" lists_a_node ||
+  oomlab_die "the API server of cluster ${NAME} does not list its node"
 # The node's swap behaviour reaches the operator through one source: the node's
 # oomlab.dev/swap-behavior label, set by manifests/kind/<config>.yaml.
 label="$(kc get nodes -o jsonpath='{.items[0].metadata.labels.oomlab\.dev/swap-behavior}')"

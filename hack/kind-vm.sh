@@ -89,6 +89,11 @@ timed() { # step command...
 
 summary() { # outcome
   local line
+  # kind-up's own steps, as it timed them (also when it failed half-way)
+  if [[ -f "${OOMLAB_KIND_VM_STATE}/kind-up.log" ]]; then
+    while IFS= read -r line; do STEPS+=("${line}"); done < <(
+      sed -n 's/.*time: \(.*\): \([0-9]*\) s$/\2\t  kind-up: \1/p' "${OOMLAB_KIND_VM_STATE}/kind-up.log")
+  fi
   oomlab_log "kind in the VM: $1; step times (s):"
   for line in "${STEPS[@]}"; do
     printf '  %5s  %s\n' "${line%%$'\t'*}" "${line#*$'\t'}" >&2
@@ -273,10 +278,6 @@ cmd_up() {
   # shellcheck disable=SC2016  # a Go template
   oomlab_log "guest engine: $(guest_docker info --format 'Docker {{.ServerVersion}}, cgroup v{{.CgroupVersion}} ({{.CgroupDriver}}), {{.MemTotal}} B of memory'), swap $(guest_root swapon --show=SIZE --noheadings --bytes | head -n1) B"
   timed "hack/kind-up.sh --config limited-swap, in all" kind_up
-  # kind-up's own steps, as it timed them
-  local line
-  while IFS= read -r line; do STEPS+=("${line}"); done < <(
-    sed -n 's/.*time: \(.*\): \([0-9]*\) s$/\2\t  kind-up: \1/p' "${OOMLAB_KIND_VM_STATE}/kind-up.log")
   trap - EXIT
   summary "up"
   printf '%s\n' "${KUBECONFIG_OUT}"

@@ -14,8 +14,8 @@ outcomes are computed from the Node object, never from one node's numbers:
 - Burstable seed, request 400Mi, limit 500Mi, 1000Mi allocated. On the VM node (1,531,936,768 B
   memory, 2,147,479,552 B swap) the share is 587,960,320 B (about 561 MiB): limit + swap holds
   the ~1012 MiB workload with 49 MiB to spare, it completes and matches Docker (500m/1g). On the
-  kind guest's node (about 3.8 GiB memory, 2 GiB swap) the share is about 209 MiB: it is
-  OOM-killed, and parity is Mismatch because LimitedSwap gives less swap than Docker.
+  kind guest's node (about 3.8 GiB memory, 2 GiB swap) the share is about 209 MiB: it must be
+  OOM-killed, and parity must be Mismatch because LimitedSwap gives less swap than Docker.
 - the leak, request 100Mi, limit 200Mi, grows to 600Mi: far past limit + swap on either node, so
   it must be killed, after getting past its 200 MiB limit (into swap): the allocation it reached
   is asserted to be above the limit and at most limit + swap.
