@@ -149,6 +149,26 @@ kind-e2e: venv kind-up ## The e2e tiers on the kind cluster, then kind-down (als
 	KUBECONFIG=$(KUBECONFIG_KIND) $(MAKE) test-e2e; rc=$$?; \
 	  hack/kind-down.sh --kubeconfig $(KUBECONFIG_KIND); exit $$rc
 
+# --- kind with LimitedSwap for real: the cluster's Docker engine in a cgroup v2 qemu guest ---
+KUBECONFIG_KIND_VM ?= $(OOMLAB_STATE)/kind-vm/kubeconfig
+
+.PHONY: kind-vm-up
+kind-vm-up: ## kind with LimitedSwap in a cgroup v2 qemu guest of its own (needs make images; slow under emulation).
+	hack/k8s-build.sh kind
+	hack/kind-node-image.sh --no-load
+	hack/kind-vm.sh up
+
+.PHONY: kind-vm-down
+kind-vm-down: ## Stop the kind guest (the cluster goes with it).
+	hack/kind-vm.sh down
+
+.PHONY: kind-vm-e2e
+kind-vm-e2e: venv kind-vm-up ## The LimitedSwap e2e checks on the kind-in-VM cluster, then kind-vm-down (not in CI: over 25 min here).
+	start=$$(date +%s); KUBECONFIG=$(KUBECONFIG_KIND_VM) OOMLAB_REQUIRE_CLUSTER=1 \
+	  OOMLAB_REQUIRE_LIMITED_SWAP=1 $(PYTEST) -s tests/e2e/test_limited_swap.py; rc=$$?; \
+	  echo "+++ time: LimitedSwap e2e checks: $$(( $$(date +%s) - start )) s (exit $$rc)"; \
+	  hack/kind-vm.sh down; exit $$rc
+
 .PHONY: vm-node-up
 vm-node-up: images ## Add a cgroup v2 node with swap and LimitedSwap (a qemu guest) to the local cluster.
 	hack/k8s-build.sh k8s

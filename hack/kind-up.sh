@@ -10,7 +10,7 @@
 # Idempotent: a second run reuses the cluster and rolls the operator only if its image changed.
 #
 # Usage: hack/kind-up.sh [--swap SIZE] [--config no-swap|limited-swap] [--name NAME]
-#                        [--image IMAGE] [--kubeconfig PATH] [--no-build]
+#                        [--image IMAGE] [--kubeconfig PATH] [--no-build] [--api-server-port PORT]
 #   --swap SIZE     enable a host swapfile of SIZE first (e.g. 2G); default: leave swap alone
 #   --config NAME   kind config; default: limited-swap on a cgroup v2 host, no-swap on cgroup v1
 #   --name NAME     cluster name (default oomlab)
@@ -20,7 +20,18 @@
 #   --kubeconfig P  where to write the cluster's kubeconfig (default: $KUBECONFIG, else
 #                   ${OOMLAB_STATE}/kind/kubeconfig as root, else ~/.kube/kind-oomlab)
 #   --no-build      do not run hack/images.sh (load the images already in the Docker engine)
-# Env: OOMLAB_KIND_DOCKER_NETWORK (default kind, the network kind uses), its
+#   --api-server-port PORT  for an engine on another machine (DOCKER_HOST=tcp://..., e.g. the
+#                   qemu guest of hack/kind-vm.sh): the node publishes its API server on PORT of
+#                   that machine, and the kubeconfig says https://127.0.0.1:PORT (the machine's
+#                   PORT must be forwarded to this host's 127.0.0.1:PORT); the certificate names
+#                   127.0.0.1, and kubeadm waits up to 15 min for the control plane (emulation)
+# With DOCKER_HOST=tcp://... the engine, its cgroup version, swap, network and bridge are those
+# of that machine: --swap is refused (its swap is its own), and the host's egress guard, bridge
+# guard and docker shim are not used (nothing of it is on this host).
+# A LimitedSwap node is labelled oomlab.dev/cgroup-version and oomlab.dev/thp as read from its
+# kernel (as hack/vm-node.sh's node is): the LimitedSwap predictions and tests use them.
+# Env: OOMLAB_KIND_WAIT (kind create's --wait for a Ready node, 180s), OOMLAB_KIND_DOCKER_NETWORK
+#      (default kind, the network kind uses), its
 #      OOMLAB_KIND_DOCKER_SUBNET (default 100.80.0.0/16) and OOMLAB_KIND_BRIDGE (default kindbr0).
 # On a host whose capability bounding set lacks CAP_SYS_RESOURCE, kind runs with a docker shim
 # (hack/kind/docker-unprivileged.sh) in place of --privileged; the node image must be ours then.
@@ -42,6 +53,7 @@ CONFIG=""
 SWAP_SIZE=""
 BUILD=1
 KUBECONFIG_OUT=""
+API_SERVER_PORT=""
 PINNED_KIND="${OOMLAB_KIND_VERSION:-v0.30.0}"
 NETWORK="${OOMLAB_KIND_DOCKER_NETWORK:-kind}"
 SUBNET="${OOMLAB_KIND_DOCKER_SUBNET:-100.80.0.0/16}"
@@ -50,7 +62,7 @@ NODE_IMAGE="${OOMLAB_KIND_NODE_IMAGE:-}"
 LOCAL_NODE_IMAGE="oomlab/kind-node:${OOMLAB_K8S_VERSION:-v1.34.4}"
 IMAGES=(oomlab/memhog:dev oomlab/operator:dev)
 
-usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -65,21 +77,35 @@ while [[ $# -gt 0 ]]; do
     --kubeconfig) KUBECONFIG_OUT="${2:?--kubeconfig needs a path}"; shift 2 ;;
     --kubeconfig=*) KUBECONFIG_OUT="${1#*=}"; shift ;;
     --no-build) BUILD=0; shift ;;
+    --api-server-port) API_SERVER_PORT="${2:?--api-server-port needs a port}"; shift 2 ;;
+    --api-server-port=*) API_SERVER_PORT="${1#*=}"; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; oomlab_die "unknown argument: $1" ;;
   esac
 done
 
 # --- 1. cgroup version and what it means for swap -----------------------------------------------
-CGROUP="$(oomlab_cgroup_version)"
+REMOTE=0
+if oomlab_docker_remote; then
+  REMOTE=1
+  oomlab_docker_ok || oomlab_die "no Docker engine answers at DOCKER_HOST=${DOCKER_HOST}"
+  CGROUP="v$(oomlab_docker info --format '{{.CgroupVersion}}')"
+  WHERE="the engine's machine (DOCKER_HOST=${DOCKER_HOST})"
+  [[ -z "${SWAP_SIZE}" ]] || oomlab_die "--swap sets this host's swap, but the engine at" \
+    "${DOCKER_HOST} runs on another machine with swap of its own (hack/kind-vm.sh --swap sets a guest's)"
+else
+  CGROUP="$(oomlab_cgroup_version)"
+  WHERE=host
+  [[ -z "${API_SERVER_PORT}" ]] || oomlab_die "--api-server-port is for an engine on another" \
+    "machine (DOCKER_HOST=tcp://...): here kind publishes the API server on 127.0.0.1 itself"
+fi
 if [[ "${CGROUP}" == v2 ]]; then
-  oomlab_log "host cgroups: v2 (unified). The kubelet can run LimitedSwap: Burstable pods get" \
+  oomlab_log "${WHERE} cgroups: v2 (unified). The kubelet can run LimitedSwap: Burstable pods get" \
     "request / node memory * node swap of swap (memory.swap.max); Guaranteed, BestEffort and" \
     "high-priority pods get none. NoSwap also works."
   : "${CONFIG:=limited-swap}"
 else
-  oomlab_log "host cgroups: v1 ($(stat -fc %T /sys/fs/cgroup 2>/dev/null || echo unknown) on" \
-    "/sys/fs/cgroup). The kubelet refuses to start with LimitedSwap on cgroup v1, so only NoSwap:" \
+  oomlab_log "${WHERE} cgroups: v1 (memory on the v1 hierarchy). The kubelet refuses to start with LimitedSwap on cgroup v1, so only NoSwap:" \
     "no pod gets swap, whatever swap the host has (memory+swap limit = memory limit)."
   : "${CONFIG:=no-swap}"
 fi
@@ -89,7 +115,7 @@ case "${CONFIG}" in
   *) oomlab_die "--config must be no-swap or limited-swap, not '${CONFIG}'" ;;
 esac
 if [[ "${CONFIG}" == limited-swap && "${CGROUP}" != v2 ]]; then
-  oomlab_die "--config limited-swap needs a cgroup v2 host (this one is v1): the kubelet would" \
+  oomlab_die "--config limited-swap needs a cgroup v2 host (${WHERE} is v1): the kubelet would" \
     "refuse to start. Use --config no-swap here, or a cgroup v2 host (e.g. an ubuntu-24.04 runner)."
 fi
 CONFIG_FILE="${ROOT}/manifests/kind/${CONFIG}.yaml"
@@ -102,10 +128,12 @@ if [[ -n "${SWAP_SIZE}" ]]; then
   oomlab_log "enabling ${SWAP_SIZE} of host swap (hack/swap.sh on ${SWAP_SIZE})"
   oomlab_as_root "${HACK_DIR}/swap.sh" on "${SWAP_SIZE}"
 fi
-SWAP_KIB="$(awk '$1=="SwapTotal:"{print $2}' /proc/meminfo)"
-oomlab_log "host swap now: $((SWAP_KIB / 1024)) MiB (kind nodes share the host kernel and see it)"
-if [[ "${BEHAVIOR}" == LimitedSwap && "${SWAP_KIB}" -eq 0 ]]; then
-  oomlab_warn "LimitedSwap with no host swap gives every pod 0 bytes of swap: pass --swap 2G to try it"
+if [[ "${REMOTE}" -eq 0 ]]; then
+  SWAP_KIB="$(awk '$1=="SwapTotal:"{print $2}' /proc/meminfo)"
+  oomlab_log "host swap now: $((SWAP_KIB / 1024)) MiB (kind nodes share the host kernel and see it)"
+  if [[ "${BEHAVIOR}" == LimitedSwap && "${SWAP_KIB}" -eq 0 ]]; then
+    oomlab_warn "LimitedSwap with no host swap gives every pod 0 bytes of swap: pass --swap 2G to try it"
+  fi
 fi
 
 # --- tools ----------------------------------------------------------------------------------------
@@ -120,7 +148,7 @@ fi
 oomlab_docker_ok || oomlab_die "no Docker engine answers: run hack/docker-up.sh first"
 
 # kind through a docker shim when the host cannot run --privileged containers (see the header).
-if oomlab_lacks_cap_sys_resource; then
+if [[ "${REMOTE}" -eq 0 ]] && oomlab_lacks_cap_sys_resource; then
   SHIM_DIR="$(mktemp -d)"
   trap 'rm -rf "${SHIM_DIR}"' EXIT
   ln -s "${HACK_DIR}/kind/docker-unprivileged.sh" "${SHIM_DIR}/docker"
@@ -155,8 +183,12 @@ mkdir -p "$(dirname "${KUBECONFIG_OUT}")"
 kc() { "${KUBECTL}" --kubeconfig "${KUBECONFIG_OUT}" "$@"; }
 
 # --- 3. the cluster -------------------------------------------------------------------------------
-# The egress guard before any network: nothing for 100.64.0.0/10 leaves the machine.
-if [[ -x "${HACK_DIR}/egress-guard.sh" ]]; then
+# The egress guard before any network: nothing for 100.64.0.0/10 leaves the machine. (An engine
+# on another machine makes its networks there: that machine keeps them in, e.g. a guest with
+# qemu's restrict=on network.)
+if [[ "${REMOTE}" -eq 1 ]]; then
+  oomlab_log "the kind network and nodes are on the engine's machine: no guard on this host"
+elif [[ -x "${HACK_DIR}/egress-guard.sh" ]]; then
   oomlab_as_root "${HACK_DIR}/egress-guard.sh" up
 elif oomlab_as_root iptables -w 10 -S | grep -- '-j OOMLAB-EGRESS' >/dev/null; then
   oomlab_log "egress guard: in place"
@@ -177,13 +209,42 @@ for net in ${have_subnets}; do
   oomlab_in_shared_range "${net}" ||
     oomlab_die "Docker network ${NETWORK} has ${net}, outside 100.64.0.0/10: remove it (hack/kind-down.sh)"
 done
-oomlab_as_root bash -c "source '${HACK_DIR}/lib.sh' && oomlab_kind_bridge_guard up '${BRIDGE}'"
-oomlab_log "Docker network ${NETWORK}: ${have_subnets}(bridge ${BRIDGE}, guarded)"
+if [[ "${REMOTE}" -eq 0 ]]; then
+  oomlab_as_root bash -c "source '${HACK_DIR}/lib.sh' && oomlab_kind_bridge_guard up '${BRIDGE}'"
+fi
+oomlab_log "Docker network ${NETWORK}: ${have_subnets}(bridge ${BRIDGE}$([[ "${REMOTE}" -eq 1 ]] || echo ', guarded'))"
 [[ "${NETWORK}" == kind ]] || export KIND_EXPERIMENTAL_DOCKER_NETWORK="${NETWORK}"
+
+# The API server of a node on another machine: published on its API_SERVER_PORT, reached here
+# at 127.0.0.1:API_SERVER_PORT (forwarded), so the certificate must name 127.0.0.1.
+if [[ -n "${API_SERVER_PORT}" ]]; then
+  REMOTE_CONFIG="$(mktemp)"
+  trap 'rm -f "${REMOTE_CONFIG}"; [[ -z "${SHIM_DIR:-}" ]] || rm -rf "${SHIM_DIR}"' EXIT
+  sed "s/^networking:\$/&\n  apiServerAddress: \"0.0.0.0\"\n  apiServerPort: ${API_SERVER_PORT}/" \
+    "${CONFIG_FILE}" >"${REMOTE_CONFIG}"
+  cat >>"${REMOTE_CONFIG}" <<'EOF'
+kubeadmConfigPatches:
+  - |
+    apiVersion: kubeadm.k8s.io/v1beta3
+    kind: ClusterConfiguration
+    apiServer:
+      certSANs: [localhost, "127.0.0.1"]
+      timeoutForControlPlane: 15m0s
+EOF
+  grep -q "apiServerPort: ${API_SERVER_PORT}" "${REMOTE_CONFIG}" ||
+    oomlab_die "${CONFIG_FILE#"${ROOT}"/} has no top-level 'networking:' to add the API server port to"
+  CONFIG_FILE="${REMOTE_CONFIG}"
+fi
+# kind writes the address the node publishes on; from here it is the forwarded 127.0.0.1:PORT.
+export_kubeconfig() {
+  [[ -z "${API_SERVER_PORT}" ]] ||
+    kc config set-cluster "kind-${NAME}" --server "https://127.0.0.1:${API_SERVER_PORT}" >/dev/null
+}
 
 if kind_ get clusters 2>/dev/null | grep -qx "${NAME}"; then
   oomlab_log "kind cluster ${NAME} exists: reusing it"
   kind_ export kubeconfig --name "${NAME}" --kubeconfig "${KUBECONFIG_OUT}" >&2
+  export_kubeconfig
   have="$(kc get nodes -o jsonpath='{.items[0].metadata.labels.oomlab\.dev/swap-behavior}' 2>/dev/null || true)"
   if [[ -n "${have}" && "${have}" != "${BEHAVIOR}" ]]; then
     oomlab_warn "cluster ${NAME} runs ${have}, not ${BEHAVIOR}: run hack/kind-down.sh first to switch"
@@ -192,8 +253,9 @@ if kind_ get clusters 2>/dev/null | grep -qx "${NAME}"; then
 else
   create_start=${SECONDS}
   oomlab_run kind_ create cluster --name "${NAME}" --config "${CONFIG_FILE}" \
-    ${NODE_IMAGE:+--image "${NODE_IMAGE}"} --kubeconfig "${KUBECONFIG_OUT}" --wait 180s
-  oomlab_log "kind create -> node Ready: $((SECONDS - create_start)) s"
+    ${NODE_IMAGE:+--image "${NODE_IMAGE}"} --kubeconfig "${KUBECONFIG_OUT}" --wait "${OOMLAB_KIND_WAIT:-180s}"
+  oomlab_log "time: kind create -> node Ready: $((SECONDS - create_start)) s"
+  export_kubeconfig
 fi
 if [[ -n "${SUDO_USER:-}" && "$(id -u)" -eq 0 ]]; then
   chown "${SUDO_USER}" "${KUBECONFIG_OUT}" || true
@@ -209,16 +271,34 @@ for image in "${IMAGES[@]}"; do
   oomlab_docker image inspect "${image}" >/dev/null 2>&1 ||
     oomlab_die "image ${image} is missing: run hack/images.sh (or drop --no-build)"
 done
+load_start=${SECONDS}
 oomlab_run kind_ load docker-image --name "${NAME}" "${IMAGES[@]}"
+oomlab_log "time: kind load docker-image ${IMAGES[*]}: $((SECONDS - load_start)) s"
 
 # --- 5. deploy --------------------------------------------------------------------------------------
+# Under emulation the API server can drop connections or answer with empty lists for a while
+# (seen after a long kind load in a qemu guest): wait until it lists the node again.
+lists_a_node() { [[ -n "$(kc get nodes -o name 2>/dev/null)" ]]; }
+oomlab_wait_for 600 "the API server to list the node" lists_a_node ||
+  oomlab_die "the API server of cluster ${NAME} does not list its node"
 # The node's swap behaviour reaches the operator through one source: the node's
 # oomlab.dev/swap-behavior label, set by manifests/kind/<config>.yaml.
 label="$(kc get nodes -o jsonpath='{.items[0].metadata.labels.oomlab\.dev/swap-behavior}')"
 [[ "${label}" == "${BEHAVIOR}" ]] || oomlab_warn "the node's oomlab.dev/swap-behavior label is" \
   "'${label:-missing}', not ${BEHAVIOR}: check ${CONFIG_FILE#"${ROOT}"/}"
+# What the LimitedSwap predictions need from the node's kernel, as hack/vm-node.sh's node says it.
+if [[ "${BEHAVIOR}" == LimitedSwap ]]; then
+  node="$(kc get nodes -o jsonpath='{.items[0].metadata.name}')"
+  thp="$(oomlab_docker exec "${node}" cat /sys/kernel/mm/transparent_hugepage/enabled |
+    sed -n 's/.*\[\([a-z]*\)\].*/\1/p')"
+  oomlab_run "${KUBECTL}" --kubeconfig "${KUBECONFIG_OUT}" label node "${node}" --overwrite \
+    "oomlab.dev/cgroup-version=${CGROUP}" "oomlab.dev/thp=${thp:-unknown}" >&2
+fi
+deploy_start=${SECONDS}
 KUBECONFIG="${KUBECONFIG_OUT}" "${HACK_DIR}/deploy-operator.sh"
+oomlab_log "time: operator deployed and Ready: $((SECONDS - deploy_start)) s"
 
-oomlab_log "kind cluster ${NAME} is up: ${CONFIG} (${BEHAVIOR}), cgroup ${CGROUP}, host swap $((SWAP_KIB / 1024)) MiB"
+node_swap="$(kc get nodes -o jsonpath='{.items[0].status.nodeInfo.swap.capacity}')"
+oomlab_log "kind cluster ${NAME} is up: ${CONFIG} (${BEHAVIOR}), cgroup ${CGROUP}, node swap $((${node_swap:-0} / 1048576)) MiB"
 oomlab_log "try: export KUBECONFIG=${KUBECONFIG_OUT}; kubectl apply -k manifests/samples/; kubectl get oomx -w"
 printf '%s\n' "${KUBECONFIG_OUT}"

@@ -102,6 +102,11 @@ oomlab_docker() { "$(oomlab_docker_bin)" "$@"; }
 # True when a Docker engine answers.
 oomlab_docker_ok() { oomlab_docker info >/dev/null 2>&1; }
 
+# True when the Docker client talks to an engine on another machine (DOCKER_HOST=tcp:// or
+# ssh://, e.g. a qemu guest's dockerd forwarded to 127.0.0.1): its kernel, cgroups, swap and
+# networks are that machine's, not this host's.
+oomlab_docker_remote() { [[ "${DOCKER_HOST:-}" == tcp://* || "${DOCKER_HOST:-}" == ssh://* ]]; }
+
 # --- waiting, addresses, kubeconfigs (all cluster scripts) ---
 
 # Runs a command until it succeeds, at most SECONDS; false (and a warning) when it never did.
