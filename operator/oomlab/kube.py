@@ -273,6 +273,31 @@ def get_node_facts(name: str) -> NodeFacts | None:
     return node_facts_from_node(_json(response))
 
 
+def list_nodes() -> list[dict[str, Any]] | None:
+    """Every Node (labels, taints); None when they cannot be listed (no RBAC)."""
+    try:
+        found = _document(_core().list_node)
+    except ApiException as exc:
+        if exc.status in (403, 404):
+            log.warning("cannot list nodes: %s", error_message(exc))
+            return None
+        raise
+    return list(found.get("items") or [])
+
+
+def list_runtime_classes() -> list[dict[str, Any]] | None:
+    """Every node.k8s.io/v1 RuntimeClass; None when they cannot be listed (no RBAC, or a cluster
+    without the API), so the caller can leave the check to the API server's admission."""
+    try:
+        found = _document(client.NodeV1Api(load_client_config()).list_runtime_class)
+    except ApiException as exc:
+        if exc.status in (403, 404):
+            log.warning("cannot list RuntimeClasses: %s", error_message(exc))
+            return None
+        raise
+    return list(found.get("items") or [])
+
+
 # --------------------------------------------------------------------------------------------
 # Docker parity
 
@@ -354,6 +379,8 @@ __all__ = [
     "find_experiment",
     "get_experiment",
     "get_node_facts",
+    "list_nodes",
+    "list_runtime_classes",
     "load_client_config",
     "patch_experiment_metadata",
     "patch_status",

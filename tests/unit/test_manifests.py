@@ -163,9 +163,11 @@ def test_crd_has_status_subresource_and_printer_columns() -> None:
         "Parity",
         "Node",
         "Swap",
+        "Runtime",
         "Limit",
         "Age",
     ]
+    assert columns["Runtime"]["jsonPath"] == ".status.kubernetes.runtimeHandler"
     assert columns["Phase"]["jsonPath"] == ".status.phase"
     assert columns["Outcome"]["jsonPath"] == ".status.kubernetes.outcome"
     assert columns["Docker"]["jsonPath"] == ".status.docker.outcome"
@@ -504,6 +506,7 @@ def test_rbac_is_least_privilege() -> None:
         "watch",
     }
     assert granted[("", "namespaces")] == {"list", "watch"}
+    assert granted[("node.k8s.io", "runtimeclasses")] == {"get", "list"}
     binding = load_one(MANIFESTS / "rbac" / "clusterrolebinding.yaml")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [
