@@ -130,3 +130,89 @@ def render_text(body: dict[str, Any]) -> str:
     console = Console(width=250, record=True)
     console.print(render([body], "t"))
     return console.export_text()
+
+
+RUNC = {"metadata": {"name": "runc"}, "handler": "runc"}
+CRUN = {
+    "metadata": {"name": "crun"},
+    "handler": "crun",
+    "scheduling": {
+        "nodeSelector": {"oomlab.dev/cgroup-version": "v2"},
+        "tolerations": [{"key": "oomlab.dev/swap", "operator": "Exists", "effect": "NoSchedule"}],
+    },
+}
+NODES = [
+    {"metadata": {"name": "oomlab-node", "labels": {"oomlab.dev/cgroup-version": "v1"}}},
+    {
+        "metadata": {
+            "name": "oomlab-vm",
+            "labels": {
+                "oomlab.dev/swap-behavior": "LimitedSwap",
+                "oomlab.dev/cgroup-version": "v2",
+            },
+        },
+        "spec": {"taints": [{"key": "oomlab.dev/swap", "effect": "NoSchedule"}]},
+    },
+]
+
+
+def test_runnable_pairs_leave_out_what_a_class_cannot_run_with_the_reason() -> None:
+    from oomlab.kube_cli import runnable_pairs
+
+    pairs, skipped = runnable_pairs(
+        ["NoSwap", "LimitedSwap"], ["runc", "crun"], [RUNC, CRUN], NODES
+    )
+    assert pairs == [("NoSwap", "runc"), ("LimitedSwap", "runc"), ("LimitedSwap", "crun")]
+    (left_out,) = skipped
+    assert (left_out.runtime_class, left_out.swap_behavior) == ("crun", "NoSwap")
+    assert "none of them is a NoSwap node" in left_out.why
+    # Classes not listable (no RBAC): everything is created and the operator says.
+    pairs, skipped = runnable_pairs(["NoSwap"], ["crun", "default"], None, None)
+    assert (pairs, skipped) == ([("NoSwap", "crun"), ("NoSwap", "default")], [])
+
+
+def test_matrix_runs_each_class_on_each_swap_behavior_it_can(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from oomlab import kube_cli
+
+    created: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        kube_cli.kube, "create_experiment", lambda namespace, body: created.append(body)
+    )
+    monkeypatch.setattr(kube_cli.kube, "list_runtime_classes", lambda: [RUNC, CRUN])
+    monkeypatch.setattr(kube_cli.kube, "list_nodes", lambda: NODES)
+    monkeypatch.setattr(kube_cli, "wait_all", lambda namespace, names, timeout_s: {})
+    result = runner.invoke(
+        app,
+        ["kube", "matrix", "--swap-behavior", "NoSwap,LimitedSwap", "--runtime-class",
+         "runc,crun", "--request", "400Mi", "--mode", "bulk"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    cells = [(b["spec"]["swapBehavior"], b["spec"]["runtimeClassName"]) for b in created]
+    assert cells == [("NoSwap", "runc"), ("LimitedSwap", "runc"), ("LimitedSwap", "crun")]
+    assert "left out: runtime class crun with swap behaviour NoSwap" in result.output
+
+
+def test_matrix_refuses_a_malformed_runtime_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    from oomlab import kube_cli
+
+    monkeypatch.setattr(
+        kube_cli.kube, "create_experiment", lambda namespace, body: pytest.fail("created")
+    )
+    result = runner.invoke(app, ["kube", "matrix", "--runtime-class", "runc,Crun"])
+    assert result.exit_code == 2
+    assert "Crun: not a RuntimeClass name" in result.output
+
+
+def test_render_names_the_runtime_class_asked_for_and_the_handler_that_ran() -> None:
+    body = experiment_body("x", limit="500Mi", request="400Mi", mode="bulk", size="1000Mi",
+                           docker_memory=None, docker_memory_swap=None, timeout_s=60,
+                           swap_behavior="LimitedSwap", runtime_class="crun")  # fmt: skip
+    assert body["spec"]["runtimeClassName"] == "crun"
+    assert "(asked: LimitedSwap, runtime class crun)" in render_text(body)
+    body["status"] = {
+        "kubernetes": {"nodeName": "oomlab-vm", "swapBehavior": "LimitedSwap",
+                       "cgroupVersion": "v2", "runtimeHandler": "crun"},
+    }  # fmt: skip
+    assert "runtime crun" in render_text(body)
