@@ -148,6 +148,49 @@ def find_experiment(namespace: str, name: str) -> dict[str, Any] | None:
     )
 
 
+def delete_experiment(namespace: str, name: str) -> bool:
+    """Delete an experiment (its pod goes with it); False when it was already gone."""
+    try:
+        _request(_custom().delete_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+OPERATOR_NAMESPACE = "oomlab-system"
+OPERATOR_DEPLOYMENT = "oomlab-operator"
+
+
+def operator_unavailable() -> str | None:
+    """Why experiments would not be run here (no CRD, no operator Deployment available), or
+    None when the deployed operator is up."""
+    from kubernetes.client import ApiextensionsV1Api, AppsV1Api
+
+    crd = f"{PLURAL}.{GROUP}"
+    if (
+        _document_or_none(
+            ApiextensionsV1Api(load_client_config()).read_custom_resource_definition, crd
+        )
+        is None
+    ):
+        return f"the CRD {crd} is not installed (kubectl apply -k manifests/)"
+    deployment = _document_or_none(
+        AppsV1Api(load_client_config()).read_namespaced_deployment,
+        OPERATOR_DEPLOYMENT,
+        OPERATOR_NAMESPACE,
+    )
+    if deployment is None:
+        return (
+            f"the operator is not deployed ({OPERATOR_NAMESPACE}/{OPERATOR_DEPLOYMENT} not "
+            "found: kubectl apply -k manifests/)"
+        )
+    if not (deployment.get("status") or {}).get("availableReplicas"):
+        return f"the operator ({OPERATOR_NAMESPACE}/{OPERATOR_DEPLOYMENT}) has no available replica"
+    return None
+
+
 def patch_status(
     namespace: str, name: str, patch: Mapping[str, Any], *, resource_version: str | None = None
 ) -> dict[str, Any]:
@@ -374,6 +417,7 @@ __all__ = [
     "StatusConflict",
     "create_experiment",
     "create_pod",
+    "delete_experiment",
     "delete_pod",
     "error_message",
     "find_experiment",
@@ -382,6 +426,7 @@ __all__ = [
     "list_nodes",
     "list_runtime_classes",
     "load_client_config",
+    "operator_unavailable",
     "patch_experiment_metadata",
     "patch_status",
     "read_pod",
