@@ -747,15 +747,51 @@ def cluster_json(report: Report) -> dict[str, Any] | None:
     }
 
 
+def cluster_bars(report: Report) -> list[Any]:
+    """The cluster's cells on the limits chart: the limit, the swap the kernel really set (as
+    the workload read it; the prediction while unread), the demand, and the outcome."""
+    if report.cluster is None:
+        return []
+    from oomlab.plot import Bar
+
+    bars = []
+    for cell in report.cluster.cells:
+        if "cluster" in report.cluster.unreachable:
+            break
+        k8s = cell.k8s
+        swap = k8s.get("swapLimitBytes")
+        swap = k8s.get("predictedSwapBytes") if swap is None else swap
+        observed = cell.observed
+        try:
+            outcome = Outcome(observed) if observed else Outcome.REFUSED
+        except ValueError:
+            outcome = Outcome.FAILED
+        limit = cell.mapping.limit
+        bars.append(
+            Bar(
+                label=f"{cell.column.label} {cell.scenario.workload.mode.value}\n"
+                f"{cell.mapping.text()}",
+                memory_bytes=int(limit.removesuffix("Mi")) * MiB if limit.endswith("Mi") else 0,
+                swap_bytes=max(0, int(swap or 0)),
+                demand_bytes=cell.scenario.workload.demand_bytes(),
+                peak_bytes=k8s.get("peakBytes"),
+                outcome=outcome,
+                note=cell.error,
+            )
+        )
+    return bars
+
+
 def write(report: Report, directory: Path, *, charts: bool = True) -> list[Path]:
     """report.md, report.json, readme-table.md and the PNG charts, in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     names: list[str] = []
     if charts:
-        from oomlab.plot import plot_rows, plot_swap_cost
+        from oomlab.plot import plot_bars, plot_swap_cost, row_bar
 
         started = time.monotonic()
-        plot_rows([c.row for c in report.cells], directory / "runtimes.png")
+        bars = [row_bar(c.row) for c in report.cells] + cluster_bars(report)
+        plot_bars(bars, directory / "runtimes.png")
         pairs = cost_pairs(report)
         plot_swap_cost(
             [(label, one, again) for label, (one, again) in pairs.items()],

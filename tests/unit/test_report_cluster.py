@@ -307,3 +307,16 @@ def test_groups_on_different_machines_run_at_the_same_time(
 def test_machine_of() -> None:
     assert rep.machine_of("docker") == rep.machine_of("podman") == "host engines"
     assert rep.machine_of("docker@vm") == rep.machine_of("podman@vm") == "vm engines"
+
+
+def test_cluster_cells_are_drawn_with_the_swap_the_kernel_set(tmp_path: Any) -> None:
+    report = rep.Report(started="now", cluster=cluster_part())
+    bars = rep.cluster_bars(report)
+    assert len(bars) == len(report.cluster.cells) if report.cluster else False
+    reaccess = [b for b in bars if b.note]
+    assert len(reaccess) == len(rc.CLUSTER_COLUMNS)  # one "not run" row per column
+    guaranteed = next(b for b in bars if "Guaranteed" in b.label)
+    assert (guaranteed.memory_bytes, guaranteed.swap_bytes) == (500 * MiB, 0)
+    written = rep.write(report, tmp_path)
+    assert (tmp_path / "runtimes.png").stat().st_size > 0
+    assert tmp_path / "report.md" in written
