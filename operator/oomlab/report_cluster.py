@@ -94,8 +94,8 @@ def kubernetes_equivalent(scenario: Scenario, limited_node: NodeFacts | None) ->
     if scenario.workload.reaccess:
         return KubeMapping(
             limit, "-", "-", "",
-            not_run="an OOMExperiment's spec.workload has no re-access passes (memhog "
-            "--reaccess is not in the CRD), so this row cannot be asked of the operator",
+            not_run="an OOMExperiment has no re-access passes (memhog --reaccess is not in "
+            "the CRD's spec.workload)",
         )  # fmt: skip
     allowance = docker_allowance(memory, memory_swap)
     swap = allowance.swap_bytes

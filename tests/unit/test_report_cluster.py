@@ -209,7 +209,7 @@ def test_cluster_lines_join_the_runtime_table_under_the_same_headings() -> None:
     crun = next(line for line in lines if line.startswith("| kubelet LimitedSwap v2 crun"))
     assert "runtime handler crun" in crun
     assert "OOMKilled, 137 ✓" in crun and "Completed ✓" in crun
-    assert "not run: an OOMExperiment's spec.workload has no re-access passes" in crun
+    assert "not run: an OOMExperiment has no re-access passes" in crun
     assert crun.endswith("| terminated.reason=OOMKilled |")
     assert len(lines) == 2 + len(rc.CLUSTER_COLUMNS)
 
