@@ -343,37 +343,14 @@ async def start_experiment(
             body.get("spec") or {}, max_bytes=state.config.max_experiment_bytes
         )
     except InvalidSpec as exc:
-        message = invalid_spec_message(exc.field, str(exc))
-        await write_status(
-            state,
-            current,
-            lambda cur: rejected_status(
-                cur,
-                phase=Phase.INVALID,
-                reason="InvalidSpec",
-                message=message,
-                now=_now(),
-                spec_valid=False,
-            ),
-        )
+        await _invalid(state, current, "InvalidSpec", invalid_spec_message(exc.field, str(exc)))
         return
     if await _pod_vanished(state, current, namespace, name, uid):
         return
     runtime = await _check_runtime_class(current, spec)
     if runtime.reason:
         message = invalid_spec_message("spec.runtimeClassName", runtime.message)
-        await write_status(
-            state,
-            current,
-            lambda cur: rejected_status(
-                cur,
-                phase=Phase.INVALID,
-                reason=runtime.reason,
-                message=message,
-                now=_now(),
-                spec_valid=False,
-            ),
-        )
+        await _invalid(state, current, runtime.reason, message)
         return
     created = await _create_or_adopt_pod(state, current, spec, namespace, name, uid)
     if created is None:
@@ -397,6 +374,17 @@ async def start_experiment(
             observation=observation,
             pod_created=created,
             runtime=ran_by,
+        ),
+    )
+
+
+async def _invalid(state: OperatorState, body: dict[str, Any], reason: str, message: str) -> None:
+    """Invalid with a sentence saying what to change; no pod."""
+    await write_status(
+        state,
+        body,
+        lambda cur: rejected_status(
+            cur, phase=Phase.INVALID, reason=reason, message=message, now=_now(), spec_valid=False
         ),
     )
 

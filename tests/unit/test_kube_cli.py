@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from oomlab.cli import app
@@ -132,15 +134,9 @@ def render_text(body: dict[str, Any]) -> str:
     return console.export_text()
 
 
-RUNC = {"metadata": {"name": "runc"}, "handler": "runc"}
-CRUN = {
-    "metadata": {"name": "crun"},
-    "handler": "crun",
-    "scheduling": {
-        "nodeSelector": {"oomlab.dev/cgroup-version": "v2"},
-        "tolerations": [{"key": "oomlab.dev/swap", "operator": "Exists", "effect": "NoSchedule"}],
-    },
-}
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+RUNC = yaml.safe_load((MANIFESTS / "cluster" / "runtimeclasses.yaml").read_text())
+CRUN = yaml.safe_load((MANIFESTS / "cluster" / "vm-runtimeclasses.yaml").read_text())
 NODES = [
     {"metadata": {"name": "oomlab-node", "labels": {"oomlab.dev/cgroup-version": "v1"}}},
     {

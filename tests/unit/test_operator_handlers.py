@@ -286,15 +286,9 @@ def test_invalid_spec_lands_in_invalid_with_a_sentence_and_no_pod(
 
 
 # The local cluster: runc everywhere, crun only on the cgroup v2 LimitedSwap VM node (tainted).
-RUNC = {"metadata": {"name": "runc"}, "handler": "runc"}
-CRUN = {
-    "metadata": {"name": "crun"},
-    "handler": "crun",
-    "scheduling": {
-        "nodeSelector": {"oomlab.dev/cgroup-version": "v2"},
-        "tolerations": [{"key": "oomlab.dev/swap", "operator": "Exists", "effect": "NoSchedule"}],
-    },
-}
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+RUNC = yaml.safe_load((MANIFESTS / "cluster" / "runtimeclasses.yaml").read_text())
+CRUN = yaml.safe_load((MANIFESTS / "cluster" / "vm-runtimeclasses.yaml").read_text())
 HOST_NODE = {
     "metadata": {
         "name": "oomlab-node",

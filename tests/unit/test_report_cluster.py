@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from oomlab import report as rep
 from oomlab import report_cluster as rc
@@ -42,15 +44,9 @@ VM_NODE = node(
     {"oomlab.dev/swap-behavior": "LimitedSwap", "oomlab.dev/cgroup-version": "v2"},
     taint=True,
 )
-RUNC = {"metadata": {"name": "runc"}, "handler": "runc"}
-CRUN = {
-    "metadata": {"name": "crun"},
-    "handler": "crun",
-    "scheduling": {
-        "nodeSelector": {"oomlab.dev/cgroup-version": "v2"},
-        "tolerations": [{"key": "oomlab.dev/swap", "operator": "Exists", "effect": "NoSchedule"}],
-    },
-}
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+RUNC = yaml.safe_load((MANIFESTS / "cluster" / "runtimeclasses.yaml").read_text())
+CRUN = yaml.safe_load((MANIFESTS / "cluster" / "vm-runtimeclasses.yaml").read_text())
 
 
 # -- mapping -------------------------------------------------------------------------------------
