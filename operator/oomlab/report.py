@@ -213,7 +213,8 @@ def measure(
 def machine_of(engine: str) -> str:
     """Engines on the same machine share its CPU and memory and run one after another; engines
     on different machines (the host, a VM reached as ``docker@vm``) may run at the same time."""
-    return f"{engine.split('@', 1)[1]} engines" if "@" in engine else "host engines"
+    where = engine.split("@", 1)[1] if "@" in engine else ""
+    return "host engines" if not where or where.startswith("unix:") else f"{where} engines"
 
 
 def measure_all(

@@ -303,6 +303,7 @@ def test_groups_on_different_machines_run_at_the_same_time(
 def test_machine_of() -> None:
     assert rep.machine_of("docker") == rep.machine_of("podman") == "host engines"
     assert rep.machine_of("docker@vm") == rep.machine_of("podman@vm") == "vm engines"
+    assert rep.machine_of("docker@unix:///run/other.sock") == "host engines"
 
 
 def test_cluster_cells_are_drawn_with_the_swap_the_kernel_set(tmp_path: Any) -> None:
