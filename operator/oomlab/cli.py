@@ -485,6 +485,13 @@ def report_cmd(
     cluster_timeout: Annotated[
         float, typer.Option(help="Seconds per cluster experiment (the VM node is emulated).")
     ] = 900.0,
+    skip: Annotated[
+        list[str],
+        typer.Option(
+            help="Cells to leave out for time, COLUMN:SCENARIO shell globs (repeat), for example "
+            "'docker@vm/*:reaccess'; each shows 'not run' with the pattern."
+        ),
+    ] = [],  # noqa: B006
 ) -> None:
     """The whole comparison on every runtime it can reach, written to a report directory.
 
@@ -502,7 +509,7 @@ def report_cmd(
         result = rep.measure_all(
             cols, cluster=cluster, image=image, timeout_s=timeout,
             cluster_timeout_s=cluster_timeout, on_step=describe, on_done=advance,
-            on_cluster_done=advance,
+            on_cluster_done=advance, skip=_split(skip),
         )  # fmt: skip
     written = rep.write(result, out_dir, charts=charts)
     if readme_table:

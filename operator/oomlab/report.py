@@ -13,6 +13,7 @@ the cluster's nodes (through the operator) would be a column kind of their own.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import time
@@ -137,6 +138,15 @@ def planned_cluster_cells(cluster: bool, scenarios: Sequence[Scenario] = SCENARI
     return planned_cells(scenarios)
 
 
+def skip_reason(skip: Sequence[str], column: str, scenario: str) -> str:
+    """Why a cell is left out on purpose (``--skip COLUMN:SCENARIO``, shell globs), or ""."""
+    for pattern in skip:
+        where, _, what = pattern.rpartition(":")
+        if fnmatch.fnmatchcase(column, where or "*") and fnmatch.fnmatchcase(scenario, what):
+            return f"skipped to keep the report's wall time in budget (--skip '{pattern}')"
+    return ""
+
+
 def _timed(report: Report, name: str, action: Callable[[], Any]) -> Any:
     started = time.monotonic()
     try:
@@ -168,9 +178,10 @@ def measure(
     timeout_s: float = 180.0,
     on_step: Callable[[str], None] | None = None,
     on_done: Callable[[Row], None] | None = None,
+    skip: Sequence[str] = (),
 ) -> Report:
     """Every scenario on every column, in order; an unreachable engine or a refusing runtime is
-    a row with its reason, never a crash."""
+    a row with its reason, never a crash; a cell ``skip`` names is a row saying so."""
     report = Report(started=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     started = time.monotonic()
     runners: dict[str, ContainerRunner | None] = {}
@@ -192,6 +203,12 @@ def measure(
                 scenario.workload, scenario.memory, scenario.memory_swap, column.runtime,
                 column.engine, image, timeout_s,
             )  # fmt: skip
+            skipped = skip_reason(skip, column.label, scenario.key)
+            if skipped:
+                report.cells.append(Cell(column, scenario, Row(run, None, None, skipped)))
+                if on_done:
+                    on_done(report.cells[-1].row)
+                continue
             twin = None
             planned = [(f"{column.label}: {scenario.key}", run)]
             if scenario.cost:
@@ -228,6 +245,7 @@ def measure_all(
     on_step: Callable[[str], None] | None = None,
     on_done: Callable[[Row], None] | None = None,
     on_cluster_done: Callable[[str], None] | None = None,
+    skip: Sequence[str] = (),
 ) -> Report:
     """:func:`measure` per machine, and the cluster's columns, each group in its own thread: the
     wall time is the slowest group's, not the sum. One group runs in this thread (Ctrl-C then
@@ -242,7 +260,7 @@ def measure_all(
         def engines(group: list[Column] = group) -> Report:
             return measure(
                 group, scenarios, image=image, timeout_s=timeout_s, on_step=on_step,
-                on_done=on_done,
+                on_done=on_done, skip=skip,
             )  # fmt: skip
 
         jobs[machine] = engines
@@ -252,7 +270,7 @@ def measure_all(
         def on_cluster() -> ClusterPart:
             return measure_cluster(
                 scenarios, image=image, timeout_s=cluster_timeout_s, on_step=on_step,
-                on_done=on_cluster_done,
+                on_done=on_cluster_done, skip=skip,
             )  # fmt: skip
 
         jobs["cluster"] = on_cluster

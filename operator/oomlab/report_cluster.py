@@ -302,13 +302,14 @@ def measure_cluster(
     timeout_s: float,
     on_step: Callable[[str], None] | None = None,
     on_done: Callable[[str], None] | None = None,
+    skip: Sequence[str] = (),
 ) -> ClusterPart:
     """Every scenario on every cluster column, through the operator. The host node's column and
     the VM node's columns run at the same time (different machines); on the VM node (1.5 GiB)
     one experiment at a time."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from oomlab.report import Step
+    from oomlab.report import Step, skip_reason
 
     part = ClusterPart()
     started = time.monotonic()
@@ -341,6 +342,8 @@ def measure_cluster(
                     cell.error = "column unreachable (see findings)"
                 elif mapping.not_run:
                     cell.error = mapping.not_run
+                elif skipped := skip_reason(skip, column.label, scenario.key):
+                    cell.error = skipped
                 else:
                     if on_step:
                         on_step(name)

@@ -317,3 +317,33 @@ def test_cluster_cells_are_drawn_with_the_swap_the_kernel_set(tmp_path: Any) -> 
     written = rep.write(report, tmp_path)
     assert (tmp_path / "runtimes.png").stat().st_size > 0
     assert tmp_path / "report.md" in written
+
+
+@pytest.mark.parametrize(
+    ("column", "scenario", "skipped"),
+    [
+        ("docker@vm/runc", "reaccess", True),
+        ("podman@vm/crun", "reaccess", True),
+        ("docker/runc", "reaccess", False),
+        ("docker@vm/runc", "swap", False),
+        ("kubelet LimitedSwap v2 crun", "swap-unset", True),
+        ("kubelet NoSwap v1 (runc)", "swap-unset", False),
+    ],
+)
+def test_skip_patterns_are_column_colon_scenario_globs(
+    column: str, scenario: str, skipped: bool
+) -> None:
+    skip = ["*@vm/*:reaccess", "kubelet LimitedSwap*:swap-unset"]
+    reason = rep.skip_reason(skip, column, scenario)
+    assert bool(reason) is skipped
+    if skipped:
+        assert reason.startswith("skipped to keep the report's wall time in budget (--skip '")
+
+
+def test_a_skipped_cell_never_reaches_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OOMLAB_ENGINE_VM", raising=False)
+    report = rep.measure(rep.columns(["docker@vm"], ["runc"]), skip=["*:reaccess"])
+    (cell,) = [c for c in report.cells if c.scenario.key == "reaccess"]
+    assert cell.row.error.startswith("skipped to keep the report's wall time in budget")
+    assert cell.twin is None
+    assert "not run: skipped" in rep.cell_text(cell.row)
