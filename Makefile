@@ -68,6 +68,7 @@ test-unit: venv ## Unit tier: pure rules, memhog, manifests; seconds, no service
 
 .PHONY: test-net
 test-net: venv ## Net tier (root): the egress guard proven inside network namespaces; seconds.
+	hack/egress-guard.sh deps
 	OOMLAB_REQUIRE_NETNS=1 $(PYTEST) tests/net
 
 .PHONY: test-docker
@@ -163,9 +164,13 @@ bench-vm: venv ## The LimitedSwap VM node vs the host's node: start -> Ready, ap
 
 OOMLAB_VM_ENGINE_PORT ?= 23750
 export OOMLAB_VM_ENGINE_PORT
+OOMLAB_VM_ENGINE_PODMAN_PORT ?= 23751
+export OOMLAB_VM_ENGINE_PODMAN_PORT
+OOMLAB_VM_ENGINE_PODMAN_RUNC_PORT ?= 23752
+export OOMLAB_VM_ENGINE_PODMAN_RUNC_PORT
 
 .PHONY: vm-engine-up
-vm-engine-up: images ## Docker (runc, crun) in a cgroup v2 qemu guest: the engine docker@vm, at 127.0.0.1:$$OOMLAB_VM_ENGINE_PORT.
+vm-engine-up: images ## Docker and podman (runc, crun) in a cgroup v2 qemu guest: the engines docker@vm and podman@vm, at 127.0.0.1:$$OOMLAB_VM_ENGINE_PORT and $$OOMLAB_VM_ENGINE_PODMAN_PORT (crun), $$OOMLAB_VM_ENGINE_PODMAN_RUNC_PORT (runc).
 	hack/vm-engine.sh up
 
 .PHONY: vm-engine-down
@@ -173,5 +178,6 @@ vm-engine-down: ## Stop the VM engine and remove its overlay disk.
 	hack/vm-engine.sh down
 
 .PHONY: report-vm
-report-vm: setup vm-engine-up ## The runtime comparison across the host's Docker (cgroup v1) and the VM's (v2), written to report-vm/.
-	OOMLAB_ENGINE_VM=tcp://127.0.0.1:$(OOMLAB_VM_ENGINE_PORT) $(BIN)/oomlab report --engine docker,docker@vm --runtime runc,crun --timeout 900 --out report-vm
+report-vm: setup vm-engine-up ## The runtime comparison across the host's Docker (cgroup v1) and the VM's Docker and podman (v2), written to report-vm/.
+	OOMLAB_ENGINE_VM=tcp://127.0.0.1:$(OOMLAB_VM_ENGINE_PORT) OOMLAB_ENGINE_PODMAN_VM=crun=tcp://127.0.0.1:$(OOMLAB_VM_ENGINE_PODMAN_PORT),runc=tcp://127.0.0.1:$(OOMLAB_VM_ENGINE_PODMAN_RUNC_PORT) \
+	  $(BIN)/oomlab report --engine docker,docker@vm,podman@vm --runtime runc,crun --timeout 900 --out report-vm

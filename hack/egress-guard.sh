@@ -7,6 +7,7 @@
 #   hack/egress-guard.sh down --if-idle   the same, only when no project interface is left
 #   hack/egress-guard.sh status    installed or not, jump positions, what it dropped; exit 1 if absent
 #   hack/egress-guard.sh counters  one line per drop rule: NAME PACKETS BYTES (for tests)
+#   hack/egress-guard.sh deps      install what the guard and its namespace tests need (iptables, ip)
 #
 # Why: this host forwards, and its default route leaves the machine, so a packet for a 100.64
 # address that no local route covers (an ICMP error to a pod, a service IP without a rule, another
@@ -92,9 +93,17 @@ install_jump() { # builtin chain
   done
 }
 
+cmd_deps() {
+  oomlab_need_root "installs packages"
+  local missing=()
+  oomlab_have "${OOMLAB_IPTABLES}" && oomlab_have iptables-restore || missing+=(iptables)
+  oomlab_have ip || missing+=(iproute2)
+  if ((${#missing[@]})); then oomlab_apt_install "${missing[@]}"; fi
+}
+
 cmd_up() {
   oomlab_need_root "changes iptables"
-  oomlab_have "${OOMLAB_IPTABLES}" || oomlab_apt_install iptables
+  cmd_deps
   local g builtin chain short
   for g in "${GUARDS[@]}"; do
     IFS=: read -r builtin chain short <<<"${g}"
@@ -172,5 +181,6 @@ case "${1:-}" in
   down) shift; cmd_down "$@" ;;
   status) cmd_status ;;
   counters) cmd_counters ;;
-  *) sed -n '5,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  deps) cmd_deps ;;
+  *) sed -n '5,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

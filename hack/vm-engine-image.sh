@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the boot files and disk of oomlab's VM *engine* (hack/vm-engine.sh runs it): a Debian
-# bookworm guest with Debian's kernel (cgroup v2), docker.io (dockerd, containerd, runc) and
-# crun, a 2 GiB swapfile and THP madvise, like the VM node but with no kubelet. The node's image
+# bookworm guest with Debian's kernel (cgroup v2), docker.io (dockerd, containerd, runc),
+# podman 4.3 (API services on tcp 8888 with crun, 8889 with runc) and crun, a 2 GiB swapfile and
+# THP madvise, like the VM node but with no kubelet. The node's image
 # (hack/vm-image.sh) is not touched: this one has its own cache directory and key.
 #
 #   hack/vm-engine-image.sh [build]   build unless cached; print the image directory on stdout
@@ -31,9 +32,9 @@ SHARED_FILES=(etc/initramfs-tools/conf.d/oomlab.conf etc/initramfs-tools/modules
 BOOTSTRAP_PACKAGES=(systemd-sysv udev kmod iproute2)
 # apparmor: docker.io recommends it, and dockerd refuses to start containers on a kernel with
 # AppArmor on (Debian's default) without apparmor_parser.
-PACKAGES=(linux-image-amd64 docker.io apparmor crun ca-certificates dbus)
+PACKAGES=(linux-image-amd64 docker.io podman apparmor crun ca-certificates dbus)
 ENABLED_UNITS=(systemd-networkd.service containerd.service docker.service dbus.service
-               oomlab-swap.service)
+               oomlab-swap.service oomlab-podman-api.service oomlab-podman-api-runc.service)
 MASKED_UNITS=(serial-getty@ttyS0.service getty@tty1.service systemd-firstboot.service
               e2scrub_reap.service e2scrub_all.timer fstrim.timer apt-daily.timer
               apt-daily-upgrade.timer dpkg-db-backup.timer systemd-networkd-wait-online.service
@@ -119,7 +120,7 @@ SOURCES
     echo "key ${key}"
     echo "kernel $(basename "$(ls "${root}"/boot/vmlinuz-*)")"
     # shellcheck disable=SC2016  # ${Package} is dpkg-query's format, not the shell's
-    echo "packages $(chroot "${root}" dpkg-query -W -f='${Package}=${Version} ' docker.io containerd runc crun linux-image-amd64)"
+    echo "packages $(chroot "${root}" dpkg-query -W -f='${Package}=${Version} ' docker.io containerd runc crun podman conmon linux-image-amd64)"
     echo "built $(date -u +%FT%TZ) in $((SECONDS - start)) s"
   } >"${tmp}/out/inputs.txt"
   rm -rf "${out}"

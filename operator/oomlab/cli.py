@@ -285,7 +285,11 @@ def report(
 
 
 EngineOpt = Annotated[
-    str, typer.Option(help="docker, podman, or docker@ADDRESS / docker@NAME ($OOMLAB_ENGINE_NAME).")
+    str,
+    typer.Option(
+        help="docker, podman, or ENGINE@ADDRESS / ENGINE@NAME (docker@vm: $OOMLAB_ENGINE_VM, "
+        "podman@vm: $OOMLAB_ENGINE_PODMAN_VM)."
+    ),
 ]
 ModeOpt = Annotated[Mode, typer.Option(help="Workload pattern.")]
 SizeOpt = Annotated[str, typer.Option(help="Total (peak) size, binary units: 1000Mi, 1Gi.")]
@@ -466,7 +470,7 @@ def report_cmd(
         "report"
     ),
     engine: Annotated[
-        list[str], typer.Option(help="Engine specs: docker, podman, docker@NAME (repeat or list).")
+        list[str], typer.Option(help="Engine specs: docker, podman, ENGINE@NAME (repeat or list).")
     ] = ["docker", "podman"],  # noqa: B006
     runtime: Annotated[list[str], typer.Option(help="OCI runtimes.")] = ["runc", "crun"],  # noqa: B006
     image: ImageOpt = DEFAULT_IMAGE,

@@ -23,14 +23,20 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 THP_ENABLED = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
-PROBE_SCRIPT = """
-import os
+PROBE_READ = """
 def read(path):
     try:
         with open(path) as f:
             return f.read()
     except OSError:
         return None
+"""
+"""The probes' one helper: a file's text, None when it cannot be read."""
+
+PROBE_SCRIPT = (
+    PROBE_READ
+    + """
+import os
 cg = "/sys/fs/cgroup"
 print(repr({
     "meminfo": read("/proc/meminfo"),
@@ -42,6 +48,7 @@ print(repr({
         "/memory.swap.max", "/memory/memory.memsw.limit_in_bytes")),
 }))
 """
+)
 """Run by ``python3 -c`` in a container of the workload image (no network, read-only): what the
 kernel under the engine says about itself. /proc/meminfo in a container shows the host's. The
 image has only python3-minimal, which has no json module: the probe prints a Python literal."""
@@ -86,16 +93,22 @@ class Probe:
     swap_accounting: bool | None
 
 
-def parse_probe(output: str) -> Probe | None:
-    """The probe's line (a Python dict literal); None when it is not there (the probe failed)."""
+def probe_literal(output: str) -> Mapping[str, Any] | None:
+    """A probe's last line that is a Python dict literal; None when there is none (it failed)."""
     for line in reversed(output.strip().splitlines()):
         try:
             data = ast.literal_eval(line)
         except (ValueError, SyntaxError):
             continue
         if isinstance(data, Mapping):
-            return _probe(data)
+            return data
     return None
+
+
+def parse_probe(output: str) -> Probe | None:
+    """The probe's line (a Python dict literal); None when it is not there (the probe failed)."""
+    data = probe_literal(output)
+    return _probe(data) if data is not None else None
 
 
 def _probe(data: Mapping[str, Any]) -> Probe:
