@@ -159,8 +159,10 @@ def test_runc_class_runs_and_the_status_and_printer_column_name_its_handler(
     assert status["kubernetes"]["runtimeClassName"] == "runc"
     assert status["kubernetes"]["runtimeHandler"] == "runc"
     table = kubectl("get", "oomx", "runc-class", "-n", ns.name).stdout.splitlines()
-    header = table[0].split()
-    assert table[1].split()[header.index("RUNTIME")] == "runc"
+    # Empty columns (no Docker flags, no swapBehavior) print as blanks, so count from the end:
+    # RUNTIME is the last column before AGE.
+    assert table[0].split()[-2:] == ["RUNTIME", "AGE"]
+    assert table[1].split()[-2] == "runc"
 
 
 def test_missing_image_with_pull_never_fails_with_its_reason(ns: Namespace) -> None:
