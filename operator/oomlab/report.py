@@ -603,7 +603,7 @@ def render_markdown(report: Report, charts: Sequence[str] = ()) -> str:
         "",
         f"Measured {report.started}. {len(cells)} cells on {len(report.hosts)} "
         f"engine(s); {len(agreed)} of {len(decided)} decided cells as predicted; "
-        f"{len(found)} finding(s).",
+        f"{len(found)} finding(s).{cluster_summary(report)}",
         "",
         f"**Wall time {report.wall_s:.1f} s.** Longest step: "
         + (f"{slow.name} ({slow.seconds:.1f} s)" if slow else "none")
@@ -690,6 +690,20 @@ def render_markdown(report: Report, charts: Sequence[str] = ()) -> str:
     md += [f"| {_md_escape(s.name)} | {s.seconds:.2f} |" for s in report.steps]
     md += [f"| **{name}** (total) | {seconds:.2f} |" for name, seconds in parts.items()]
     return "\n".join(md) + "\n"
+
+
+def cluster_summary(report: Report) -> str:
+    """The cluster's share of the summary line (its cells are counted apart from the engines')."""
+    part = report.cluster
+    if part is None:
+        return ""
+    decided = [c for c in part.cells if c.agrees is not None]
+    agreed = [c for c in decided if c.agrees]
+    columns = {c.column for c in part.cells}
+    return (
+        f" The cluster: {len(part.cells)} cells on {len(columns)} column(s) through the "
+        f"operator; {len(agreed)} of {len(decided)} decided cells as the operator predicted."
+    )
 
 
 def groups_sentence(report: Report) -> list[str]:

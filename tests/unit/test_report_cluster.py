@@ -251,6 +251,7 @@ def test_markdown_shows_the_mapping_and_every_cluster_cell() -> None:
     assert "| swap allowed (500m/1g) | Burstable 374Mi/500Mi |" in text
     assert "| no swap (500m/500m) | Guaranteed 500Mi/500Mi |" in text
     assert text.count("| kubelet LimitedSwap v2 crun |") == len(rep.SCENARIOS)
+    assert "The cluster: 15 cells on 3 column(s) through the operator; 12 of 12 decided" in text
     data = rep.to_json(rep.Report(cluster=cluster_part()))
     assert data["cluster"]["mapping"]["swap"]["request"] == "374Mi"
 
