@@ -49,8 +49,8 @@ matrix: setup ## The runtime matrix (Docker + podman, runc + crun, swap flags) w
 	$(BIN)/oomlab docker matrix --engine docker,podman --runtime runc,crun --plot matrix.png
 
 .PHONY: report
-report: setup ## The runtime comparison on every engine and runtime reachable here, written to report/.
-	$(BIN)/oomlab report --out report
+report: setup ## The runtime comparison on every engine and runtime reachable here (the cluster's columns when make cluster-up ran), written to report/.
+	KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(BIN)/oomlab report --out report
 
 .PHONY: lint
 lint: venv ## ruff, mypy and shellcheck.
@@ -208,4 +208,11 @@ vm-engine-down: ## Stop the VM engine and remove its overlay disk.
 .PHONY: report-vm
 report-vm: setup vm-engine-up ## The runtime comparison across the host's Docker (cgroup v1) and the VM's Docker and podman (v2), written to report-vm/.
 	OOMLAB_ENGINE_VM=tcp://127.0.0.1:$(OOMLAB_VM_ENGINE_PORT) OOMLAB_ENGINE_PODMAN_VM=crun=tcp://127.0.0.1:$(OOMLAB_VM_ENGINE_PODMAN_PORT),runc=tcp://127.0.0.1:$(OOMLAB_VM_ENGINE_PODMAN_RUNC_PORT) \
-	  $(BIN)/oomlab report --engine docker,docker@vm,podman@vm --runtime runc,crun --timeout 900 --out report-vm
+	  $(BIN)/oomlab report --engine docker,docker@vm,podman@vm --runtime runc,crun --timeout 900 --no-cluster --out report-vm
+
+.PHONY: report-all
+report-all: setup vm-engine-up ## Every column at once: host docker/podman, docker@vm/podman@vm (runc, crun), the cluster's three (after make cluster-up); re-access left out on the VM engines for time; written to report/.
+	KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} OOMLAB_ENGINE_VM=tcp://127.0.0.1:$(OOMLAB_VM_ENGINE_PORT) \
+	  OOMLAB_ENGINE_PODMAN_VM=crun=tcp://127.0.0.1:$(OOMLAB_VM_ENGINE_PODMAN_PORT),runc=tcp://127.0.0.1:$(OOMLAB_VM_ENGINE_PODMAN_RUNC_PORT) \
+	  $(BIN)/oomlab report --engine docker,podman,docker@vm,podman@vm --runtime runc,crun --timeout 900 \
+	  --cluster-timeout 900 --skip '*@vm/*:reaccess' --out report --readme-table

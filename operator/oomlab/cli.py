@@ -126,9 +126,9 @@ def render(rows: Sequence[Row], title: str) -> Table:
 @contextlib.contextmanager
 def progress_bar(
     total: int, description: str
-) -> Iterator[tuple[Callable[[Row], None], Callable[[str], None]]]:
-    """A rich progress bar on stderr; yields (print a finished row and advance, describe the
-    step now running)."""
+) -> Iterator[tuple[Callable[[Row | str], None], Callable[[str], None]]]:
+    """A rich progress bar on stderr; yields (print a finished row, or a line about one, and
+    advance; describe the step now running)."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -138,14 +138,16 @@ def progress_bar(
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task(description, total=total)
 
-        def advance(row: Row) -> None:
-            outcome = row.result.outcome.value if row.result else "not run"
-            bar.console.print(
-                f"  {row.run.engine}/{row.run.runtime} {row.run.workload.describe()} "
-                f"{' '.join(row.run.flags())}: {outcome}",
-                highlight=False,
-                soft_wrap=True,
-            )
+        def advance(row: Row | str) -> None:
+            if isinstance(row, str):
+                line = row
+            else:
+                outcome = row.result.outcome.value if row.result else "not run"
+                line = (
+                    f"  {row.run.engine}/{row.run.runtime} {row.run.workload.describe()} "
+                    f"{' '.join(row.run.flags())}: {outcome}"
+                )
+            bar.console.print(line, highlight=False, soft_wrap=True)
             bar.advance(task)
 
         def describe(text: str) -> None:
@@ -383,32 +385,56 @@ def report_cmd(
         bool, typer.Option("--readme-table", help="Print the README's runtime table (Markdown).")
     ] = False,
     charts: Annotated[bool, typer.Option(help="Draw the PNG charts.")] = True,
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            help="Also the cluster's columns through the operator (KUBECONFIG): kubelet NoSwap "
+            "v1 runc, LimitedSwap v2 runc and crun; unreachable ones say why."
+        ),
+    ] = True,
+    cluster_timeout: Annotated[
+        float, typer.Option(help="Seconds per cluster experiment (the VM node is emulated).")
+    ] = 900.0,
+    skip: Annotated[
+        list[str],
+        typer.Option(
+            help="Cells to leave out for time, COLUMN:SCENARIO shell globs (repeat), for example "
+            "'docker@vm/*:reaccess'; each shows 'not run' with the pattern."
+        ),
+    ] = [],  # noqa: B006
 ) -> None:
     """The whole comparison on every runtime it can reach, written to a report directory.
 
     report.md (tables, findings, where the time went), report.json, readme-table.md and PNG
     charts. Each cell is predicted for its runtime's own host and observed once; a disagreement
-    is a finding, explained, never retried.
+    is a finding, explained, never retried. Columns on different machines (host engines, VM
+    engines, the cluster) run at the same time.
     """
     from oomlab import report as rep
 
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     cols = rep.columns(_split(engine), _split(runtime))
-    with progress_bar(rep.planned_runs(cols, rep.SCENARIOS), "report") as (advance, describe):
-        result = rep.measure(
-            cols, image=image, timeout_s=timeout, on_step=describe, on_done=advance
-        )
+    total = rep.planned_runs(cols, rep.SCENARIOS) + rep.planned_cluster_cells(cluster)
+    with progress_bar(total, "report") as (advance, describe):
+        result = rep.measure_all(
+            cols, cluster=cluster, image=image, timeout_s=timeout,
+            cluster_timeout_s=cluster_timeout, on_step=describe, on_done=advance,
+            on_cluster_done=advance, skip=_split(skip),
+        )  # fmt: skip
     written = rep.write(result, out_dir, charts=charts)
     if readme_table:
         print(rep.readme_table(result), end="")
     slow = rep.longest(result.steps)
     parts = rep.column_seconds(result)
     biggest = next(iter(parts.items()), ("-", 0.0))
+    group = rep.largest_group(result)
     err.print(
         f"wrote {', '.join(str(p) for p in written)}\n"
         f"wall time {result.wall_s:.1f} s; longest step: "
         f"{slow.name if slow else '-'} ({slow.seconds if slow else 0:.1f} s); largest part: "
-        f"{biggest[0]} ({biggest[1]:.1f} s); {len(rep.findings(result))} finding(s)",
+        f"{biggest[0]} ({biggest[1]:.1f} s)"
+        + (f"; slowest group: {group[0]} ({group[1]:.1f} s)" if group else "")
+        + f"; {len(rep.findings(result))} finding(s)",
         highlight=False,
         soft_wrap=True,
     )

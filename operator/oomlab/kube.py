@@ -148,6 +148,49 @@ def find_experiment(namespace: str, name: str) -> dict[str, Any] | None:
     )
 
 
+def delete_experiment(namespace: str, name: str) -> bool:
+    """Delete an experiment (its pod goes with it); False when it was already gone."""
+    try:
+        _request(_custom().delete_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+OPERATOR_NAMESPACE = "oomlab-system"
+OPERATOR_DEPLOYMENT = "oomlab-operator"
+
+
+def operator_unavailable() -> str | None:
+    """Why experiments would not be run here (no CRD, no operator Deployment available), or
+    None when the deployed operator is up."""
+    from kubernetes.client import ApiextensionsV1Api, AppsV1Api
+
+    crd = f"{PLURAL}.{GROUP}"
+    if (
+        _document_or_none(
+            ApiextensionsV1Api(load_client_config()).read_custom_resource_definition, crd
+        )
+        is None
+    ):
+        return f"the CRD {crd} is not installed (kubectl apply -k manifests/)"
+    deployment = _document_or_none(
+        AppsV1Api(load_client_config()).read_namespaced_deployment,
+        OPERATOR_DEPLOYMENT,
+        OPERATOR_NAMESPACE,
+    )
+    if deployment is None:
+        return (
+            f"the operator is not deployed ({OPERATOR_NAMESPACE}/{OPERATOR_DEPLOYMENT} not "
+            "found: kubectl apply -k manifests/)"
+        )
+    if not (deployment.get("status") or {}).get("availableReplicas"):
+        return f"the operator ({OPERATOR_NAMESPACE}/{OPERATOR_DEPLOYMENT}) has no available replica"
+    return None
+
+
 def patch_status(
     namespace: str, name: str, patch: Mapping[str, Any], *, resource_version: str | None = None
 ) -> dict[str, Any]:
@@ -273,7 +316,7 @@ def get_node_facts(name: str) -> NodeFacts | None:
     return node_facts_from_node(_json(response))
 
 
-def list_nodes(label_selector: str) -> list[dict[str, Any]]:
+def list_nodes_matching(label_selector: str) -> list[dict[str, Any]]:
     """Nodes matching a label selector, as the API server has them."""
     items: list[dict[str, Any]] = (
         _document(_core().list_node, label_selector=label_selector).get("items") or []
@@ -293,6 +336,31 @@ def set_node_label(name: str, key: str, value: str | None) -> None:
         {"metadata": {"labels": {key: value}}},
         _content_type=MERGE_PATCH,
     )
+
+
+def list_nodes() -> list[dict[str, Any]] | None:
+    """Every Node (labels, taints); None when they cannot be listed (no RBAC)."""
+    try:
+        found = _document(_core().list_node)
+    except ApiException as exc:
+        if exc.status in (403, 404):
+            log.warning("cannot list nodes: %s", error_message(exc))
+            return None
+        raise
+    return list(found.get("items") or [])
+
+
+def list_runtime_classes() -> list[dict[str, Any]] | None:
+    """Every node.k8s.io/v1 RuntimeClass; None when they cannot be listed (no RBAC, or a cluster
+    without the API), so the caller can leave the check to the API server's admission."""
+    try:
+        found = _document(client.NodeV1Api(load_client_config()).list_runtime_class)
+    except ApiException as exc:
+        if exc.status in (403, 404):
+            log.warning("cannot list RuntimeClasses: %s", error_message(exc))
+            return None
+        raise
+    return list(found.get("items") or [])
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,13 +439,17 @@ __all__ = [
     "StatusConflict",
     "create_experiment",
     "create_pod",
+    "delete_experiment",
     "delete_pod",
     "error_message",
     "find_experiment",
     "get_experiment",
     "get_node_facts",
     "list_nodes",
+    "list_nodes_matching",
+    "list_runtime_classes",
     "load_client_config",
+    "operator_unavailable",
     "patch_experiment_metadata",
     "patch_status",
     "read_node",

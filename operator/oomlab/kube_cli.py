@@ -7,6 +7,7 @@ import itertools
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -17,6 +18,14 @@ from oomlab import kube
 from oomlab.classify import Phase
 from oomlab.cli_errors import App
 from oomlab.pods import GROUP, KIND, VERSION
+from oomlab.runtimeclass import (
+    DEFAULT_HANDLER,
+    check_runtime_class,
+    is_dns1123_subdomain,
+    node_view,
+    runtime_class_from_doc,
+)
+from oomlab.semantics import SwapBehavior
 from oomlab.units import human, parse_binary_size, parse_k8s_quantity
 
 TERMINAL = {phase.value for phase in Phase if phase.terminal}
@@ -39,6 +48,7 @@ def experiment_body(
     labels: dict[str, str] | None = None,
     swap_behavior: str | None = None,
     measure_swap_cost: bool = False,
+    runtime_class: str | None = None,
 ) -> dict[str, Any]:
     """An OOMExperiment document; sizes are checked here so a typo never reaches the cluster."""
     parse_k8s_quantity(limit, field="--limit")
@@ -57,6 +67,8 @@ def experiment_body(
         spec["swapBehavior"] = swap_behavior
     if measure_swap_cost:
         spec["measureSwapCost"] = True
+    if runtime_class is not None:
+        spec["runtimeClassName"] = runtime_class
     if docker_memory is not None:
         spec["docker"] = {"memory": docker_memory}
         if docker_memory_swap is not None:
@@ -162,13 +174,18 @@ def swap_cost_note(status: dict[str, Any]) -> tuple[str, str]:
 
 
 def node_cell(spec: dict[str, Any], k8s: dict[str, Any]) -> str:
-    """Where it ran and what that node does with swap: NoSwap on cgroup v1, LimitedSwap on v2."""
+    """Where it ran and what that node does with swap: NoSwap on cgroup v1, LimitedSwap on v2;
+    and which runtime handler ran it."""
     asked = spec.get("swapBehavior") or "any node"
+    if spec.get("runtimeClassName"):
+        asked += f", runtime class {spec['runtimeClassName']}"
     if not k8s.get("nodeName"):
         return f"(asked: {asked})"
     facts = [k8s.get("swapBehavior", "?"), f"cgroup {k8s.get('cgroupVersion', '?')}"]
     if k8s.get("transparentHugepages"):
         facts.append(f"THP {k8s['transparentHugepages']}")
+    if k8s.get("runtimeHandler"):
+        facts.append(f"runtime {k8s['runtimeHandler']}")
     return f"{k8s['nodeName']}\n" + "\n".join(facts)
 
 
@@ -184,6 +201,46 @@ def swap_cell(k8s: dict[str, Any]) -> str:
 
 
 SWAP_BEHAVIORS = {"any": None, "NoSwap": "NoSwap", "LimitedSwap": "LimitedSwap"}
+DEFAULT_RUNTIME = DEFAULT_HANDLER
+"""``--runtime-class default``: no runtimeClassName, the node's default runtime."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    runtime_class: str
+    swap_behavior: str
+    why: str
+
+
+def runnable_pairs(
+    behaviors: Sequence[str],
+    runtime_classes: Sequence[str],
+    cluster_classes: Sequence[dict[str, Any]] | None,
+    nodes: Sequence[dict[str, Any]] | None,
+) -> tuple[list[tuple[str, str]], list[Skipped]]:
+    """(swap behaviour, runtime class) pairs the cluster can run, and the ones it cannot, each
+    with the operator's own sentence. Unknown classes/nodes (no right to list): run them all and
+    let the operator say."""
+    pairs: list[tuple[str, str]] = []
+    skipped: list[Skipped] = []
+    for behavior in behaviors:
+        for runtime in runtime_classes:
+            if runtime == DEFAULT_RUNTIME or cluster_classes is None:
+                pairs.append((behavior, runtime))
+                continue
+            asked = SWAP_BEHAVIORS[behavior]
+            check = check_runtime_class(
+                runtime,
+                [runtime_class_from_doc(doc) for doc in cluster_classes],
+                [node_view(node) for node in nodes or []],
+                swap_behavior=SwapBehavior(asked) if asked else None,
+            )
+            if check.reason:
+                skipped.append(Skipped(runtime, behavior, check.message))
+            else:
+                pairs.append((behavior, runtime))
+    return pairs, skipped
+
 
 NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n")]
 
@@ -236,12 +293,20 @@ def matrix(
             "(the VM node: hack/vm-node.sh up), any."
         ),
     ] = ["any"],  # noqa: B006
+    runtime_class: Annotated[
+        list[str],
+        typer.Option(
+            help="RuntimeClasses to run each cell with (runc, crun: crun only on the cgroup v2 "
+            "VM node); 'default' = none, the node's default runtime. A class that cannot meet a "
+            "--swap-behavior is left out, with the reason."
+        ),
+    ] = [DEFAULT_RUNTIME],  # noqa: B006
     namespace: NamespaceOpt = "default",
     timeout: Annotated[int, typer.Option(help="Seconds per experiment.", min=1)] = 300,
     measure_swap_cost: SwapCostOpt = False,
 ) -> None:
-    """limits x requests x modes x nodes as OOMExperiments: what the kubelet's swap rules really
-    did, on each kind of node."""
+    """limits x requests x modes x nodes x runtime classes as OOMExperiments: what the kubelet's
+    swap rules really did, on each kind of node, under each runtime."""
     stamp = time.strftime("%H%M%S")
     names, run_label = [], {"oomlab.dev/matrix": stamp}
     behaviors = split_values(swap_behavior)
@@ -251,16 +316,32 @@ def matrix(
             f"{', '.join(unknown)}: use {', '.join(SWAP_BEHAVIORS)} (comma-separated)",
             param_hint="--swap-behavior",
         )
-    cells = itertools.product(
-        behaviors, split_values(limit), split_values(request), split_values(mode)
-    )
-    for index, (behavior, lim, req, md) in enumerate(cells):
+    runtimes = split_values(runtime_class)
+    malformed = [r for r in runtimes if r != DEFAULT_RUNTIME and not is_dns1123_subdomain(r)]
+    if malformed:
+        raise typer.BadParameter(
+            f"{', '.join(malformed)}: not a RuntimeClass name (lowercase letters, digits, '-' "
+            "and '.'; a DNS-1123 subdomain)",
+            param_hint="--runtime-class",
+        )
+    listed = [r for r in runtimes if r != DEFAULT_RUNTIME]
+    classes = kube.list_runtime_classes() if listed else []
+    nodes = kube.list_nodes() if listed else []
+    pairs, skipped = runnable_pairs(behaviors, runtimes, classes, nodes)
+    for left_out in skipped:
+        err.print(
+            f"left out: runtime class {left_out.runtime_class} with swap behaviour "
+            f"{left_out.swap_behavior}: {left_out.why}"
+        )
+    cells = itertools.product(pairs, split_values(limit), split_values(request), split_values(mode))
+    for index, ((behavior, runtime), lim, req, md) in enumerate(cells):
         name = f"matrix-{stamp}-{index:02d}"
         body = experiment_body(
             name, limit=lim, request=None if req == "limit" else req, mode=md, size=size,
             docker_memory=docker_memory, docker_memory_swap=docker_memory_swap,
             timeout_s=timeout, labels=run_label, swap_behavior=SWAP_BEHAVIORS[behavior],
             measure_swap_cost=measure_swap_cost,
+            runtime_class=None if runtime == DEFAULT_RUNTIME else runtime,
         )  # fmt: skip
         kube.create_experiment(namespace, body)
         names.append(name)

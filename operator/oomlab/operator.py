@@ -66,6 +66,13 @@ from oomlab.pods import (
     pod_name,
 )
 from oomlab.results import Outcome, Progress
+from oomlab.runtimeclass import (
+    DEFAULT_HANDLER,
+    RuntimeClassCheck,
+    check_runtime_class,
+    node_view,
+    runtime_class_from_doc,
+)
 from oomlab.status import assemble, invalid_spec_message, rejected_status
 from oomlab.swapcost_view import (
     STATE_DONE,
@@ -371,21 +378,14 @@ async def start_experiment(
             body.get("spec") or {}, max_bytes=state.config.max_experiment_bytes
         )
     except InvalidSpec as exc:
-        message = invalid_spec_message(exc.field, str(exc))
-        await write_status(
-            state,
-            current,
-            lambda cur: rejected_status(
-                cur,
-                phase=Phase.INVALID,
-                reason="InvalidSpec",
-                message=message,
-                now=_now(),
-                spec_valid=False,
-            ),
-        )
+        await _invalid(state, current, "InvalidSpec", invalid_spec_message(exc.field, str(exc)))
         return
     if await _pod_vanished(state, current, namespace, name, uid):
+        return
+    runtime = await _check_runtime_class(current, spec)
+    if runtime.reason:
+        message = invalid_spec_message("spec.runtimeClassName", runtime.message)
+        await _invalid(state, current, runtime.reason, message)
         return
     created = await _create_or_adopt_pod(state, current, spec, namespace, name, uid)
     if created is None:
@@ -397,12 +397,53 @@ async def start_experiment(
         message=f"Pod {pod} was created; waiting for it to start.",
         pod=PodFacts(name=pod),
     )
+    ran_by = (spec.runtime_class, runtime.handler) if runtime.handler else None
     await write_status(
         state,
         current,
         lambda cur: assemble(
-            cur, spec, state.config, _now(), observation=observation, pod_created=created
+            cur,
+            spec,
+            state.config,
+            _now(),
+            observation=observation,
+            pod_created=created,
+            runtime=ran_by,
         ),
+    )
+
+
+async def _invalid(state: OperatorState, body: dict[str, Any], reason: str, message: str) -> None:
+    """Invalid with a sentence saying what to change; no pod."""
+    await write_status(
+        state,
+        body,
+        lambda cur: rejected_status(
+            cur, phase=Phase.INVALID, reason=reason, message=message, now=_now(), spec_valid=False
+        ),
+    )
+
+
+async def _check_runtime_class(body: Mapping[str, Any], spec: ExperimentSpec) -> RuntimeClassCheck:
+    """spec.runtimeClassName against the cluster, before the pod exists (once it does, the
+    class did exist). Without the right to list RuntimeClasses the API server's admission
+    decides and the handler stays unknown."""
+    created = condition_of(status_of(body), CONDITION_POD_CREATED)
+    if created is not None and created.get("status") == "True":
+        return RuntimeClassCheck()
+    if spec.runtime_class is None:
+        return RuntimeClassCheck(handler=DEFAULT_HANDLER)
+    classes = await asyncio.to_thread(kube.list_runtime_classes)
+    if classes is None:
+        return RuntimeClassCheck()
+    nodes = await asyncio.to_thread(kube.list_nodes)
+    return check_runtime_class(
+        spec.runtime_class,
+        [runtime_class_from_doc(doc) for doc in classes],
+        [node_view(node) for node in nodes or []],
+        swap_behavior=spec.swap_behavior,
+        node_selector=spec.node_selector,
+        tolerations=spec.tolerations,
     )
 
 

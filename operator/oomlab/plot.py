@@ -4,6 +4,7 @@ what happened. One picture shows why 500m/1g survives and 500m/500m does not."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,44 +85,67 @@ def plot_timeline(rows: Sequence[Row], path: Path) -> None:
     plt.close(fig)
 
 
+@dataclass(frozen=True)
+class Bar:
+    """One line of the limits chart, in plain numbers (any runner: Docker, a pod)."""
+
+    label: str
+    memory_bytes: int
+    swap_bytes: int
+    demand_bytes: int
+    peak_bytes: int | None
+    outcome: Outcome
+    note: str = ""
+    """Why it did not run (drawn instead of a peak)."""
+
+
+def row_bar(row: Row) -> Bar:
+    """A Docker/podman row: its flags' allowance on the host it ran on."""
+    allowance = _allowance(row)
+    host_swap = row.result.host.swap_total_bytes if row.result else None
+    usable, _ = usable_swap(allowance, host_swap)
+    again = row.run.workload.reaccess
+    ran = row.result is not None and row.result.outcome != Outcome.REFUSED
+    note = ""
+    if not ran:
+        note = row.result.reason if row.result else row.error
+    return Bar(
+        label=f"{row.run.engine}/{row.run.runtime} {row.run.workload.mode.value}"
+        + (f" +{again} re-access" if again else "")
+        + "\n"
+        + " ".join(row.run.flags()),
+        memory_bytes=allowance.memory_bytes or 0,
+        swap_bytes=usable if usable is not None else host_swap or 0,
+        demand_bytes=row.run.workload.demand_bytes(),
+        peak_bytes=row.result.peak_usage_bytes if row.result and ran else None,
+        outcome=row.result.outcome if row.result else Outcome.REFUSED,
+        note=note,
+    )
+
+
 def plot_rows(rows: Sequence[Row], path: Path) -> None:
+    plot_bars([row_bar(row) for row in rows], path)
+
+
+def plot_bars(bars: Sequence[Bar], path: Path) -> None:
     plt = _pyplot()
-
-    labels, memory, swap, demand, peak, colours = [], [], [], [], [], []
-    for row in rows:
-        allowance = _allowance(row)
-        host_swap = row.result.host.swap_total_bytes if row.result else None
-        usable, _ = usable_swap(allowance, host_swap)
-        again = row.run.workload.reaccess
-        labels.append(
-            f"{row.run.engine}/{row.run.runtime} {row.run.workload.mode.value}"
-            + (f" +{again} re-access" if again else "")
-            + "\n"
-            + " ".join(row.run.flags())
-        )
-        memory.append((allowance.memory_bytes or 0) / MiB)
-        swap.append((usable if usable is not None else host_swap or 0) / MiB)
-        demand.append(row.run.workload.demand_bytes() / MiB)
-        ran = row.result is not None and row.result.outcome != Outcome.REFUSED
-        peak.append(
-            (row.result.peak_usage_bytes or 0) / MiB if row.result and ran else float("nan")
-        )
-        outcome = row.result.outcome if row.result else Outcome.REFUSED
-        colours.append(COLOURS[outcome])
-
-    height = max(3.0, 0.6 * len(rows) + 1.5)
+    height = max(3.0, 0.6 * len(bars) + 1.5)
     fig, ax = plt.subplots(figsize=(11, height))
-    ys = list(range(len(rows)))
+    ys = list(range(len(bars)))
+    memory = [bar.memory_bytes / MiB for bar in bars]
     ax.barh(ys, memory, color="#1f77b4", alpha=0.8, label="memory limit")
-    ax.barh(ys, swap, left=memory, color="#aec7e8", label="usable swap")
-    ax.scatter(demand, ys, marker="|", s=400, color="black", label="workload demand", zorder=3)
-    ax.scatter(peak, ys, marker="o", color=colours, s=60, zorder=4, label="observed peak")
-    for y, row in zip(ys, rows, strict=True):
-        if row.result is None or row.result.outcome == Outcome.REFUSED:
-            reason = row.result.reason if row.result else row.error
-            ax.text(10, y, f"did not run: {reason[:90]}", va="center", fontsize=7,
+    ax.barh(ys, [bar.swap_bytes / MiB for bar in bars], left=memory, color="#aec7e8",
+            label="usable swap")  # fmt: skip
+    ax.scatter([bar.demand_bytes / MiB for bar in bars], ys, marker="|", s=400, color="black",
+               label="workload demand", zorder=3)  # fmt: skip
+    peaks = [float("nan") if bar.peak_bytes is None else bar.peak_bytes / MiB for bar in bars]
+    ax.scatter(peaks, ys, marker="o", color=[COLOURS[bar.outcome] for bar in bars], s=60,
+               zorder=4, label="observed peak")  # fmt: skip
+    for y, bar in zip(ys, bars, strict=True):
+        if bar.note:
+            ax.text(10, y, f"did not run: {bar.note[:90]}", va="center", fontsize=7,
                     color=COLOURS[Outcome.REFUSED])  # fmt: skip
-    ax.set_yticks(ys, labels, fontsize=8)
+    ax.set_yticks(ys, [bar.label for bar in bars], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("MiB")
     ax.set_title(

@@ -13,13 +13,15 @@ the cluster's nodes (through the operator) would be a column kind of their own.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oomlab.container_runs import Row, describe_host, docker_prediction
 from oomlab.results import Outcome, Predicted, RuntimeInfo
@@ -27,6 +29,9 @@ from oomlab.runners import ContainerRun, ContainerRunner, EngineError, container
 from oomlab.swapcost import CostVerdict, SwapCost, swap_cost, twin_memory_bytes
 from oomlab.units import MiB, human
 from oomlab.workload import DEFAULT_IMAGE, Mode, WorkloadSpec
+
+if TYPE_CHECKING:
+    from oomlab.report_cluster import ClusterPart
 
 REACCESS_PASSES = 3
 SEED = WorkloadSpec(Mode.BULK, 1000 * MiB, 500 * MiB)
@@ -112,6 +117,10 @@ class Report:
     steps: list[Step] = field(default_factory=list)
     started: str = ""
     wall_s: float = 0.0
+    cluster: ClusterPart | None = None
+    """The cluster's columns (report_cluster), when they were asked for."""
+    groups: dict[str, float] = field(default_factory=dict)
+    """Wall seconds of each group of columns that ran at the same time (one per machine)."""
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -119,6 +128,23 @@ class Report:
 
 def planned_runs(cols: Sequence[Column], scenarios: Sequence[Scenario]) -> int:
     return len(cols) * sum(2 if s.cost else 1 for s in scenarios)
+
+
+def planned_cluster_cells(cluster: bool, scenarios: Sequence[Scenario] = SCENARIOS) -> int:
+    if not cluster:
+        return 0
+    from oomlab.report_cluster import planned_cells
+
+    return planned_cells(scenarios)
+
+
+def skip_reason(skip: Sequence[str], column: str, scenario: str) -> str:
+    """Why a cell is left out on purpose (``--skip COLUMN:SCENARIO``, shell globs), or ""."""
+    for pattern in skip:
+        where, _, what = pattern.rpartition(":")
+        if fnmatch.fnmatchcase(column, where or "*") and fnmatch.fnmatchcase(scenario, what):
+            return f"skipped to keep the report's wall time in budget (--skip '{pattern}')"
+    return ""
 
 
 def _timed(report: Report, name: str, action: Callable[[], Any]) -> Any:
@@ -152,9 +178,10 @@ def measure(
     timeout_s: float = 180.0,
     on_step: Callable[[str], None] | None = None,
     on_done: Callable[[Row], None] | None = None,
+    skip: Sequence[str] = (),
 ) -> Report:
     """Every scenario on every column, in order; an unreachable engine or a refusing runtime is
-    a row with its reason, never a crash."""
+    a row with its reason, never a crash; a cell ``skip`` names is a row saying so."""
     report = Report(started=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     started = time.monotonic()
     runners: dict[str, ContainerRunner | None] = {}
@@ -176,6 +203,12 @@ def measure(
                 scenario.workload, scenario.memory, scenario.memory_swap, column.runtime,
                 column.engine, image, timeout_s,
             )  # fmt: skip
+            skipped = skip_reason(skip, column.label, scenario.key)
+            if skipped:
+                report.cells.append(Cell(column, scenario, Row(run, None, None, skipped)))
+                if on_done:
+                    on_done(report.cells[-1].row)
+                continue
             twin = None
             planned = [(f"{column.label}: {scenario.key}", run)]
             if scenario.cost:
@@ -190,6 +223,76 @@ def measure(
                     on_done(observed[-1])
             twin = observed[0] if scenario.cost else None
             report.cells.append(Cell(column, scenario, observed[-1], twin))
+    report.wall_s = round(time.monotonic() - started, 3)
+    return report
+
+
+def machine_of(engine: str) -> str:
+    """Engines on the same machine share its CPU and memory and run one after another; engines
+    on different machines (the host, a VM reached as ``docker@vm``) may run at the same time."""
+    where = engine.split("@", 1)[1] if "@" in engine else ""
+    return "host engines" if not where or where.startswith("unix:") else f"{where} engines"
+
+
+def measure_all(
+    cols: Sequence[Column],
+    scenarios: Sequence[Scenario] = SCENARIOS,
+    *,
+    cluster: bool = False,
+    image: str = DEFAULT_IMAGE,
+    timeout_s: float = 180.0,
+    cluster_timeout_s: float = 900.0,
+    on_step: Callable[[str], None] | None = None,
+    on_done: Callable[[Row], None] | None = None,
+    on_cluster_done: Callable[[str], None] | None = None,
+    skip: Sequence[str] = (),
+) -> Report:
+    """:func:`measure` per machine, and the cluster's columns, each group in its own thread: the
+    wall time is the slowest group's, not the sum. One group runs in this thread (Ctrl-C then
+    stops it as before)."""
+    started = time.monotonic()
+    by_machine: dict[str, list[Column]] = {}
+    for column in cols:
+        by_machine.setdefault(machine_of(column.engine), []).append(column)
+    jobs: dict[str, Callable[[], Any]] = {}
+    for machine, group in by_machine.items():
+
+        def engines(group: list[Column] = group) -> Report:
+            return measure(
+                group, scenarios, image=image, timeout_s=timeout_s, on_step=on_step,
+                on_done=on_done, skip=skip,
+            )  # fmt: skip
+
+        jobs[machine] = engines
+    if cluster:
+        from oomlab.report_cluster import measure_cluster
+
+        def on_cluster() -> ClusterPart:
+            return measure_cluster(
+                scenarios, image=image, timeout_s=cluster_timeout_s, on_step=on_step,
+                on_done=on_cluster_done, skip=skip,
+            )  # fmt: skip
+
+        jobs["cluster"] = on_cluster
+    report = Report(started=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+    parts: dict[str, Any] = {}
+    if len(jobs) == 1:
+        parts = {name: job() for name, job in jobs.items()}
+    else:
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            futures = {name: pool.submit(job) for name, job in jobs.items()}
+            parts = {name: future.result() for name, future in futures.items()}
+    order = {column: index for index, column in enumerate(cols)}
+    for name, part in parts.items():
+        report.groups[name] = part.wall_s
+        report.steps += part.steps
+        if isinstance(part, Report):
+            report.cells += part.cells
+            report.hosts.update(part.hosts)
+            report.unreachable.update(part.unreachable)
+        else:
+            report.cluster = part
+    report.cells.sort(key=lambda cell: order[cell.column])
     report.wall_s = round(time.monotonic() - started, 3)
     return report
 
@@ -289,6 +392,45 @@ def findings(report: Report) -> list[str]:
                 f"**{label}**: re-reading the data cost no more than one pass ({again:.1f}x vs "
                 f"{one:.1f}x): the working set was not swapped back in, or the timing was noise."
             )
+    return found + cluster_findings(report)
+
+
+def cluster_findings(report: Report) -> list[str]:
+    """The cluster's columns: unreachable ones, rows no OOMExperiment can express, and every cell
+    whose status outcome is not the operator's own prediction (or whose swap limit is not)."""
+    part = report.cluster
+    if part is None:
+        return []
+    found = [f"**{label}** could not be reached: {why}" for label, why in part.unreachable.items()]
+    if "cluster" in part.unreachable:
+        return found
+    for key, mapping in part.mapping.items():
+        if mapping.not_run:
+            heading = next((c.scenario.heading for c in part.cells if c.scenario.key == key), key)
+            found.append(f"**the cluster's columns**, {heading}: not run: {mapping.not_run}.")
+    for cell in part.cells:
+        where = f"**{cell.column.label}**, {cell.scenario.heading} ({cell.mapping.text()})"
+        k8s, status = cell.k8s, cell.status
+        if cell.error and cell.column.label not in part.unreachable and not cell.mapping.not_run:
+            found.append(f"{where}: not run: {cell.error}")
+        elif cell.agrees is False:
+            found.append(
+                f"{where}: the operator predicted {cell.predicted}, the pod was "
+                f"{cell.observed}. The rules said: {k8s.get('explanation', '')} What "
+                f"happened: {status.get('message', '')}"
+            )
+        elif cell.observed is not None and cell.predicted == "Borderline":
+            found.append(
+                f"{where}: the operator could not call it ({k8s.get('explanation', '')}); "
+                f"observed {cell.observed}."
+            )
+        elif cell.observed is not None and cell.predicted is None:
+            found.append(
+                f"{where}: {cell.observed} with no prediction in the status: "
+                f"{status.get('message', '')}"
+            )
+        if k8s.get("swapLimitAgrees") is False:
+            found.append(f"{where}: swap limit {cell.swap_text()}.")
     return found
 
 
@@ -334,7 +476,10 @@ def _md_row(values: Sequence[str]) -> str:
 
 def readme_table(report: Report) -> str:
     """The README's "Runtimes compared" table: one line per runtime, a column per scenario."""
-    scenarios = list(dict.fromkeys(cell.scenario for cell in report.cells))
+    cluster_cells = report.cluster.cells if report.cluster else []
+    scenarios = list(
+        dict.fromkeys([c.scenario for c in report.cells] + [c.scenario for c in cluster_cells])
+    )
     cost_heads = [s.cost for s in scenarios if s.cost]
     heads = ["runtime", "host", *(s.heading for s in scenarios), *cost_heads, "OOM kill reported"]
     lines = [_md_row(heads), "|" + "---|" * len(heads)]
@@ -352,7 +497,81 @@ def readme_table(report: Report) -> str:
             killed = [c.row for c in cells.values() if oom_reported_as(c.row) != "-"]
             values.append(oom_reported_as(killed[0]) if killed else "-")
         lines.append(_md_row(values))
+    lines += cluster_table_lines(report, scenarios)
     return "\n".join(lines) + "\n"
+
+
+def cluster_table_lines(report: Report, scenarios: Sequence[Scenario]) -> list[str]:
+    """The cluster's columns as lines of the runtime table (cells show the Kubernetes mapping in
+    the report's own mapping table; swap cost is not measured through the operator)."""
+    part = report.cluster
+    if part is None:
+        return []
+    from oomlab.report_cluster import CLUSTER_COLUMNS, host_text
+
+    lines = []
+    cost_heads = [s for s in scenarios if s.cost]
+    for column in CLUSTER_COLUMNS:
+        cells = {c.scenario.key: c for c in part.cells if c.column == column}
+        why = part.unreachable.get(column.label) or part.unreachable.get("cluster")
+        values = [f"{column.label}, via the operator", host_text(list(cells.values()))]
+        if why:
+            values += [f"unreachable: {why}"] * (len(scenarios) + len(cost_heads) + 1)
+        else:
+            values += [cells[s.key].text() if s.key in cells else "-" for s in scenarios]
+            values += ["not measured on the cluster"] * len(cost_heads)
+            killed = [c.oom_reported_as() for c in cells.values() if c.oom_reported_as() != "-"]
+            values.append(killed[0] if killed else "-")
+        lines.append(_md_row(values))
+    return lines
+
+
+def cluster_markdown(report: Report) -> list[str]:
+    """The mapping from each Docker scenario to its Kubernetes equivalent, and every cluster cell
+    predicted (by the operator) vs observed (its status)."""
+    part = report.cluster
+    if part is None:
+        return []
+    md = [
+        "## The cluster's columns: each Docker scenario as an OOMExperiment",
+        "",
+        "The operator runs each row as one OOMExperiment (`swapBehavior` picks the node, "
+        "`runtimeClassName` the runtime). Docker's `500m` is 500 MiB, so the limit is `500Mi`; "
+        "no swap is a Guaranteed pod; swap S is the smallest Burstable request whose LimitedSwap "
+        "share (request / node memory x node swap) is at least S. The same pod on the NoSwap "
+        "node gets no swap: that is the comparison. Predicted: `status.kubernetes."
+        "predictedOutcome` (the operator's rules for the node it ran on); observed: "
+        "`status.kubernetes.outcome`.",
+        "",
+    ]
+    if "cluster" in part.unreachable:
+        return [*md, f"Not reachable: {part.unreachable['cluster']}", ""]
+    md += ["| Docker scenario | Kubernetes equivalent | why |", "|---|---|---|"]
+    headings = {c.scenario.key: c.scenario.heading for c in part.cells}
+    for key, mapping in part.mapping.items():
+        md.append(_md_row((headings.get(key, key), mapping.text(), mapping.why or "-")))
+    md += [
+        "",
+        "| runtime | run | predicted | observed | memory.swap.max read by the workload | "
+        "seconds | why (predicted) | what happened |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for cell in part.cells:
+        md.append(
+            _md_row(
+                (
+                    cell.column.label,
+                    f"{cell.scenario.workload.describe()}, {cell.mapping.text()}",
+                    cell.predicted or "-",
+                    cell.text(),
+                    cell.swap_text(),
+                    f"{cell.seconds:.1f}" if cell.seconds else "-",
+                    str(cell.k8s.get("explanation") or ""),
+                    str(cell.status.get("message") or cell.error),
+                )
+            )
+        )
+    return [*md, ""]
 
 
 def _runtime_name(column: Column, info: RuntimeInfo | None) -> str:
@@ -384,11 +603,12 @@ def render_markdown(report: Report, charts: Sequence[str] = ()) -> str:
         "",
         f"Measured {report.started}. {len(cells)} cells on {len(report.hosts)} "
         f"engine(s); {len(agreed)} of {len(decided)} decided cells as predicted; "
-        f"{len(found)} finding(s).",
+        f"{len(found)} finding(s).{cluster_summary(report)}",
         "",
         f"**Wall time {report.wall_s:.1f} s.** Longest step: "
         + (f"{slow.name} ({slow.seconds:.1f} s)" if slow else "none")
         + ("; largest part: " + f"{biggest[0]} ({biggest[1]:.1f} s)." if biggest else "."),
+        *groups_sentence(report),
         "",
         "## Hosts (each runner's own `info()`)",
         "",
@@ -407,6 +627,7 @@ def render_markdown(report: Report, charts: Sequence[str] = ()) -> str:
         "same run with memory enough and no swap.",
         "",
         readme_table(report),
+        *cluster_markdown(report),
         "## Findings",
         "",
     ]
@@ -471,6 +692,39 @@ def render_markdown(report: Report, charts: Sequence[str] = ()) -> str:
     return "\n".join(md) + "\n"
 
 
+def cluster_summary(report: Report) -> str:
+    """The cluster's share of the summary line (its cells are counted apart from the engines')."""
+    part = report.cluster
+    if part is None:
+        return ""
+    decided = [c for c in part.cells if c.agrees is not None]
+    agreed = [c for c in decided if c.agrees]
+    columns = {c.column for c in part.cells}
+    return (
+        f" The cluster: {len(part.cells)} cells on {len(columns)} column(s) through the "
+        f"operator; {len(agreed)} of {len(decided)} decided cells as the operator predicted."
+    )
+
+
+def groups_sentence(report: Report) -> list[str]:
+    """When groups of columns ran at the same time: each group's wall time (the report's is the
+    slowest's), and that timings were taken with the other groups running."""
+    if len(report.groups) < 2:
+        return []
+    slowest = max(report.groups.items(), key=lambda kv: kv[1])
+    each = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.groups.items())
+    return [
+        "",
+        f"Groups of columns on different machines ran at the same time ({each}); the wall time "
+        f"is the slowest group's, {slowest[0]}. Every timing (and so every swap-cost ratio) was "
+        "taken with the other groups running on the same 2 host cores.",
+    ]
+
+
+def largest_group(report: Report) -> tuple[str, float] | None:
+    return max(report.groups.items(), key=lambda kv: kv[1], default=None)
+
+
 def to_json(report: Report) -> dict[str, Any]:
     def cost(cell: Cell) -> dict[str, Any] | None:
         value = cell.cost
@@ -496,7 +750,69 @@ def to_json(report: Report) -> dict[str, Any]:
         ],
         "findings": findings(report),
         "steps": [asdict(step) for step in report.steps],
+        "groups": report.groups,
+        "cluster": cluster_json(report),
     }
+
+
+def cluster_json(report: Report) -> dict[str, Any] | None:
+    part = report.cluster
+    if part is None:
+        return None
+    return {
+        "unreachable": part.unreachable,
+        "mapping": {key: asdict(mapping) for key, mapping in part.mapping.items()},
+        "cells": [
+            {
+                "column": cell.column.label,
+                "scenario": cell.scenario.key,
+                "experiment": cell.name,
+                "kubernetes": cell.mapping.text(),
+                "predicted": cell.predicted,
+                "observed": cell.observed,
+                "agrees": cell.agrees,
+                "error": cell.error or None,
+                "seconds": cell.seconds,
+                "status": cell.status or None,
+            }
+            for cell in part.cells
+        ],
+    }
+
+
+def cluster_bars(report: Report) -> list[Any]:
+    """The cluster's cells on the limits chart: the limit, the swap the kernel really set (as
+    the workload read it; the prediction while unread), the demand, and the outcome."""
+    if report.cluster is None:
+        return []
+    from oomlab.plot import Bar
+
+    bars = []
+    for cell in report.cluster.cells:
+        if "cluster" in report.cluster.unreachable:
+            break
+        k8s = cell.k8s
+        swap = k8s.get("swapLimitBytes")
+        swap = k8s.get("predictedSwapBytes") if swap is None else swap
+        observed = cell.observed
+        try:
+            outcome = Outcome(observed) if observed else Outcome.REFUSED
+        except ValueError:
+            outcome = Outcome.FAILED
+        limit = cell.mapping.limit
+        bars.append(
+            Bar(
+                label=f"{cell.column.label} {cell.scenario.workload.mode.value}\n"
+                f"{cell.mapping.text()}",
+                memory_bytes=int(limit.removesuffix("Mi")) * MiB if limit.endswith("Mi") else 0,
+                swap_bytes=max(0, int(swap or 0)),
+                demand_bytes=cell.scenario.workload.demand_bytes(),
+                peak_bytes=k8s.get("peakBytes"),
+                outcome=outcome,
+                note=cell.error,
+            )
+        )
+    return bars
 
 
 def write(report: Report, directory: Path, *, charts: bool = True) -> list[Path]:
@@ -504,10 +820,11 @@ def write(report: Report, directory: Path, *, charts: bool = True) -> list[Path]
     directory.mkdir(parents=True, exist_ok=True)
     names: list[str] = []
     if charts:
-        from oomlab.plot import plot_rows, plot_swap_cost
+        from oomlab.plot import plot_bars, plot_swap_cost, row_bar
 
         started = time.monotonic()
-        plot_rows([c.row for c in report.cells], directory / "runtimes.png")
+        bars = [row_bar(c.row) for c in report.cells] + cluster_bars(report)
+        plot_bars(bars, directory / "runtimes.png")
         pairs = cost_pairs(report)
         plot_swap_cost(
             [(label, one, again) for label, (one, again) in pairs.items()],

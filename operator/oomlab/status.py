@@ -111,11 +111,13 @@ def assemble(
     observation: Observation | None = None,
     node: NodeFacts | None = None,
     pod_created: tuple[str, str] | None = None,
+    runtime: tuple[str | None, str] | None = None,
 ) -> dict[str, Any]:
     """The desired status of a valid experiment, given one new observation.
 
-    ``pod_created`` is (reason, message) for the PodCreated condition. A Docker run is read from
-    the experiment's annotation; an unusable one keeps what status.docker recorded before.
+    ``pod_created`` is (reason, message) for the PodCreated condition; ``runtime`` is
+    (RuntimeClass name or None, its handler) once the operator resolved it. A Docker run is read
+    from the experiment's annotation; an unusable one keeps what status.docker recorded before.
     """
     current = status_of(body)
     generation = _generation(body)
@@ -158,6 +160,8 @@ def assemble(
         "startedAt": obs.started_at,
         **progress_fields(progress),
     }
+    if runtime is not None:
+        k8s.update(runtimeClassName=runtime[0], runtimeHandler=runtime[1])
     if node is not None:
         prediction = kubernetes_prediction(spec, allowance, node)
         k8s.update(

@@ -203,7 +203,7 @@ def limited_swap_node(name: str | None) -> dict[str, Any]:
         if found is None:
             raise kube.NotFound(f"node {name} not found")
         return found
-    nodes = kube.list_nodes(
+    nodes = kube.list_nodes_matching(
         f"{SWAP_BEHAVIOR_LABEL}={SwapBehavior.LIMITED_SWAP.value},"
         f"{CGROUP_VERSION_LABEL}={CgroupVersion.V2.value}"
     )

@@ -236,6 +236,16 @@ def test_defaults_are_filled_in(kubectl: Kubectl) -> None:
             "spec.nodeSelector",
             "contradicts swapBehavior",
         ),
+        (
+            {"runtimeClassName": "Crun"},
+            "spec.runtimeClassName",
+            "runtimeClassName 'Crun' is not a RuntimeClass name",
+        ),
+        (
+            {"runtimeClassName": "crun_v2"},
+            "spec.runtimeClassName",
+            "DNS-1123 subdomain",
+        ),
     ],
 )
 def test_rule_rejects(kubectl: Kubectl, changes: dict[str, Any], field: str, words: str) -> None:
@@ -253,6 +263,8 @@ def test_rule_rejects(kubectl: Kubectl, changes: dict[str, Any], field: str, wor
         {"workload": {"mode": "spike", "base": "100Mi", "size": "1Gi", "hold": 1.5}},
         {"docker": {"memory": "500MiB", "memorySwap": "-1", "runtime": "crun"}},
         {"swapBehavior": "NoSwap", "nodeSelector": {"oomlab.dev/swap-behavior": "NoSwap"}},
+        {"runtimeClassName": "crun"},
+        {"runtimeClassName": "gvisor.example-1"},
     ],
 )
 def test_rule_accepts(kubectl: Kubectl, changes: dict[str, Any]) -> None:
@@ -267,7 +279,8 @@ def test_printer_columns_are_served(kubectl: Kubectl) -> None:
     (version,) = crd["spec"]["versions"]
     names = [c["name"] for c in version["additionalPrinterColumns"]]
     assert names == [
-        "Phase", "Outcome", "Docker", "Parity", "Node", "Swap", "Swap-Cost", "Limit", "Age",
+        "Phase", "Outcome", "Docker", "Parity", "Node", "Swap", "Swap-Cost", "Runtime", "Limit",
+        "Age",
     ]  # fmt: skip
     assert crd["spec"]["names"]["shortNames"] == ["oomx"]
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from cluster import Namespace, experiment, kubectl, sample
 
 from oomlab.nodes import node_facts_from_node
@@ -204,3 +205,26 @@ def test_leak_past_limit_and_swap_share_is_killed_after_using_swap(
     assert k8s["swapLimitBytes"] == k8s["predictedSwapBytes"] == swap > 0
     # past the memory limit: the pages above it were in swap
     assert 200 * MiB < k8s["allocatedBytes"] <= 200 * MiB + swap
+
+
+@pytest.mark.parametrize("runtime_class", ["runc", "crun"])
+def test_runc_and_crun_classes_both_get_the_predicted_swap_limit(
+    ns: Namespace, limited_swap_node: dict[str, Any], runtime_class: str
+) -> None:
+    """The same small Burstable pod under each RuntimeClass the VM node offers: the runtime
+    writes the kubelet's memory.swap.max either way (crun refuses every container on the v1
+    host, so this is where it is compared)."""
+    spec = {
+        "swapBehavior": "LimitedSwap",
+        "runtimeClassName": runtime_class,
+        "workload": {"mode": "bulk", "size": "64Mi", "chunk": "32Mi", "imagePullPolicy": "Never"},
+        "resources": {"requests": {"memory": "100Mi"}, "limits": {"memory": "200Mi"}},
+        "timeoutSeconds": RUN_TIMEOUT_S,
+    }
+    k8s = ended_on_the_node(
+        ns, experiment(f"class-{runtime_class}", spec), limited_swap_node, "Completed"
+    )
+    assert (k8s["runtimeClassName"], k8s["runtimeHandler"]) == (runtime_class, runtime_class)
+    swap = expected_swap_limit(limited_swap_node, 100 * MiB)
+    assert k8s["swapLimitBytes"] == k8s["predictedSwapBytes"] == swap > 0
+    assert k8s["swapLimitAgrees"] is True

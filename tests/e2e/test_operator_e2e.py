@@ -126,6 +126,45 @@ def test_over_cap_lands_in_invalid_with_a_sentence(ns: Namespace) -> None:
     assert ns.pods_of(name) == []
 
 
+def test_nonexistent_runtime_class_lands_in_invalid_naming_the_ones_that_exist(
+    ns: Namespace,
+) -> None:
+    status = ns.run(experiment("no-such-runtime", small_spec(runtimeClassName="kata")), timeout=60)
+    assert status["phase"] == "Invalid"
+    assert status["message"].startswith(
+        "spec.runtimeClassName: RuntimeClass 'kata' does not exist in this cluster ("
+    )
+    existing = runtime_classes()
+    if existing:
+        assert f"(the ones that do are {', '.join(existing)})" in status["message"]
+    else:
+        assert "(this cluster has none)" in status["message"]
+    valid = next(c for c in status["conditions"] if c["type"] == "Valid")
+    assert (valid["status"], valid["reason"]) == ("False", "RuntimeClassNotFound")
+    assert ns.pods_of("no-such-runtime") == []
+
+
+def runtime_classes() -> list[str]:
+    names = kubectl("get", "runtimeclass", "-o", "name").stdout.split()
+    return sorted(name.removeprefix("runtimeclass.node.k8s.io/") for name in names)
+
+
+def test_runc_class_runs_and_the_status_and_printer_column_name_its_handler(
+    ns: Namespace,
+) -> None:
+    if "runc" not in runtime_classes():
+        pytest.skip("this cluster has no RuntimeClass runc (the local cluster applies one)")
+    status = ns.run(experiment("runc-class", small_spec(runtimeClassName="runc")), timeout=120)
+    assert status["phase"] == "Completed", status
+    assert status["kubernetes"]["runtimeClassName"] == "runc"
+    assert status["kubernetes"]["runtimeHandler"] == "runc"
+    table = kubectl("get", "oomx", "runc-class", "-n", ns.name).stdout.splitlines()
+    # Empty columns (no Docker flags, no swapBehavior) print as blanks, so count from the end:
+    # RUNTIME is the last column before AGE.
+    assert table[0].split()[-2:] == ["RUNTIME", "AGE"]
+    assert table[1].split()[-2] == "runc"
+
+
 def test_missing_image_with_pull_never_fails_with_its_reason(ns: Namespace) -> None:
     spec = small_spec()
     spec["workload"]["image"] = "oomlab/does-not-exist:dev"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from oomlab.cli import app
@@ -156,3 +158,83 @@ def test_swap_cost_is_asked_for_waited_for_and_shown(monkeypatch: pytest.MonkeyP
     assert "swap cost 6.1x" in text and "6.1 times the cost" in text
     del body["status"]["swapCost"]
     assert "swap cost" not in render_text(body).lower()
+
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+RUNC = yaml.safe_load((MANIFESTS / "cluster" / "runtimeclasses.yaml").read_text())
+CRUN = yaml.safe_load((MANIFESTS / "cluster" / "vm-runtimeclasses.yaml").read_text())
+NODES = [
+    {"metadata": {"name": "oomlab-node", "labels": {"oomlab.dev/cgroup-version": "v1"}}},
+    {
+        "metadata": {
+            "name": "oomlab-vm",
+            "labels": {
+                "oomlab.dev/swap-behavior": "LimitedSwap",
+                "oomlab.dev/cgroup-version": "v2",
+            },
+        },
+        "spec": {"taints": [{"key": "oomlab.dev/swap", "effect": "NoSchedule"}]},
+    },
+]
+
+
+def test_runnable_pairs_leave_out_what_a_class_cannot_run_with_the_reason() -> None:
+    from oomlab.kube_cli import runnable_pairs
+
+    pairs, skipped = runnable_pairs(
+        ["NoSwap", "LimitedSwap"], ["runc", "crun"], [RUNC, CRUN], NODES
+    )
+    assert pairs == [("NoSwap", "runc"), ("LimitedSwap", "runc"), ("LimitedSwap", "crun")]
+    (left_out,) = skipped
+    assert (left_out.runtime_class, left_out.swap_behavior) == ("crun", "NoSwap")
+    assert "none of them is a NoSwap node" in left_out.why
+    # Classes not listable (no RBAC): everything is created and the operator says.
+    pairs, skipped = runnable_pairs(["NoSwap"], ["crun", "default"], None, None)
+    assert (pairs, skipped) == ([("NoSwap", "crun"), ("NoSwap", "default")], [])
+
+
+def test_matrix_runs_each_class_on_each_swap_behavior_it_can(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from oomlab import kube_cli
+
+    created: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        kube_cli.kube, "create_experiment", lambda namespace, body: created.append(body)
+    )
+    monkeypatch.setattr(kube_cli.kube, "list_runtime_classes", lambda: [RUNC, CRUN])
+    monkeypatch.setattr(kube_cli.kube, "list_nodes", lambda: NODES)
+    monkeypatch.setattr(kube_cli, "wait_all", lambda namespace, names, timeout_s: {})
+    result = runner.invoke(
+        app,
+        ["kube", "matrix", "--swap-behavior", "NoSwap,LimitedSwap", "--runtime-class",
+         "runc,crun", "--request", "400Mi", "--mode", "bulk"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    cells = [(b["spec"]["swapBehavior"], b["spec"]["runtimeClassName"]) for b in created]
+    assert cells == [("NoSwap", "runc"), ("LimitedSwap", "runc"), ("LimitedSwap", "crun")]
+    assert "left out: runtime class crun with swap behaviour NoSwap" in result.output
+
+
+def test_matrix_refuses_a_malformed_runtime_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    from oomlab import kube_cli
+
+    monkeypatch.setattr(
+        kube_cli.kube, "create_experiment", lambda namespace, body: pytest.fail("created")
+    )
+    result = runner.invoke(app, ["kube", "matrix", "--runtime-class", "runc,Crun"])
+    assert result.exit_code == 2
+    assert "Crun: not a RuntimeClass name" in result.output
+
+
+def test_render_names_the_runtime_class_asked_for_and_the_handler_that_ran() -> None:
+    body = experiment_body("x", limit="500Mi", request="400Mi", mode="bulk", size="1000Mi",
+                           docker_memory=None, docker_memory_swap=None, timeout_s=60,
+                           swap_behavior="LimitedSwap", runtime_class="crun")  # fmt: skip
+    assert body["spec"]["runtimeClassName"] == "crun"
+    assert "(asked: LimitedSwap, runtime class crun)" in render_text(body)
+    body["status"] = {
+        "kubernetes": {"nodeName": "oomlab-vm", "swapBehavior": "LimitedSwap",
+                       "cgroupVersion": "v2", "runtimeHandler": "crun"},
+    }  # fmt: skip
+    assert "runtime crun" in render_text(body)

@@ -168,9 +168,11 @@ def test_crd_has_status_subresource_and_printer_columns() -> None:
         "Node",
         "Swap",
         "Swap-Cost",
+        "Runtime",
         "Limit",
         "Age",
     ]
+    assert columns["Runtime"]["jsonPath"] == ".status.kubernetes.runtimeHandler"
     assert columns["Phase"]["jsonPath"] == ".status.phase"
     assert columns["Outcome"]["jsonPath"] == ".status.kubernetes.outcome"
     assert columns["Docker"]["jsonPath"] == ".status.docker.outcome"
@@ -512,6 +514,7 @@ def test_rbac_is_least_privilege() -> None:
         "watch",
     }
     assert granted[("", "namespaces")] == {"list", "watch"}
+    assert granted[("node.k8s.io", "runtimeclasses")] == {"get", "list"}
     binding = load_one(MANIFESTS / "rbac" / "clusterrolebinding.yaml")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [

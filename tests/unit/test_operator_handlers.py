@@ -150,6 +150,15 @@ class FakeApi:
     def get_node_facts(self, name: str) -> NodeFacts:
         return NodeFacts(name, 24 * GiB, 2 * GiB)
 
+    runtime_classes: list[dict[str, Any]] | None = None
+    nodes: list[dict[str, Any]] | None = None
+
+    def list_runtime_classes(self) -> list[dict[str, Any]] | None:
+        return copy.deepcopy(self.runtime_classes)
+
+    def list_nodes(self) -> list[dict[str, Any]] | None:
+        return copy.deepcopy(self.nodes)
+
 
 @pytest.fixture
 def api() -> Iterator[FakeApi]:
@@ -162,6 +171,8 @@ def api() -> Iterator[FakeApi]:
         "delete_pod",
         "read_pod_log_tail",
         "get_node_facts",
+        "list_runtime_classes",
+        "list_nodes",
     ]
     with mock.patch.multiple(kube, **{name: getattr(fake, name) for name in names}):
         yield fake
@@ -273,6 +284,101 @@ def test_invalid_spec_lands_in_invalid_with_a_sentence_and_no_pod(
     valid = next(c for c in status["conditions"] if c["type"] == "Valid")
     assert (valid["status"], valid["reason"]) == ("False", "InvalidSpec")
     assert posted(events) == [("Warning", "Invalid", "New -> Invalid: " + status["message"])]
+
+
+# The local cluster: runc everywhere, crun only on the cgroup v2 LimitedSwap VM node (tainted).
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+RUNC = yaml.safe_load((MANIFESTS / "cluster" / "runtimeclasses.yaml").read_text())
+CRUN = yaml.safe_load((MANIFESTS / "cluster" / "vm-runtimeclasses.yaml").read_text())
+HOST_NODE = {
+    "metadata": {
+        "name": "oomlab-node",
+        "labels": {"oomlab.dev/swap-behavior": "NoSwap", "oomlab.dev/cgroup-version": "v1"},
+    }
+}
+VM_NODE = {
+    "metadata": {
+        "name": "oomlab-vm",
+        "labels": {"oomlab.dev/swap-behavior": "LimitedSwap", "oomlab.dev/cgroup-version": "v2"},
+    },
+    "spec": {
+        "taints": [{"key": "oomlab.dev/swap", "value": "LimitedSwap", "effect": "NoSchedule"}]
+    },
+}
+
+
+@pytest.fixture
+def local_cluster(api: FakeApi) -> FakeApi:
+    api.runtime_classes = [RUNC, CRUN]
+    api.nodes = [HOST_NODE, VM_NODE]
+    return api
+
+
+def test_unknown_runtime_class_is_invalid_naming_the_ones_that_exist(
+    local_cluster: FakeApi, events: mock.Mock
+) -> None:
+    start(
+        local_cluster,
+        local_cluster.add_experiment("typo", {**SEED_OOM, "runtimeClassName": "crum"}),
+    )
+    status = local_cluster.experiments["typo"]["status"]
+    assert local_cluster.pods == {}
+    assert status["phase"] == "Invalid"
+    assert status["message"] == (
+        "spec.runtimeClassName: RuntimeClass 'crum' does not exist in this cluster (the ones that "
+        "do are crun, runc): use one of those, or leave runtimeClassName out to run on the "
+        "node's default runtime."
+    )
+    valid = next(c for c in status["conditions"] if c["type"] == "Valid")
+    assert (valid["status"], valid["reason"]) == ("False", "RuntimeClassNotFound")
+    assert posted(events)[0][:2] == ("Warning", "Invalid")
+
+
+def test_runtime_class_that_cannot_meet_swap_behavior_is_invalid_with_the_way_out(
+    local_cluster: FakeApi,
+) -> None:
+    spec = {**SEED_OOM, "runtimeClassName": "crun", "swapBehavior": "NoSwap"}
+    start(local_cluster, local_cluster.add_experiment("crun-noswap", spec))
+    status = local_cluster.experiments["crun-noswap"]["status"]
+    assert local_cluster.pods == {}
+    assert status["phase"] == "Invalid"
+    assert (
+        "runs only on nodes with oomlab.dev/cgroup-version=v2: oomlab-vm (LimitedSwap)"
+        in (status["message"])
+    )
+    assert "none of them is a NoSwap node" in status["message"]
+    assert "use swapBehavior LimitedSwap, or another runtimeClassName (runc)" in status["message"]
+
+
+@pytest.mark.parametrize(
+    ("runtime_class", "behavior", "handler"),
+    [("crun", "LimitedSwap", "crun"), ("runc", "LimitedSwap", "runc"), ("runc", "NoSwap", "runc")],
+)
+def test_runtime_class_that_fits_runs_and_the_status_names_its_handler(
+    local_cluster: FakeApi, runtime_class: str, behavior: str, handler: str
+) -> None:
+    spec = {**SEED_SWAP, "runtimeClassName": runtime_class, "swapBehavior": behavior}
+    start(local_cluster, local_cluster.add_experiment("seed-oom", spec))
+    (pod,) = local_cluster.pods.values()
+    assert pod["spec"]["runtimeClassName"] == runtime_class
+    k8s = local_cluster.experiments["seed-oom"]["status"]["kubernetes"]
+    assert (k8s["runtimeClassName"], k8s["runtimeHandler"]) == (runtime_class, handler)
+
+
+def test_without_a_runtime_class_the_status_says_default_and_nothing_is_listed(
+    api: FakeApi,
+) -> None:
+    api.runtime_classes = api.nodes = None  # would fail the check if it were asked
+    start(api, api.add_experiment("seed-oom", SEED_OOM))
+    k8s = api.experiments["seed-oom"]["status"]["kubernetes"]
+    assert k8s["runtimeHandler"] == "default"
+    assert "runtimeClassName" not in k8s
+
+
+def test_runtime_classes_not_listable_leaves_it_to_the_api_server(api: FakeApi) -> None:
+    start(api, api.add_experiment("seed-oom", {**SEED_OOM, "runtimeClassName": "crun"}))
+    assert len(api.pods) == 1
+    assert "runtimeHandler" not in api.experiments["seed-oom"]["status"]["kubernetes"]
 
 
 def test_quota_refusal_is_invalid_not_an_exception(api: FakeApi, events: mock.Mock) -> None:

@@ -422,7 +422,9 @@ def test_thp_compare_refuses_bad_sizes_in_one_line_before_touching_the_cluster(
 
     from oomlab.cli import app
 
-    with mock.patch.object(kube, "list_nodes", side_effect=AssertionError("no cluster call")):
+    with mock.patch.object(
+        kube, "list_nodes_matching", side_effect=AssertionError("no cluster call")
+    ):
         result = CliRunner().invoke(app, ["thp-compare", *args])
     assert result.exit_code == 2
     assert says in result.output
