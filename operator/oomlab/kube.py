@@ -316,12 +316,28 @@ def get_node_facts(name: str) -> NodeFacts | None:
     return node_facts_from_node(_json(response))
 
 
+def _items(method: Callable[..., Any], **kwargs: Any) -> list[dict[str, Any]]:
+    """The items of one list call, as plain dicts."""
+    return list(_document(method, **kwargs).get("items") or [])
+
+
+def _items_or_none(
+    what: str, list_them: Callable[[], list[dict[str, Any]]]
+) -> list[dict[str, Any]] | None:
+    """``list_them()``, or None when the operator may not list them (no RBAC) or the cluster has
+    no such API, so the caller can leave the decision to the API server."""
+    try:
+        return list_them()
+    except ApiException as exc:
+        if exc.status in (403, 404):
+            log.warning("cannot list %s: %s", what, error_message(exc))
+            return None
+        raise
+
+
 def list_nodes_matching(label_selector: str) -> list[dict[str, Any]]:
     """Nodes matching a label selector, as the API server has them."""
-    items: list[dict[str, Any]] = (
-        _document(_core().list_node, label_selector=label_selector).get("items") or []
-    )
-    return items
+    return _items(_core().list_node, label_selector=label_selector)
 
 
 def read_node(name: str) -> dict[str, Any] | None:
@@ -340,27 +356,16 @@ def set_node_label(name: str, key: str, value: str | None) -> None:
 
 def list_nodes() -> list[dict[str, Any]] | None:
     """Every Node (labels, taints); None when they cannot be listed (no RBAC)."""
-    try:
-        found = _document(_core().list_node)
-    except ApiException as exc:
-        if exc.status in (403, 404):
-            log.warning("cannot list nodes: %s", error_message(exc))
-            return None
-        raise
-    return list(found.get("items") or [])
+    return _items_or_none("nodes", lambda: _items(_core().list_node))
 
 
 def list_runtime_classes() -> list[dict[str, Any]] | None:
     """Every node.k8s.io/v1 RuntimeClass; None when they cannot be listed (no RBAC, or a cluster
     without the API), so the caller can leave the check to the API server's admission."""
-    try:
-        found = _document(client.NodeV1Api(load_client_config()).list_runtime_class)
-    except ApiException as exc:
-        if exc.status in (403, 404):
-            log.warning("cannot list RuntimeClasses: %s", error_message(exc))
-            return None
-        raise
-    return list(found.get("items") or [])
+    return _items_or_none(
+        "RuntimeClasses",
+        lambda: _items(client.NodeV1Api(load_client_config()).list_runtime_class),
+    )
 
 
 # --------------------------------------------------------------------------------------------
