@@ -43,4 +43,4 @@ WORKDIR /tmp
 EXPOSE 8080
 # Same command as manifests/operator/deployment.yaml: standalone kopf (no peering objects),
 # every namespace, liveness endpoint on :8080/healthz.
-ENTRYPOINT ["kopf", "run", "--standalone", "--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz", "-m", "oomlab.operator"]
+ENTRYPOINT ["kopf", "run", "--standalone", "--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz", "-m", "oomlab.operator.handlers"]

@@ -28,7 +28,7 @@ from cluster import (  # noqa: E402
 )
 
 from lab import ClusterUnavailable, connect, wait_for  # noqa: E402
-from oomlab.pods import ANNOTATION_EXPERIMENT, GROUP, PLURAL, VERSION  # noqa: E402
+from oomlab.experiment import ANNOTATION_EXPERIMENT, GROUP, PLURAL, VERSION  # noqa: E402
 
 
 class Watcher:

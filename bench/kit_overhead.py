@@ -16,8 +16,8 @@ import statistics
 import subprocess
 import time
 
+from oomlab.rules.workload import DEFAULT_IMAGE, Mode, WorkloadSpec
 from oomlab.runners import ContainerRun, DockerRunner
-from oomlab.workload import DEFAULT_IMAGE, Mode, WorkloadSpec
 
 MiB = 2**20
 GOAL = 1.2

@@ -35,7 +35,7 @@ from _lab import (
     small_spec,
     wait_for,
 )
-from oomlab.pods import GROUP, PLURAL, VERSION, ExperimentSpec, build_pod
+from oomlab.experiment import GROUP, PLURAL, VERSION, ExperimentSpec, build_pod
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -46,7 +46,14 @@ from _lab import (
     small_spec,
     wait_for,
 )
-from oomlab.pods import GROUP, LABEL_EXPERIMENT_UID, PLURAL, VERSION, ExperimentSpec, build_pod
+from oomlab.experiment import (
+    GROUP,
+    LABEL_EXPERIMENT_UID,
+    PLURAL,
+    VERSION,
+    ExperimentSpec,
+    build_pod,
+)
 
 MiB = 2**20
 RATIO_GOAL = 1.2

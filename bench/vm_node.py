@@ -27,7 +27,7 @@ from typing import Any
 from kubernetes import client
 
 from _lab import Watcher, deploy_operator, experiment, kubectl, project_cluster, wait_for
-from oomlab.nodes import SWAP_BEHAVIOR_LABEL
+from oomlab.rules.nodes import SWAP_BEHAVIOR_LABEL
 from operator_bench import percentile
 
 STATE = Path(os.environ.get("OOMLAB_STATE", "/var/lib/oomlab"))

@@ -19,7 +19,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from oomlab.pods import GROUP, PLURAL, VERSION
+from oomlab.experiment import GROUP, PLURAL, VERSION
 
 IMAGE = os.environ.get("OOMLAB_TEST_IMAGE", "oomlab/memhog:dev")
 PROJECT_CLUSTERS = ("oomlab", "kind-oomlab")

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from oomlab.rules.workload import DEFAULT_IMAGE
 from oomlab.runners import RUN_LABEL, DockerRunner, EngineError, docker_client
-from oomlab.workload import DEFAULT_IMAGE
 
 
 def _missing(reason: str) -> None:

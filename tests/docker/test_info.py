@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from oomlab.rules.workload import DEFAULT_IMAGE
 from oomlab.runners import RUN_LABEL, DockerRunner, PodmanRunner
 from oomlab.runners.info import this_machine
-from oomlab.workload import DEFAULT_IMAGE
 
 
 def test_docker_info_is_this_kernel_read_through_the_engine(docker_runner: DockerRunner) -> None:
@@ -67,7 +67,7 @@ def test_ctrl_c_during_the_info_probe_exits_130_and_removes_it(
     client: Any, stalling_probe_image: str
 ) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "oomlab.cli", "host", "--image", stalling_probe_image],
+        [sys.executable, "-m", "oomlab.cli.main", "host", "--image", stalling_probe_image],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from oomlab.container_runs import Row, execute
-from oomlab.results import CgroupVersion, Outcome, Predicted
+from oomlab.cli.container_runs import Row, execute
+from oomlab.rules.results import CgroupVersion, Outcome, Predicted
+from oomlab.rules.workload import Mode, WorkloadSpec
 from oomlab.runners import ContainerRun, DockerRunner
-from oomlab.workload import Mode, WorkloadSpec
 
 MiB = 2**20
 WORKLOADS = [
@@ -76,7 +76,7 @@ def test_crun_refusal_is_a_row_with_its_reason(docker_runner: DockerRunner) -> N
 
 def test_matrix_cli_json(docker_runner: DockerRunner) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "oomlab.cli", "docker", "matrix", "--memory-swap", "500m,1g",
+        [sys.executable, "-m", "oomlab.cli.main", "docker", "matrix", "--memory-swap", "500m,1g",
          "--runtime", "runc,crun", "--mode", "bulk", "--json"],
         capture_output=True, text=True, check=True, timeout=600,
     )  # fmt: skip

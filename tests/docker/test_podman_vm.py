@@ -9,9 +9,9 @@ import subprocess
 
 import pytest
 
-from oomlab.results import CgroupVersion, Outcome
+from oomlab.rules.results import CgroupVersion, Outcome
+from oomlab.rules.workload import Mode, WorkloadSpec, swap_limit_from_report
 from oomlab.runners import RUN_LABEL, ContainerRun, EngineError, PodmanRunner, container_runner
-from oomlab.workload import Mode, WorkloadSpec, swap_limit_from_report
 
 MiB = 2**20
 SEED = WorkloadSpec(Mode.BULK, 1000 * MiB, 500 * MiB)

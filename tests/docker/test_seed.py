@@ -10,9 +10,9 @@ import sys
 import time
 from typing import Any
 
-from oomlab.results import Outcome
+from oomlab.rules.results import Outcome
+from oomlab.rules.workload import Mode, WorkloadSpec
 from oomlab.runners import RUN_LABEL, ContainerRun, DockerRunner
-from oomlab.workload import Mode, WorkloadSpec
 
 MiB = 2**20
 SEED = WorkloadSpec(Mode.BULK, 1000 * MiB, 500 * MiB)
@@ -59,7 +59,7 @@ def test_timeout_kills_and_removes_the_container(docker_runner: DockerRunner) ->
 
 def test_ctrl_c_removes_the_container(client: Any) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "oomlab.cli", "docker", "run", "--memory", "64m",
+        [sys.executable, "-m", "oomlab.cli.main", "docker", "run", "--memory", "64m",
          "--size", "8Mi", "--hold", "120"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -82,14 +82,14 @@ def test_ctrl_c_removes_the_container(client: Any) -> None:
 
 def test_cli_docker_run_reports_the_seed(client: Any) -> None:
     oom = subprocess.run(
-        [sys.executable, "-m", "oomlab.cli", "docker", "run", "--memory", "500m",
+        [sys.executable, "-m", "oomlab.cli.main", "docker", "run", "--memory", "500m",
          "--memory-swap", "500m", "--json"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert '"outcome": "OOMKilled"' in oom.stdout
     assert '"exit_code": 137' in oom.stdout
     unset = subprocess.run(
-        [sys.executable, "-m", "oomlab.cli", "docker", "run", "--memory", "500m", "--json"],
+        [sys.executable, "-m", "oomlab.cli.main", "docker", "run", "--memory", "500m", "--json"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     (cell,) = json.loads(unset.stdout)

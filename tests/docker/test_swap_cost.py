@@ -10,11 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from oomlab.container_runs import execute
-from oomlab.report import SEED, unconstrained_twin
-from oomlab.results import CgroupVersion, Outcome
+from oomlab.cli.container_runs import execute
+from oomlab.cli.report import SEED, unconstrained_twin
+from oomlab.rules.results import CgroupVersion, Outcome
+from oomlab.rules.swapcost import CostVerdict, swap_cost
 from oomlab.runners import ContainerRun, DockerRunner
-from oomlab.swapcost import CostVerdict, swap_cost
 
 
 def test_reaccess_costs_more_than_one_pass_and_swaps_in(client: Any) -> None:
@@ -41,7 +41,7 @@ def test_reaccess_costs_more_than_one_pass_and_swaps_in(client: Any) -> None:
 def test_report_writes_its_directory(docker_runner: DockerRunner, tmp_path: Path) -> None:
     out = tmp_path / "report"
     proc = subprocess.run(
-        [sys.executable, "-m", "oomlab.cli", "report", "--engine", "docker",
+        [sys.executable, "-m", "oomlab.cli.main", "report", "--engine", "docker",
          "--runtime", "runc,crun", "--out", str(out), "--readme-table"],
         capture_output=True, text=True, check=True, timeout=900,
     )  # fmt: skip

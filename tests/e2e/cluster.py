@@ -15,7 +15,7 @@ import yaml
 from kubernetes import client
 
 from lab import Lab, wait_for
-from oomlab.pods import GROUP, LABEL_EXPERIMENT_UID, PLURAL, VERSION
+from oomlab.experiment import GROUP, LABEL_EXPERIMENT_UID, PLURAL, VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "manifests" / "samples"
@@ -163,7 +163,7 @@ class Namespace(Lab):
         """``oomlab parity``: the experiment's Docker side run on this host's engine and handed
         to the operator, as a user runs it."""
         return subprocess.run(
-            [sys.executable, "-m", "oomlab.cli", "parity", name, "-n", self.name],
+            [sys.executable, "-m", "oomlab.cli.main", "parity", name, "-n", self.name],
             capture_output=True, text=True, timeout=timeout, check=False,
             env={"KUBECONFIG": kubeconfig() or "", "PATH": "/usr/local/bin:/usr/bin:/bin"},
         )  # fmt: skip

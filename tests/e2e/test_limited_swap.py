@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 from cluster import Namespace, experiment, kubectl, sample
 
-from oomlab.nodes import node_facts_from_node
+from oomlab.rules.nodes import node_facts_from_node
 
 MiB = 2**20
 PAGE = 4096

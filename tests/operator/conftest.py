@@ -23,7 +23,7 @@ from kubernetes.client.exceptions import ApiException
 
 from lab import ClusterUnavailable, Lab, connect, unavailable, wait_for
 from oomlab import kube
-from oomlab.pods import GROUP, PLURAL
+from oomlab.experiment import GROUP, PLURAL
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +96,7 @@ def run_operator(
             monkeypatch.setenv(key, value)
         liveness = f"http://127.0.0.1:{free_port()}/healthz"
         args = [
-            "run", "--standalone", "--namespace", namespace, "-m", "oomlab.operator",
+            "run", "--standalone", "--namespace", namespace, "-m", "oomlab.operator.handlers",
             f"--liveness={liveness}",
         ]  # fmt: skip
         with KopfRunner(args, timeout=60) as runner:

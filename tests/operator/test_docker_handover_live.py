@@ -17,10 +17,10 @@ from kopf.testing import KopfRunner
 
 from lab import IMAGE, Lab, wait_for
 from oomlab import kube
-from oomlab.config import ENV_DOCKER_HOST_SWAP_BYTES
-from oomlab.docker_view import OBSERVATION_ANNOTATION
-from oomlab.pods import DockerFlags
-from oomlab.results import CgroupVersion, HostFacts, Outcome, Progress, RunResult
+from oomlab.experiment import DockerFlags
+from oomlab.operator.config import ENV_DOCKER_HOST_SWAP_BYTES
+from oomlab.operator.docker_view import OBSERVATION_ANNOTATION
+from oomlab.rules.results import CgroupVersion, HostFacts, Outcome, Progress, RunResult
 
 MiB = 2**20
 SAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "samples"

@@ -17,7 +17,7 @@ import yaml
 from kopf.testing import KopfRunner
 
 from lab import IMAGE, Lab, wait_for
-from oomlab.pods import pod_name
+from oomlab.experiment import pod_name
 
 MiB = 2**20
 SAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "samples"
@@ -183,7 +183,7 @@ def test_crash_right_after_pod_creation_adopts_the_pod(lab: Lab, namespace: str)
     """SIGKILL (no graceful stop) as soon as the pod exists, then a fresh operator process."""
     spec = bulk_spec("200Mi", size="50Mi", hold=3)
     command = [sys.executable, "-m", "kopf", "run", "--standalone", "--namespace", namespace,
-               "-m", "oomlab.operator"]  # fmt: skip
+               "-m", "oomlab.operator.handlers"]  # fmt: skip
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         uid = lab.create("crash", spec)["metadata"]["uid"]

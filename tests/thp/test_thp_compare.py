@@ -17,8 +17,8 @@ import pytest
 from kubernetes import client
 
 from lab import ClusterUnavailable, connect, unavailable
-from oomlab.nodes import THP_LABEL
-from oomlab.thp import COMPARE_LABEL, MODES, from_json, report_section
+from oomlab.cli.thp_compare import COMPARE_LABEL, MODES, from_json, report_section
+from oomlab.rules.nodes import THP_LABEL
 
 pytestmark = pytest.mark.e2e
 OOMLAB = str(Path(sys.executable).parent / "oomlab")

@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 import yaml
 
-from oomlab.classify import (
+from oomlab.rules.classify import (
     OOM_EVIDENCE_FRACTION,
     Phase,
     classify_exit,
     classify_pod,
     explain_creation_error,
 )
-from oomlab.results import Outcome
-from oomlab.workload import parse_lines
+from oomlab.rules.results import Outcome
+from oomlab.rules.workload import parse_lines
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pods"
 MiB = 2**20

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from oomlab.cli import app
+from oomlab.cli.main import app
 
 runner = CliRunner()
 
@@ -33,7 +33,7 @@ def test_bad_flags_fail_before_any_engine(args: list[str], needle: str) -> None:
 
 def test_real_process_prints_one_line_and_no_traceback() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "oomlab.cli", "docker", "run", "--memory", "500x"],
+        [sys.executable, "-m", "oomlab.cli.main", "docker", "run", "--memory", "500x"],
         capture_output=True,
         text=True,
         check=False,
@@ -57,7 +57,7 @@ def test_predict_needs_no_engine() -> None:
 
 
 def test_predict_without_host_swap_asks_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    from oomlab import cli
+    from oomlab.cli import main as cli
     from oomlab.runners import EngineUnavailable
 
     def no_engine(engine: str) -> None:
@@ -74,7 +74,7 @@ def test_host_without_an_engine_says_so_and_shows_this_machine(
 ) -> None:
     import platform
 
-    from oomlab import cli
+    from oomlab.cli import main as cli
     from oomlab.runners import EngineUnavailable
 
     def no_engine(engine: str, **_: object) -> None:

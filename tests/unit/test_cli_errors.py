@@ -15,10 +15,11 @@ from kubernetes.client.exceptions import ApiException
 from typer.testing import CliRunner
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from oomlab import container_runs, kube
-from oomlab.cli import app
-from oomlab.cli_errors import App
-from oomlab.pods import InvalidSpec
+from oomlab import kube
+from oomlab.cli import container_runs
+from oomlab.cli.errors import App
+from oomlab.cli.main import app
+from oomlab.experiment import InvalidSpec
 from oomlab.runners import EngineUnavailable
 
 runner = CliRunner()
@@ -48,7 +49,7 @@ def test_kubeconfig_missing_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_kubeconfig_missing_in_a_real_process() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "oomlab.cli", "parity", "x"],
+        [sys.executable, "-m", "oomlab.cli.main", "parity", "x"],
         capture_output=True, text=True, check=False, timeout=60,
         env={**os.environ, "KUBECONFIG": "/nonexistent"},
     )  # fmt: skip

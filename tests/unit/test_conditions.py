@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from oomlab.conditions import set_condition
+from oomlab.operator.conditions import set_condition
 
 NOW = datetime(2026, 11, 25, 20, 40, 5, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=30)

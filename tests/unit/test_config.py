@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from oomlab.config import ConfigError, OperatorConfig
-from oomlab.results import CgroupVersion
-from oomlab.semantics import SwapBehavior
+from oomlab.operator.config import ConfigError, OperatorConfig
+from oomlab.rules.results import CgroupVersion
+from oomlab.rules.semantics import SwapBehavior
 
 GiB = 2**30
 

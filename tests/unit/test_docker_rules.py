@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from oomlab.results import CgroupVersion, Outcome, RuntimeInfo
+from oomlab.rules.results import CgroupVersion, Outcome, RuntimeInfo
+from oomlab.rules.workload import WorkloadSpec
 from oomlab.runners import ContainerRun
 from oomlab.runners.base import container_result, evidence_limit
-from oomlab.workload import WorkloadSpec
 
 MiB = 2**20
 V1 = RuntimeInfo(cgroup_version=CgroupVersion.V1, swap_limit_supported=True, local=True)

@@ -9,9 +9,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from oomlab.cli import app
-from oomlab.kube_cli import experiment_body, render
-from oomlab.units import SizeError
+from oomlab.cli.kube import experiment_body, render
+from oomlab.cli.main import app
+from oomlab.rules.units import SizeError
 
 runner = CliRunner()
 
@@ -67,7 +67,7 @@ def test_render_reads_a_finished_status() -> None:
 
 
 def test_matrix_runs_each_cell_on_each_kind_of_node(monkeypatch: pytest.MonkeyPatch) -> None:
-    from oomlab import kube_cli
+    from oomlab.cli import kube as kube_cli
 
     created: list[dict[str, Any]] = []
     monkeypatch.setattr(
@@ -95,7 +95,7 @@ def test_matrix_runs_each_cell_on_each_kind_of_node(monkeypatch: pytest.MonkeyPa
 
 
 def test_matrix_refuses_an_unknown_swap_behavior(monkeypatch: pytest.MonkeyPatch) -> None:
-    from oomlab import kube_cli
+    from oomlab.cli import kube as kube_cli
 
     monkeypatch.setattr(
         kube_cli.kube, "create_experiment", lambda namespace, body: pytest.fail("created")
@@ -135,7 +135,7 @@ def render_text(body: dict[str, Any]) -> str:
 
 
 def test_swap_cost_is_asked_for_waited_for_and_shown(monkeypatch: pytest.MonkeyPatch) -> None:
-    from oomlab import kube_cli
+    from oomlab.cli import kube as kube_cli
 
     created: list[dict[str, Any]] = []
     monkeypatch.setattr(
@@ -179,7 +179,7 @@ NODES = [
 
 
 def test_runnable_pairs_leave_out_what_a_class_cannot_run_with_the_reason() -> None:
-    from oomlab.kube_cli import runnable_pairs
+    from oomlab.cli.kube import runnable_pairs
 
     pairs, skipped = runnable_pairs(
         ["NoSwap", "LimitedSwap"], ["runc", "crun"], [RUNC, CRUN], NODES
@@ -196,7 +196,7 @@ def test_runnable_pairs_leave_out_what_a_class_cannot_run_with_the_reason() -> N
 def test_matrix_runs_each_class_on_each_swap_behavior_it_can(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from oomlab import kube_cli
+    from oomlab.cli import kube as kube_cli
 
     created: list[dict[str, Any]] = []
     monkeypatch.setattr(
@@ -217,7 +217,7 @@ def test_matrix_runs_each_class_on_each_swap_behavior_it_can(
 
 
 def test_matrix_refuses_a_malformed_runtime_class(monkeypatch: pytest.MonkeyPatch) -> None:
-    from oomlab import kube_cli
+    from oomlab.cli import kube as kube_cli
 
     monkeypatch.setattr(
         kube_cli.kube, "create_experiment", lambda namespace, body: pytest.fail("created")

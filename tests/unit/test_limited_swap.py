@@ -14,19 +14,20 @@ from typing import Any
 
 import pytest
 
-from oomlab.classify import Phase
-from oomlab.config import OperatorConfig
-from oomlab.kubernetes_view import (
+from oomlab.experiment import ExperimentSpec, InvalidSpec, build_pod
+from oomlab.operator.config import OperatorConfig
+from oomlab.operator.kubernetes_view import (
     Observation,
     PodFacts,
     resolve_cgroup_version,
     resolve_swap_behavior,
     swap_limit_check,
 )
-from oomlab.nodes import NodeFacts, node_facts_from_node, placement_for
-from oomlab.pods import ExperimentSpec, InvalidSpec, build_pod
-from oomlab.results import CgroupVersion, Outcome, Predicted, Progress
-from oomlab.semantics import (
+from oomlab.operator.status import assemble
+from oomlab.rules.classify import Phase
+from oomlab.rules.nodes import NodeFacts, node_facts_from_node, placement_for
+from oomlab.rules.results import CgroupVersion, Outcome, Predicted, Progress
+from oomlab.rules.semantics import (
     Allowance,
     Prediction,
     SwapBehavior,
@@ -34,7 +35,6 @@ from oomlab.semantics import (
     limited_swap_bytes,
     thp_caveat,
 )
-from oomlab.status import assemble
 
 MiB = 2**20
 GiB = 2**30

@@ -48,7 +48,7 @@ OPERATOR_COMMAND = [
     "--all-namespaces",
     "--liveness=http://0.0.0.0:8080/healthz",
     "-m",
-    "oomlab.operator",
+    "oomlab.operator.handlers",
 ]
 
 

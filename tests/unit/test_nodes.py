@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from oomlab.nodes import NodeFacts, node_facts_from_node
-from oomlab.semantics import SwapBehavior
+from oomlab.rules.nodes import NodeFacts, node_facts_from_node
+from oomlab.rules.semantics import SwapBehavior
 
 
 def test_node_facts() -> None:

@@ -23,14 +23,14 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from oomlab import kube
-from oomlab import operator as op
-from oomlab.config import OperatorConfig
-from oomlab.docker_view import OBSERVATION_ANNOTATION, observation_annotation
-from oomlab.nodes import NodeFacts
-from oomlab.pods import DockerFlags, pod_name
-from oomlab.results import Outcome, RunResult
-from oomlab.timestamps import rfc3339
-from oomlab.twin import twin_pod_name
+from oomlab.experiment import DockerFlags, pod_name
+from oomlab.operator import handlers as op
+from oomlab.operator.config import OperatorConfig
+from oomlab.operator.docker_view import OBSERVATION_ANNOTATION, observation_annotation
+from oomlab.operator.timestamps import rfc3339
+from oomlab.operator.twin import twin_pod_name
+from oomlab.rules.nodes import NodeFacts
+from oomlab.rules.results import Outcome, RunResult
 
 MiB = 2**20
 GiB = 2**30

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from oomlab.parity import Parity, compare
-from oomlab.results import CgroupVersion, Outcome
-from oomlab.semantics import (
+from oomlab.rules.parity import Parity, compare
+from oomlab.rules.results import CgroupVersion, Outcome
+from oomlab.rules.semantics import (
     Allowance,
     NodeSwap,
     QoSClass,
@@ -14,7 +14,7 @@ from oomlab.semantics import (
     docker_allowance,
     kubelet_allowance,
 )
-from oomlab.units import UNLIMITED, parse_docker_size
+from oomlab.rules.units import UNLIMITED, parse_docker_size
 
 MiB = 2**20
 GiB = 2**30

@@ -3,7 +3,7 @@
 The API is faked one level below kube.py (the CustomObjectsApi it calls), so what is checked is
 the request the API server would get: a merge patch of metadata.annotations on the experiment,
 never a patch of the status subresource. A stand-in for the operator folds the annotation with
-the operator's real builder (:func:`oomlab.status.assemble`) under its own configuration.
+the operator's real builder (:func:`oomlab.operator.status.assemble`) under its own configuration.
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ from unittest import mock
 import pytest
 from typer.testing import CliRunner
 
-from oomlab import cli, kube
-from oomlab.config import OperatorConfig
-from oomlab.container_runs import Row
-from oomlab.docker_view import OBSERVATION_ANNOTATION, parse_observation
-from oomlab.pods import ExperimentSpec
-from oomlab.results import HostFacts, Outcome, RunResult
+from oomlab import kube
+from oomlab.cli import main as cli
+from oomlab.cli.container_runs import Row
+from oomlab.experiment import ExperimentSpec
+from oomlab.operator.config import OperatorConfig
+from oomlab.operator.docker_view import OBSERVATION_ANNOTATION, parse_observation
+from oomlab.operator.status import assemble
+from oomlab.rules.results import HostFacts, Outcome, RunResult
 from oomlab.runners import ContainerRun
-from oomlab.status import assemble
 
 MiB = 2**20
 NS = "lab"

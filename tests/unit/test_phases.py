@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from oomlab.classify import Phase
-from oomlab.phases import advance_phase, phase_transition
+from oomlab.operator.phases import advance_phase, phase_transition
+from oomlab.rules.classify import Phase
 
 
 @pytest.mark.parametrize(

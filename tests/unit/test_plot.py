@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oomlab.container_runs import Row
-from oomlab.plot import plot_rows, plot_swap_cost, plot_timeline
-from oomlab.results import Outcome, Progress, RunResult
+from oomlab.cli.container_runs import Row
+from oomlab.cli.plot import plot_rows, plot_swap_cost, plot_timeline
+from oomlab.rules.results import Outcome, Progress, RunResult
+from oomlab.rules.workload import Mode, WorkloadSpec
 from oomlab.runners import ContainerRun
-from oomlab.workload import Mode, WorkloadSpec
 
 MiB = 2**20
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from oomlab.pods import (
+from oomlab.experiment import (
     LABEL_EXPERIMENT_UID,
     LABEL_NAME,
     POD_APP,
@@ -16,7 +16,7 @@ from oomlab.pods import (
     build_pod,
     pod_name,
 )
-from oomlab.semantics import QoSClass
+from oomlab.rules.semantics import QoSClass
 
 UID = "4be0a3e2-8f3a-4d7e-b1a3-6d2f0c9e5a10"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -8,9 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from oomlab import report as rep
-from oomlab.container_runs import Row, docker_prediction
-from oomlab.results import CgroupVersion, Outcome, Progress, RunResult, RuntimeInfo, SwapActivity
+from oomlab.cli import report as rep
+from oomlab.cli.container_runs import Row, docker_prediction
+from oomlab.rules.results import (
+    CgroupVersion,
+    Outcome,
+    Progress,
+    RunResult,
+    RuntimeInfo,
+    SwapActivity,
+)
 from oomlab.runners import ContainerRun, EngineError, EngineUnavailable, engine_address
 
 MiB = 2**20

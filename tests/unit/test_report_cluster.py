@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from oomlab import report as rep
-from oomlab import report_cluster as rc
-from oomlab.nodes import NodeFacts
-from oomlab.semantics import SwapBehavior, kernel_limit, limited_swap_bytes
+from oomlab.cli import report as rep
+from oomlab.cli import report_cluster as rc
+from oomlab.rules.nodes import NodeFacts
+from oomlab.rules.semantics import SwapBehavior, kernel_limit, limited_swap_bytes
 
 MiB = 2**20
 # The VM node as measured (README: capacity 1,531,916,288 B, swap 2,147,479,552 B).

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from oomlab.container_runs import docker_prediction
-from oomlab.results import CgroupVersion, Predicted, RuntimeInfo
+from oomlab.cli.container_runs import docker_prediction
+from oomlab.rules.results import CgroupVersion, Predicted, RuntimeInfo
+from oomlab.rules.workload import Mode, WorkloadSpec
 from oomlab.runners import RUN_LABEL, ContainerRun, DockerRunner
 from oomlab.runners import info as info_module
 from oomlab.runners.info import (
@@ -18,7 +19,6 @@ from oomlab.runners.info import (
     parse_thp,
     podman_info,
 )
-from oomlab.workload import Mode, WorkloadSpec
 
 GiB = 2**30
 MiB = 2**20

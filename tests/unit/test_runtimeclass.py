@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from oomlab.runtimeclass import (
+from oomlab.rules.runtimeclass import (
     NodeView,
     RuntimeClassFacts,
     check_runtime_class,
@@ -19,7 +19,7 @@ from oomlab.runtimeclass import (
     runtime_class_from_doc,
     tolerates,
 )
-from oomlab.semantics import SwapBehavior
+from oomlab.rules.semantics import SwapBehavior
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 SWAP_TAINT = {"key": "oomlab.dev/swap", "value": "LimitedSwap", "effect": "NoSchedule"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from oomlab.results import CgroupVersion, Predicted
-from oomlab.semantics import (
+from oomlab.rules.results import CgroupVersion, Predicted
+from oomlab.rules.semantics import (
     FlagError,
     NodeSwap,
     QoSClass,
@@ -16,8 +16,8 @@ from oomlab.semantics import (
     predict,
     qos_class,
 )
-from oomlab.units import UNLIMITED, parse_docker_size
-from oomlab.workload import Mode, WorkloadSpec
+from oomlab.rules.units import UNLIMITED, parse_docker_size
+from oomlab.rules.workload import Mode, WorkloadSpec
 
 MiB = 2**20
 GiB = 2**30

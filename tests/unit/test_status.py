@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from oomlab.classify import Phase, classify_pod
-from oomlab.config import OperatorConfig
-from oomlab.docker_view import OBSERVATION_ANNOTATION, docker_view
-from oomlab.kubernetes_view import (
+from oomlab.experiment import ExperimentSpec
+from oomlab.operator.config import OperatorConfig
+from oomlab.operator.docker_view import OBSERVATION_ANNOTATION, docker_view
+from oomlab.operator.kubernetes_view import (
     Observation,
     PodFacts,
     observation_from_verdict,
@@ -22,13 +22,13 @@ from oomlab.kubernetes_view import (
     resolve_cgroup_version,
     timed_out_observation,
 )
-from oomlab.nodes import NodeFacts
-from oomlab.phases import cleanup_deadline, timeout_deadline
-from oomlab.pods import ExperimentSpec
-from oomlab.results import CgroupVersion, Outcome, Progress
-from oomlab.semantics import SwapBehavior
-from oomlab.status import assemble, invalid_spec_message, rejected_status, status_patch
-from oomlab.workload import parse_lines
+from oomlab.operator.phases import cleanup_deadline, timeout_deadline
+from oomlab.operator.status import assemble, invalid_spec_message, rejected_status, status_patch
+from oomlab.rules.classify import Phase, classify_pod
+from oomlab.rules.nodes import NodeFacts
+from oomlab.rules.results import CgroupVersion, Outcome, Progress
+from oomlab.rules.semantics import SwapBehavior
+from oomlab.rules.workload import parse_lines
 
 MiB = 2**20
 GiB = 2**30

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from oomlab.results import Outcome, Progress, RunResult, SwapActivity
-from oomlab.swapcost import (
+from oomlab.rules.results import Outcome, Progress, RunResult, SwapActivity
+from oomlab.rules.swapcost import (
     CHEAP_RATIO,
     CostVerdict,
     slowdown_ratio,

@@ -10,14 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
-from oomlab.classify import Phase
-from oomlab.config import OperatorConfig
-from oomlab.kubernetes_view import Observation, PodFacts
-from oomlab.pods import ExperimentSpec, InvalidSpec, build_pod, pod_name
-from oomlab.results import Outcome, Progress, SwapActivity
-from oomlab.status import assemble, rejected_status
-from oomlab.swapcost import CostVerdict, cost_against_twin
-from oomlab.swapcost_view import (
+from oomlab.experiment import ExperimentSpec, InvalidSpec, build_pod, pod_name
+from oomlab.operator.config import OperatorConfig
+from oomlab.operator.kubernetes_view import Observation, PodFacts
+from oomlab.operator.status import assemble, rejected_status
+from oomlab.operator.swapcost_view import (
     STATE_DONE,
     STATE_MEASURING,
     STATE_WAITING,
@@ -27,7 +24,7 @@ from oomlab.swapcost_view import (
     twin_lost,
     twin_started,
 )
-from oomlab.twin import (
+from oomlab.operator.twin import (
     LABEL_ROLE,
     ROLE_TWIN,
     build_twin_pod,
@@ -35,6 +32,9 @@ from oomlab.twin import (
     twin_memory_limit,
     twin_pod_name,
 )
+from oomlab.rules.classify import Phase
+from oomlab.rules.results import Outcome, Progress, SwapActivity
+from oomlab.rules.swapcost import CostVerdict, cost_against_twin
 
 MiB = 2**20
 UID = "4be0a3e2-8f3a-4d7e-b1a3-6d2f0c9e5a10"

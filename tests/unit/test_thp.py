@@ -15,10 +15,11 @@ from unittest import mock
 import kopf
 import pytest
 
-from oomlab import kube, thp
-from oomlab import operator as op
-from oomlab.nodes import NodeFacts
-from oomlab.units import MiB
+from oomlab import kube
+from oomlab.cli import thp_compare as thp
+from oomlab.operator import handlers as op
+from oomlab.rules.nodes import NodeFacts
+from oomlab.rules.units import MiB
 
 # The VM node as measured (README): capacity.memory and nodeInfo.swap.capacity.
 VM_NODE = NodeFacts("oomlab-vm", 1_531_916_288, 2_147_479_552)
@@ -420,7 +421,7 @@ def test_thp_compare_refuses_bad_sizes_in_one_line_before_touching_the_cluster(
 ) -> None:
     from typer.testing import CliRunner
 
-    from oomlab.cli import app
+    from oomlab.cli.main import app
 
     with mock.patch.object(
         kube, "list_nodes_matching", side_effect=AssertionError("no cluster call")
@@ -456,7 +457,7 @@ class FakePods:
 
 
 def cluster_node(fake: FakePods) -> Any:
-    from oomlab.thp_cli import ClusterNode
+    from oomlab.cli.thp import ClusterNode
 
     names = ("create_pod", "read_pod", "read_pod_log_tail", "delete_pod")
     patcher = mock.patch.multiple(kube, **{n: getattr(fake, n) for n in names})

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from oomlab.units import (
+from oomlab.rules.units import (
     UNLIMITED,
     SizeError,
     format_binary,

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from oomlab.units import SizeError
-from oomlab.workload import (
+from oomlab.rules.units import SizeError
+from oomlab.rules.workload import (
     INTERPRETER_OVERHEAD_BYTES,
     Mode,
     WorkloadSpec,

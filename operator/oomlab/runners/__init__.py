@@ -7,7 +7,8 @@ import os
 import re
 from typing import Any
 
-from oomlab.results import RuntimeInfo
+from oomlab.rules.results import RuntimeInfo
+from oomlab.rules.workload import DEFAULT_IMAGE
 from oomlab.runners.base import (
     RUN_LABEL,
     ContainerRun,
@@ -18,7 +19,6 @@ from oomlab.runners.base import (
 )
 from oomlab.runners.docker import DockerRunner, docker_client
 from oomlab.runners.podman import PodmanRunner
-from oomlab.workload import DEFAULT_IMAGE
 
 ENGINE_ENV_PREFIX = "OOMLAB_ENGINE_"
 """``docker@vm`` finds its engine's address in ``OOMLAB_ENGINE_VM`` (a DOCKER_HOST value),

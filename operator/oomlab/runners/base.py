@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from oomlab.classify import classify_exit
-from oomlab.pods import DockerFlags
-from oomlab.results import CgroupVersion, Outcome, RunResult, RuntimeInfo
-from oomlab.semantics import FlagError, docker_allowance
-from oomlab.workload import DEFAULT_IMAGE, WorkloadSpec, parse_lines
+from oomlab.experiment import DockerFlags
+from oomlab.rules.classify import classify_exit
+from oomlab.rules.results import CgroupVersion, Outcome, RunResult, RuntimeInfo
+from oomlab.rules.semantics import FlagError, docker_allowance
+from oomlab.rules.workload import DEFAULT_IMAGE, WorkloadSpec, parse_lines
 
 RUN_LABEL = "oomlab.dev/run"
 

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from oomlab.results import RunResult, RuntimeInfo
+from oomlab.rules.results import RunResult, RuntimeInfo
+from oomlab.rules.workload import DEFAULT_IMAGE
 from oomlab.runners.base import (
     RUN_LABEL,
     ContainerRun,
@@ -32,7 +33,6 @@ from oomlab.runners.info import (
     docker_info,
     parse_probe,
 )
-from oomlab.workload import DEFAULT_IMAGE
 
 PROBE_MEMORY = "64m"
 PROBE_TIMEOUT_S = 120.0

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oomlab.results import CgroupVersion, RuntimeInfo
+from oomlab.rules.results import CgroupVersion, RuntimeInfo
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 THP_ENABLED = Path("/sys/kernel/mm/transparent_hugepage/enabled")

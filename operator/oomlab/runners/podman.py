@@ -22,8 +22,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from oomlab.classify import EXIT_SIGKILL
-from oomlab.results import RunResult, RuntimeInfo
+from oomlab.rules.classify import EXIT_SIGKILL
+from oomlab.rules.results import RunResult, RuntimeInfo
+from oomlab.rules.workload import DEFAULT_IMAGE
 from oomlab.runners.base import (
     RUN_LABEL,
     ContainerRun,
@@ -42,7 +43,6 @@ from oomlab.runners.info import (
     podman_info,
     probe_literal,
 )
-from oomlab.workload import DEFAULT_IMAGE
 
 NOFILE_LIMIT = 20000
 """podman asks for more open files than this machine's hard limit by default; ask for this."""

@@ -23,15 +23,15 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from oomlab.container_runs import Row, describe_host, docker_prediction
-from oomlab.results import Outcome, Predicted, RuntimeInfo
+from oomlab.cli.container_runs import Row, describe_host, docker_prediction
+from oomlab.rules.results import Outcome, Predicted, RuntimeInfo
+from oomlab.rules.swapcost import CostVerdict, SwapCost, swap_cost, twin_memory_bytes
+from oomlab.rules.units import MiB, human
+from oomlab.rules.workload import DEFAULT_IMAGE, Mode, WorkloadSpec
 from oomlab.runners import ContainerRun, ContainerRunner, EngineError, container_runner
-from oomlab.swapcost import CostVerdict, SwapCost, swap_cost, twin_memory_bytes
-from oomlab.units import MiB, human
-from oomlab.workload import DEFAULT_IMAGE, Mode, WorkloadSpec
 
 if TYPE_CHECKING:
-    from oomlab.report_cluster import ClusterPart
+    from oomlab.cli.report_cluster import ClusterPart
 
 REACCESS_PASSES = 3
 SEED = WorkloadSpec(Mode.BULK, 1000 * MiB, 500 * MiB)
@@ -133,7 +133,7 @@ def planned_runs(cols: Sequence[Column], scenarios: Sequence[Scenario]) -> int:
 def planned_cluster_cells(cluster: bool, scenarios: Sequence[Scenario] = SCENARIOS) -> int:
     if not cluster:
         return 0
-    from oomlab.report_cluster import planned_cells
+    from oomlab.cli.report_cluster import planned_cells
 
     return planned_cells(scenarios)
 
@@ -265,7 +265,7 @@ def measure_all(
 
         jobs[machine] = engines
     if cluster:
-        from oomlab.report_cluster import measure_cluster
+        from oomlab.cli.report_cluster import measure_cluster
 
         def on_cluster() -> ClusterPart:
             return measure_cluster(
@@ -507,7 +507,7 @@ def cluster_table_lines(report: Report, scenarios: Sequence[Scenario]) -> list[s
     part = report.cluster
     if part is None:
         return []
-    from oomlab.report_cluster import CLUSTER_COLUMNS, host_text
+    from oomlab.cli.report_cluster import CLUSTER_COLUMNS, host_text
 
     lines = []
     cost_heads = [s for s in scenarios if s.cost]
@@ -785,7 +785,7 @@ def cluster_bars(report: Report) -> list[Any]:
     the workload read it; the prediction while unread), the demand, and the outcome."""
     if report.cluster is None:
         return []
-    from oomlab.plot import Bar
+    from oomlab.cli.plot import Bar
 
     bars = []
     for cell in report.cluster.cells:
@@ -820,7 +820,7 @@ def write(report: Report, directory: Path, *, charts: bool = True) -> list[Path]
     directory.mkdir(parents=True, exist_ok=True)
     names: list[str] = []
     if charts:
-        from oomlab.plot import plot_bars, plot_swap_cost, row_bar
+        from oomlab.cli.plot import plot_bars, plot_swap_cost, row_bar
 
         started = time.monotonic()
         bars = [row_bar(c.row) for c in report.cells] + cluster_bars(report)

@@ -23,11 +23,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from oomlab.nodes import SWAP_TAINT_KEY, THP_LABEL, NodeFacts
-from oomlab.results import Predicted
-from oomlab.semantics import kernel_limit, limited_swap_bytes
-from oomlab.units import MiB, human
-from oomlab.workload import INTERPRETER_OVERHEAD_BYTES
+from oomlab.rules.nodes import SWAP_TAINT_KEY, THP_LABEL, NodeFacts
+from oomlab.rules.results import Predicted
+from oomlab.rules.semantics import kernel_limit, limited_swap_bytes
+from oomlab.rules.units import MiB, human
+from oomlab.rules.workload import INTERPRETER_OVERHEAD_BYTES
 
 MODES = ("always", "madvise")
 """The two modes compared, in this order: the one FACTS saw kill early first."""

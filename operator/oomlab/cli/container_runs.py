@@ -9,7 +9,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from oomlab.results import Outcome, Predicted, RunResult, RuntimeInfo
+from oomlab.rules.results import Outcome, Predicted, RunResult, RuntimeInfo
+from oomlab.rules.semantics import Allowance, Prediction, docker_allowance, predict
+from oomlab.rules.units import human
 from oomlab.runners import (
     ContainerRun,
     ContainerRunner,
@@ -17,8 +19,6 @@ from oomlab.runners import (
     EngineUnavailable,
     container_runner,
 )
-from oomlab.semantics import Allowance, Prediction, docker_allowance, predict
-from oomlab.units import human
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from oomlab.results import Progress, SwapActivity
-from oomlab.units import MiB, SizeError, format_binary, parse_binary_size
+from oomlab.rules.results import Progress, SwapActivity
+from oomlab.rules.units import MiB, SizeError, format_binary, parse_binary_size
 
 DEFAULT_IMAGE = "oomlab/memhog:dev"
 

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from oomlab.pods import ExperimentSpec, build_pod, pod_name
-from oomlab.swapcost import twin_memory_bytes
-from oomlab.units import format_binary
+from oomlab.experiment import ExperimentSpec, build_pod, pod_name
+from oomlab.rules.swapcost import twin_memory_bytes
+from oomlab.rules.units import format_binary
 
 LABEL_ROLE = "oomlab.dev/role"
 ROLE_TWIN = "unconstrained-twin"

@@ -18,13 +18,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from oomlab.nodes import NodeFacts, node_facts_from_node
-from oomlab.runtimeclass import check_runtime_class, node_view, runtime_class_from_doc
-from oomlab.semantics import SwapBehavior, docker_allowance, kernel_limit, limited_swap_bytes
-from oomlab.units import MiB, human, parse_docker_flags
+from oomlab.rules.nodes import NodeFacts, node_facts_from_node
+from oomlab.rules.runtimeclass import check_runtime_class, node_view, runtime_class_from_doc
+from oomlab.rules.semantics import SwapBehavior, docker_allowance, kernel_limit, limited_swap_bytes
+from oomlab.rules.units import MiB, human, parse_docker_flags
 
 if TYPE_CHECKING:
-    from oomlab.report import Scenario, Step
+    from oomlab.cli.report import Scenario, Step
 
 NAMESPACE = "default"
 REPORT_LABEL = "oomlab.dev/report"
@@ -309,7 +309,7 @@ def measure_cluster(
     one experiment at a time."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from oomlab.report import Step, skip_reason
+    from oomlab.cli.report import Step, skip_reason
 
     part = ClusterPart()
     started = time.monotonic()
@@ -395,7 +395,7 @@ def _reach_cluster() -> str | tuple[list[dict[str, Any]], list[dict[str, Any]] |
 def _run_cell(cell: ClusterCell, stamp: str, image: str, timeout_s: float) -> None:
     """One OOMExperiment: create, wait for a terminal phase, keep its body, delete it."""
     from oomlab import kube
-    from oomlab.kube_cli import experiment_body
+    from oomlab.cli.kube import experiment_body
 
     scenario, mapping, column = cell.scenario, cell.mapping, cell.column
     cell.name = f"report-{stamp}-{column.key}-{scenario.key}"

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from oomlab.results import Outcome
-from oomlab.units import human
-from oomlab.workload import EXIT_COMPLETED, exit_meaning
+from oomlab.rules.results import Outcome
+from oomlab.rules.units import human
+from oomlab.rules.workload import EXIT_COMPLETED, exit_meaning
 
 
 class Phase(StrEnum):

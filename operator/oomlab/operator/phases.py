@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from oomlab.classify import Phase
-from oomlab.conditions import CONDITION_FINISHED, condition_of
-from oomlab.pods import ExperimentSpec
-from oomlab.timestamps import parse_time
+from oomlab.experiment import ExperimentSpec
+from oomlab.operator.conditions import CONDITION_FINISHED, condition_of
+from oomlab.operator.timestamps import parse_time
+from oomlab.rules.classify import Phase
 
 _PHASE_RANK = {Phase.PENDING: 1, Phase.RUNNING: 2}
 _TERMINAL_RANK = 3

@@ -15,18 +15,18 @@ from rich.console import Console
 from rich.table import Table
 
 from oomlab import kube
-from oomlab.classify import Phase
-from oomlab.cli_errors import App
-from oomlab.pods import GROUP, KIND, VERSION
-from oomlab.runtimeclass import (
+from oomlab.cli.errors import App
+from oomlab.experiment import GROUP, KIND, VERSION
+from oomlab.rules.classify import Phase
+from oomlab.rules.runtimeclass import (
     DEFAULT_HANDLER,
     check_runtime_class,
     is_dns1123_subdomain,
     node_view,
     runtime_class_from_doc,
 )
-from oomlab.semantics import SwapBehavior
-from oomlab.units import human, parse_binary_size, parse_k8s_quantity
+from oomlab.rules.semantics import SwapBehavior
+from oomlab.rules.units import human, parse_binary_size, parse_k8s_quantity
 
 TERMINAL = {phase.value for phase in Phase if phase.terminal}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from oomlab.results import Outcome
-from oomlab.semantics import Allowance
-from oomlab.units import human
+from oomlab.rules.results import Outcome
+from oomlab.rules.semantics import Allowance
+from oomlab.rules.units import human
 
 
 class Parity(StrEnum):

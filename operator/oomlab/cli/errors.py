@@ -37,11 +37,11 @@ def describe(exc: Exception) -> str | None:
     from requests import RequestException
     from urllib3.exceptions import HTTPError
 
-    from oomlab.pods import InvalidSpec
+    from oomlab.cli.thp_compare import ThpError
+    from oomlab.experiment import InvalidSpec
+    from oomlab.rules.semantics import FlagError
+    from oomlab.rules.units import SizeError
     from oomlab.runners import EngineError
-    from oomlab.semantics import FlagError
-    from oomlab.thp import ThpError
-    from oomlab.units import SizeError
 
     if isinstance(exc, InvalidSpec):
         return f"{exc.field}: {exc}"

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from oomlab.nodes import SWAP_BEHAVIOR_LABEL, placement_for
-from oomlab.semantics import SwapBehavior
+from oomlab.rules.nodes import SWAP_BEHAVIOR_LABEL, placement_for
+from oomlab.rules.semantics import SwapBehavior
 
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DEFAULT_HANDLER = "default"

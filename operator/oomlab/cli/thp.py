@@ -1,8 +1,9 @@
-"""``oomlab thp-compare``: the THP comparison of :mod:`oomlab.thp` on the cluster in KUBECONFIG.
+"""``oomlab thp-compare``: the THP comparison of :mod:`oomlab.cli.thp_compare` on the cluster
+in KUBECONFIG.
 
-The cluster side of :class:`oomlab.thp.NodePort` (helper pods, the node's ``oomlab.dev/thp``
-label) and of running one OOMExperiment pinned to the node; the rules and rendering are in
-:mod:`oomlab.thp`.
+The cluster side of :class:`oomlab.cli.thp_compare.NodePort` (helper pods, the node's
+``oomlab.dev/thp`` label) and of running one OOMExperiment pinned to the node; the rules and
+rendering are in :mod:`oomlab.cli.thp_compare`.
 """
 
 from __future__ import annotations
@@ -20,14 +21,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from oomlab import kube, thp
-from oomlab.classify import Phase
-from oomlab.kube_cli import experiment_body
-from oomlab.nodes import CGROUP_VERSION_LABEL, SWAP_BEHAVIOR_LABEL, THP_LABEL, node_facts_from_node
-from oomlab.results import CgroupVersion
-from oomlab.semantics import SwapBehavior
-from oomlab.units import human, parse_k8s_quantity
-from oomlab.workload import DEFAULT_IMAGE
+from oomlab import kube
+from oomlab.cli import thp_compare as thp
+from oomlab.cli.kube import experiment_body
+from oomlab.rules.classify import Phase
+from oomlab.rules.nodes import (
+    CGROUP_VERSION_LABEL,
+    SWAP_BEHAVIOR_LABEL,
+    THP_LABEL,
+    node_facts_from_node,
+)
+from oomlab.rules.results import CgroupVersion
+from oomlab.rules.semantics import SwapBehavior
+from oomlab.rules.units import human, parse_k8s_quantity
+from oomlab.rules.workload import DEFAULT_IMAGE
 
 TERMINAL = {phase.value for phase in Phase if phase.terminal}
 HELPER_READY_S = 300.0
@@ -64,7 +71,7 @@ def _pod_phase(pod: Mapping[str, Any] | None) -> str:
 
 @dataclass
 class ClusterNode:
-    """:class:`oomlab.thp.NodePort` on a real cluster."""
+    """:class:`oomlab.cli.thp_compare.NodePort` on a real cluster."""
 
     node: str
     namespace: str

@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from oomlab.classify import Phase, PodVerdict
-from oomlab.config import OperatorConfig
-from oomlab.nodes import NodeFacts
-from oomlab.phases import status_of
-from oomlab.pods import KIND, ExperimentSpec
-from oomlab.results import CgroupVersion, Outcome, Progress
-from oomlab.semantics import (
+from oomlab.experiment import KIND, ExperimentSpec
+from oomlab.operator.config import OperatorConfig
+from oomlab.operator.phases import status_of
+from oomlab.operator.timestamps import parse_time, rfc3339
+from oomlab.rules.classify import Phase, PodVerdict
+from oomlab.rules.nodes import NodeFacts
+from oomlab.rules.results import CgroupVersion, Outcome, Progress
+from oomlab.rules.semantics import (
     Allowance,
     NodeSwap,
     Prediction,
@@ -25,9 +26,8 @@ from oomlab.semantics import (
     predict,
     thp_caveat,
 )
-from oomlab.timestamps import parse_time, rfc3339
-from oomlab.units import human
-from oomlab.workload import swap_limit_from_report
+from oomlab.rules.units import human
+from oomlab.rules.workload import swap_limit_from_report
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from oomlab.classify import sentence
-from oomlab.results import Outcome, Progress, SwapActivity
-from oomlab.swapcost import CostVerdict, cost_against_twin, used_swap, work_seconds
+from oomlab.rules.classify import sentence
+from oomlab.rules.results import Outcome, Progress, SwapActivity
+from oomlab.rules.swapcost import CostVerdict, cost_against_twin, used_swap, work_seconds
 
 STATE_WAITING = "Waiting"
 STATE_MEASURING = "Measuring"

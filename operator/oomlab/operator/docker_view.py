@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from oomlab.config import OperatorConfig
-from oomlab.pods import DockerFlags, ExperimentSpec
-from oomlab.results import Outcome, Predicted, RunResult
-from oomlab.semantics import Allowance, FlagError, docker_allowance, predict
-from oomlab.timestamps import parse_time, rfc3339
-from oomlab.units import UNLIMITED
+from oomlab.experiment import DockerFlags, ExperimentSpec
+from oomlab.operator.config import OperatorConfig
+from oomlab.operator.timestamps import parse_time, rfc3339
+from oomlab.rules.results import Outcome, Predicted, RunResult
+from oomlab.rules.semantics import Allowance, FlagError, docker_allowance, predict
+from oomlab.rules.units import UNLIMITED
 
 OBSERVATION_ANNOTATION = "docker.oomlab.dev/observation"
 """Not under ``oomlab.dev/``: kopf's progress and diff-base storages own that prefix and leave its

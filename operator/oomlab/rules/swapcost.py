@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from oomlab.results import Outcome, Progress, RunResult, SwapActivity
-from oomlab.units import MiB, human
+from oomlab.rules.results import Outcome, Progress, RunResult, SwapActivity
+from oomlab.rules.units import MiB, human
 
 CHEAP_RATIO = 1.5
 """Up to this slowdown, swap "saved it cheaply"; above, it saved it at a price worth stating."""

@@ -20,9 +20,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from oomlab.results import CgroupVersion
-from oomlab.semantics import SwapBehavior
-from oomlab.units import GiB, SizeError, parse_binary_size
+from oomlab.rules.results import CgroupVersion
+from oomlab.rules.semantics import SwapBehavior
+from oomlab.rules.units import GiB, SizeError, parse_binary_size
 
 ENV_SWAP_BEHAVIOR = "OOMLAB_SWAP_BEHAVIOR"
 ENV_NODE_CGROUP_VERSION = "OOMLAB_NODE_CGROUP_VERSION"

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from oomlab.results import Outcome
-from oomlab.semantics import Allowance, docker_allowance, usable_swap
-from oomlab.units import MiB
+from oomlab.rules.results import Outcome
+from oomlab.rules.semantics import Allowance, docker_allowance, usable_swap
+from oomlab.rules.units import MiB
 
 if TYPE_CHECKING:
-    from oomlab.container_runs import Row
+    from oomlab.cli.container_runs import Row
 
 COLOURS = {
     Outcome.OOM_KILLED: "#d62728",

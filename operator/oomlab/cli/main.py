@@ -17,15 +17,15 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from oomlab.cli_errors import App, fail, guarded
-from oomlab.container_runs import Row, describe_host, docker_prediction, execute
-from oomlab.kube_cli import kube_app
-from oomlab.results import CgroupVersion, Outcome, Predicted
+from oomlab.cli.container_runs import Row, describe_host, docker_prediction, execute
+from oomlab.cli.errors import App, fail, guarded
+from oomlab.cli.kube import kube_app
+from oomlab.cli.thp import thp_compare
+from oomlab.rules.results import CgroupVersion, Outcome, Predicted
+from oomlab.rules.units import human, parse_binary_size
+from oomlab.rules.workload import DEFAULT_IMAGE, Mode, WorkloadSpec
 from oomlab.runners import ContainerRun, EngineError, container_runner
 from oomlab.runners.info import this_machine
-from oomlab.thp_cli import thp_compare
-from oomlab.units import human, parse_binary_size
-from oomlab.workload import DEFAULT_IMAGE, Mode, WorkloadSpec
 
 app = App(
     help="OOM-kill and swap experiments: Docker, podman and Kubernetes, predicted and observed.",
@@ -177,12 +177,12 @@ def report(
     else:
         out.print(render(rows, title))
     if plot is not None:
-        from oomlab.plot import plot_rows
+        from oomlab.cli.plot import plot_rows
 
         plot_rows(rows, plot)
         err.print(f"wrote {plot}")
     if timeline is not None:
-        from oomlab.plot import plot_timeline
+        from oomlab.cli.plot import plot_timeline
 
         plot_timeline(rows, timeline)
         err.print(f"wrote {timeline}")
@@ -287,7 +287,7 @@ def docker_matrix(
 
 
 def _render_costs(pairs: Sequence[tuple[Row, Row]]) -> Table:
-    from oomlab.swapcost import swap_cost
+    from oomlab.rules.swapcost import swap_cost
 
     table = Table(title="oomlab swap-cost", show_lines=True)
     for name in ("run", "observed", "time", "memory\nenough", "slowdown", "swapped in",
@@ -341,7 +341,7 @@ def swap_cost_cmd(
     twin's; swap-ins come from the container's cgroup where the kernel counts them per cgroup
     (v2, 6.12+), else from /proc/vmstat (system-wide, said so).
     """
-    from oomlab.report import unconstrained_twin
+    from oomlab.cli.report import unconstrained_twin
 
     runs = []
     for passes in _split(reaccess):
@@ -354,7 +354,7 @@ def swap_cost_cmd(
     rows = run_with_progress(runs, quiet=as_json)
     pairs = [(rows[i + 1], rows[i]) for i in range(0, len(rows), 2)]
     if as_json:
-        from oomlab.swapcost import swap_cost
+        from oomlab.rules.swapcost import swap_cost
 
         def cost(row: Row, twin: Row) -> Any:
             if row.result is None or twin.result is None:
@@ -410,7 +410,7 @@ def report_cmd(
     is a finding, explained, never retried. Columns on different machines (host engines, VM
     engines, the cluster) run at the same time.
     """
-    from oomlab import report as rep
+    from oomlab.cli import report as rep
 
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     cols = rep.columns(_split(engine), _split(runtime))
@@ -514,8 +514,8 @@ def parity(
 
     def action() -> None:
         from oomlab import kube
-        from oomlab.docker_view import OBSERVATION_ANNOTATION
-        from oomlab.pods import ExperimentSpec, InvalidSpec
+        from oomlab.experiment import ExperimentSpec, InvalidSpec
+        from oomlab.operator.docker_view import OBSERVATION_ANNOTATION
 
         try:
             body = kube.get_experiment(namespace, name)

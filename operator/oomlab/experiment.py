@@ -8,15 +8,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from oomlab.nodes import SWAP_BEHAVIOR_LABEL, placement_for
-from oomlab.semantics import QoSClass, SwapBehavior, qos_class
-from oomlab.units import (
+from oomlab.rules.nodes import SWAP_BEHAVIOR_LABEL, placement_for
+from oomlab.rules.semantics import QoSClass, SwapBehavior, qos_class
+from oomlab.rules.units import (
     SizeError,
     human,
     parse_docker_flags,
     parse_k8s_quantity,
 )
-from oomlab.workload import DEFAULT_IMAGE, WorkloadSpec
+from oomlab.rules.workload import DEFAULT_IMAGE, WorkloadSpec
 
 GROUP = "oomlab.dev"
 VERSION = "v1alpha1"

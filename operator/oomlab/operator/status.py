@@ -5,10 +5,11 @@ new piece of knowledge (the spec was accepted, the pod changed, the timeout pass
 *whole desired status*; :func:`status_patch` turns current and desired into the smallest JSON
 merge patch, which is empty when nothing changed. Only the operator calls these, with its own
 configuration: a Docker run handed over by ``oomlab parity`` is read from the experiment's
-annotation (:mod:`oomlab.docker_view`) each time the status is assembled.
+annotation (:mod:`oomlab.operator.docker_view`) each time the status is assembled.
 
-The parts live next door: :mod:`oomlab.phases` (phase order, deadlines), :mod:`oomlab.conditions`,
-:mod:`oomlab.kubernetes_view` (pod and node rules), :mod:`oomlab.docker_view`, :mod:`oomlab.nodes`.
+The parts live next door: :mod:`oomlab.operator.phases` (phase order, deadlines),
+:mod:`oomlab.operator.conditions`, :mod:`oomlab.operator.kubernetes_view` (pod and node rules),
+:mod:`oomlab.operator.docker_view`, :mod:`oomlab.rules.nodes`.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from oomlab import swapcost_view
-from oomlab.classify import Phase
-from oomlab.conditions import (
+from oomlab.experiment import ExperimentSpec
+from oomlab.operator import swapcost_view
+from oomlab.operator.conditions import (
     CONDITION_DOCKER_OBSERVED,
     CONDITION_FINISHED,
     CONDITION_PARITY_KNOWN,
@@ -29,8 +30,8 @@ from oomlab.conditions import (
     condition_of,
     set_condition,
 )
-from oomlab.config import OperatorConfig
-from oomlab.docker_view import (
+from oomlab.operator.config import OperatorConfig
+from oomlab.operator.docker_view import (
     SOURCE_OBSERVED,
     BadObservation,
     DockerView,
@@ -39,7 +40,7 @@ from oomlab.docker_view import (
     docker_view,
     parse_observation,
 )
-from oomlab.kubernetes_view import (
+from oomlab.operator.kubernetes_view import (
     Observation,
     kubernetes_allowance,
     kubernetes_prediction,
@@ -50,12 +51,12 @@ from oomlab.kubernetes_view import (
     resolve_swap_behavior,
     swap_limit_check,
 )
-from oomlab.nodes import NodeFacts
-from oomlab.parity import Parity, ParityResult, compare
-from oomlab.phases import advance_phase, phase_of, status_of
-from oomlab.pods import ExperimentSpec
-from oomlab.results import Outcome
-from oomlab.semantics import Allowance
+from oomlab.operator.phases import advance_phase, phase_of, status_of
+from oomlab.rules.classify import Phase
+from oomlab.rules.nodes import NodeFacts
+from oomlab.rules.parity import Parity, ParityResult, compare
+from oomlab.rules.results import Outcome
+from oomlab.rules.semantics import Allowance
 
 
 def parity_of(docker: DockerView, k8s_outcome: Outcome | None, k8s: Allowance) -> ParityResult:

@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from oomlab.results import CgroupVersion, Predicted
-from oomlab.units import DOCKER_MIN_MEMORY_BYTES, UNLIMITED, human
+from oomlab.rules.results import CgroupVersion, Predicted
+from oomlab.rules.units import DOCKER_MIN_MEMORY_BYTES, UNLIMITED, human
 
 CRITICAL_PRIORITY = 2_000_000_000
 """Pods at or above this priority (system-cluster-critical, system-node-critical) never get swap."""

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from oomlab.results import CgroupVersion
-from oomlab.semantics import SwapBehavior
-from oomlab.units import SizeError, parse_k8s_quantity
+from oomlab.rules.results import CgroupVersion
+from oomlab.rules.semantics import SwapBehavior
+from oomlab.rules.units import SizeError, parse_k8s_quantity
 
 SWAP_BEHAVIOR_LABEL = "oomlab.dev/swap-behavior"
 CGROUP_VERSION_LABEL = "oomlab.dev/cgroup-version"

@@ -1,7 +1,7 @@
 """The OOMExperiment operator: kopf handlers that call the pure modules and write the status.
 
 Run with ``kopf run --standalone --all-namespaces --liveness=http://0.0.0.0:8080/healthz -m
-oomlab.operator``.
+oomlab.operator.handlers``.
 
 * create/resume: check the spec (a user error -> Invalid, never an exception), create the one pod
   (deterministic name; an existing one is adopted, so a restart never duplicates it), write the
@@ -34,27 +34,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from oomlab import kube
-from oomlab.classify import Phase, PodVerdict, classify_pod, explain_creation_error
-from oomlab.conditions import CONDITION_POD_CREATED, condition_of
-from oomlab.config import ConfigError, OperatorConfig
-from oomlab.docker_view import OBSERVATION_ANNOTATION
-from oomlab.kubernetes_view import (
-    Observation,
-    PodFacts,
-    observation_from_verdict,
-    owner_experiment,
-    timed_out_observation,
-)
-from oomlab.nodes import NodeFacts, node_facts_from_node
-from oomlab.phases import (
-    cleanup_deadline,
-    is_terminal,
-    phase_of,
-    phase_transition,
-    status_of,
-    timeout_deadline,
-)
-from oomlab.pods import (
+from oomlab.experiment import (
     GROUP,
     LABEL_NAME,
     PLURAL,
@@ -65,16 +45,26 @@ from oomlab.pods import (
     build_pod,
     pod_name,
 )
-from oomlab.results import Outcome, Progress
-from oomlab.runtimeclass import (
-    DEFAULT_HANDLER,
-    RuntimeClassCheck,
-    check_runtime_class,
-    node_view,
-    runtime_class_from_doc,
+from oomlab.operator.conditions import CONDITION_POD_CREATED, condition_of
+from oomlab.operator.config import ConfigError, OperatorConfig
+from oomlab.operator.docker_view import OBSERVATION_ANNOTATION
+from oomlab.operator.kubernetes_view import (
+    Observation,
+    PodFacts,
+    observation_from_verdict,
+    owner_experiment,
+    timed_out_observation,
 )
-from oomlab.status import assemble, invalid_spec_message, rejected_status
-from oomlab.swapcost_view import (
+from oomlab.operator.phases import (
+    cleanup_deadline,
+    is_terminal,
+    phase_of,
+    phase_transition,
+    status_of,
+    timeout_deadline,
+)
+from oomlab.operator.status import assemble, invalid_spec_message, rejected_status
+from oomlab.operator.swapcost_view import (
     STATE_DONE,
     STATE_MEASURING,
     after_twin,
@@ -82,11 +72,21 @@ from oomlab.swapcost_view import (
     twin_lost,
     twin_started,
 )
-from oomlab.timestamps import parse_time, rfc3339
-from oomlab.twin import build_twin_pod, is_twin, twin_memory_limit, twin_pod_name
-from oomlab.workload import parse_lines
+from oomlab.operator.timestamps import parse_time, rfc3339
+from oomlab.operator.twin import build_twin_pod, is_twin, twin_memory_limit, twin_pod_name
+from oomlab.rules.classify import Phase, PodVerdict, classify_pod, explain_creation_error
+from oomlab.rules.nodes import NodeFacts, node_facts_from_node
+from oomlab.rules.results import Outcome, Progress
+from oomlab.rules.runtimeclass import (
+    DEFAULT_HANDLER,
+    RuntimeClassCheck,
+    check_runtime_class,
+    node_view,
+    runtime_class_from_doc,
+)
+from oomlab.rules.workload import parse_lines
 
-log = logging.getLogger("oomlab.operator")
+log = logging.getLogger("oomlab.operator.handlers")
 
 NODE_FACTS_TTL = timedelta(minutes=5)
 ALARM_RETRY_S = 5.0
