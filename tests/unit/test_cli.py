@@ -97,6 +97,8 @@ def test_report_with_an_unreachable_engine_writes_its_reason(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("OOMLAB_ENGINE_VM", raising=False)
+    # The cluster's columns too: explicitly none, never the one the environment points at.
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
     out = tmp_path / "r"
     result = runner.invoke(
         app, ["report", "--engine", "docker@vm", "--runtime", "runc", "--out", str(out),
@@ -105,5 +107,7 @@ def test_report_with_an_unreachable_engine_writes_its_reason(
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("| runtime | host |")
     assert "unreachable (see findings)" in result.stdout
-    assert "set OOMLAB_ENGINE_VM" in (out / "report.md").read_text()
+    written = (out / "report.md").read_text()
+    assert "set OOMLAB_ENGINE_VM" in written
+    assert "Not reachable: no cluster configuration" in written
     assert "largest part:" in result.stderr

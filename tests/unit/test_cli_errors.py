@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import docker.errors
@@ -23,13 +23,6 @@ from oomlab.experiment import InvalidSpec
 from oomlab.runners import EngineUnavailable
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def fresh_kube_client() -> Iterator[None]:
-    kube.reset_client()
-    yield
-    kube.reset_client()
 
 
 def _one_error_line(result: Any) -> str:
