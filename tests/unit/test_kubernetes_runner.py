@@ -398,3 +398,43 @@ def test_info_over_several_nodes_keeps_what_they_agree_on() -> None:
     info = runner(api).info()
     assert info.hostname is None and info.cgroup_version == CgroupVersion.UNKNOWN
     assert (info.swap_behavior, info.engine_version) == ("NoSwap", "v1.34.4")
+
+
+def test_thp_compare_notes_the_container_while_the_pod_exists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from oomlab import kube
+    from oomlab.cli import thp
+
+    def finish(a: FakeApi) -> list[Event | BaseException]:
+        name = next(iter(a.objects))
+        return [
+            a.phase(name, "Pending", podName="oomx-pending"),
+            a.phase(name, "Running", podName="oomx-running", allocatedBytes=200 * MiB),
+            a.phase(name, "OOMKilled", **OOM),
+        ]
+
+    api = FakeApi([finish])
+    pods = {
+        "oomx-pending": {"status": {"containerStatuses": [{"name": "workload"}]}},
+        "oomx-running": {"status": {"containerStatuses": [{"containerID": "containerd://c0ffee"}]}},
+    }  # fmt: skip
+    for name in ("create_experiment", "delete_experiment", "list_experiments", "watch_experiments"):
+        monkeypatch.setattr(kube, name, getattr(api, name))
+    monkeypatch.setattr(kube, "read_pod", lambda namespace, name: pods.get(name))
+    said: list[str] = []
+    run = thp.experiment_runner(
+        NS, "oomlab-vm", "120000", request="400Mi", limit="500Mi", size_bytes=700 * MiB,
+        timeout_s=60, progress=said.append,
+    )  # fmt: skip
+    body, container = run("always")
+    assert container == "c0ffee"
+    assert body["status"]["phase"] == "OOMKilled"
+    assert "THP always: thp-120000-always Running, 200 MiB allocated" in said
+    (document,) = api.created
+    spec = ExperimentSpec.from_spec(document["spec"])
+    assert spec.node_selector == {"kubernetes.io/hostname": "oomlab-vm"}
+    assert spec.swap_behavior == SwapBehavior.LIMITED_SWAP
+    assert (spec.workload.size_bytes, spec.request_text) == (700 * MiB, "400Mi")
+    assert document["metadata"]["labels"]["oomlab.dev/thp-compare"] == "120000"
+    assert api.deleted == []  # kept for kubectl, as the command says

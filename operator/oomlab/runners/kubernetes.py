@@ -325,13 +325,13 @@ class KubernetesRunner:
         longest spec.timeoutSeconds, twice with measureSwapCost, plus :data:`GRACE_S`).
         A refused create raises ApiException after removing what was created (unless kept)."""
         batch = uuid.uuid4().hex[:12]
-        created: dict[str, str] = {}
+        created: dict[str, str | None] = {}
         try:
             for experiment in experiments:
                 labels = {**experiment.labels, RUN_LABEL: batch}
                 document = experiment.spec.to_document(experiment.name, labels=labels)
                 body = self.api.create_experiment(self.namespace, document)
-                created[experiment.name] = str(body["metadata"]["uid"])
+                created[experiment.name] = (body.get("metadata") or {}).get("uid")
             if timeout_s is None:
                 timeout_s = self.deadline_s([e.spec for e in experiments])
             return self.wait(created, timeout_s, label_selector=f"{RUN_LABEL}={batch}")
@@ -364,7 +364,7 @@ class KubernetesRunner:
         watcher.run(self.clock() + timeout_s)
         return [watcher.observed(name, timeout_s) for name in uids]
 
-    def _delete(self, names: Mapping[str, str]) -> None:
+    def _delete(self, names: Mapping[str, str | None]) -> None:
         for name in names:
             try:
                 self.api.delete_experiment(self.namespace, name)
