@@ -17,7 +17,7 @@ from oomlab.rules.results import CgroupVersion, Outcome
 from oomlab.rules.semantics import SwapBehavior
 from oomlab.rules.units import MiB
 from oomlab.rules.workload import Mode, WorkloadSpec
-from oomlab.runners.base import RUN_LABEL
+from oomlab.runners.base import RUN_LABEL, Runner
 from oomlab.runners.kubernetes import (
     ClusterExperiment,
     KubernetesRunner,
@@ -164,6 +164,16 @@ def test_many_experiments_are_created_from_one_document_writer_and_waited_on_wit
                ("c", "OOMKilled", 3)]  # fmt: skip
     assert seen == listed + watched
     assert api.deleted == ["a", "b", "c"]
+
+
+def test_run_is_the_runner_protocol_for_one_experiment() -> None:
+    api = FakeApi([lambda a: [a.phase("seed", "OOMKilled", **OOM)]])
+    kube: Runner[ClusterExperiment] = runner(api)
+    result = kube.run(ClusterExperiment("seed", SEED))
+    assert (result.runner, result.outcome, result.exit_code) == (
+        "kubernetes", Outcome.OOM_KILLED, 137,
+    )  # fmt: skip
+    assert api.deleted == ["seed"]
 
 
 def test_an_event_older_than_what_was_seen_is_ignored() -> None:
@@ -438,3 +448,55 @@ def test_thp_compare_notes_the_container_while_the_pod_exists(
     assert (spec.workload.size_bytes, spec.request_text) == (700 * MiB, "400Mi")
     assert document["metadata"]["labels"]["oomlab.dev/thp-compare"] == "120000"
     assert api.deleted == []  # kept for kubectl, as the command says
+
+
+class StreamedResponse:
+    """What the client's watch reads: JSON lines, as urllib3 streams them."""
+
+    def __init__(self, lines: list[dict[str, Any]]) -> None:
+        self.status = 200
+        self.lines = lines
+        self.closed = False
+
+    def stream(self, amt: int | None = None, decode_content: bool = False) -> Any:
+        import json
+
+        for line in self.lines:
+            yield (json.dumps(line) + "\n").encode()
+
+    def close(self) -> None:
+        self.closed = True
+
+    def release_conn(self) -> None:
+        pass
+
+
+def test_the_kube_watch_passes_events_on_and_raises_410_as_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from oomlab import kube
+
+    body = {"metadata": {"name": "a", "resourceVersion": "7"}, "status": {"phase": "Running"}}
+    gone = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
+    response = StreamedResponse(
+        [{"type": "MODIFIED", "object": body}, {"type": "ERROR", "object": gone}]
+    )
+    asked: dict[str, Any] = {}
+
+    class Custom:
+        def list_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> StreamedResponse:
+            asked.update(kwargs, args=args)
+            return response
+
+    monkeypatch.setattr(kube, "_custom", Custom)
+    events = kube.watch_experiments(NS, "5", label_selector="oomlab.dev/run=r", timeout_s=30)
+    assert next(events) == ("MODIFIED", body)
+    with pytest.raises(ApiException) as caught:
+        next(events)
+    assert caught.value.status == 410
+    assert response.closed
+    assert asked["args"] == ("oomlab.dev", "v1alpha1", NS, "oomexperiments")
+    assert (asked["resource_version"], asked["label_selector"], asked["watch"]) == (
+        "5", "oomlab.dev/run=r", True,
+    )  # fmt: skip
+    assert asked["timeout_seconds"] == 30 and asked["_request_timeout"] > 30
