@@ -19,7 +19,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from oomlab.experiment import GROUP, PLURAL, VERSION
+from oomlab.experiment import GROUP, PLURAL, VERSION, ExperimentSpec
 
 IMAGE = os.environ.get("OOMLAB_TEST_IMAGE", "oomlab/memhog:dev")
 PROJECT_CLUSTERS = ("oomlab", "kind-oomlab")
@@ -82,8 +82,7 @@ class Lab:
         self.core = client.CoreV1Api(api)
 
     def create(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "OOMExperiment",
-                "metadata": {"name": name}, "spec": spec}  # fmt: skip
+        body = ExperimentSpec.from_spec(spec).to_document(name)
         created: dict[str, Any] = self.custom.create_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, body
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,8 @@ request == limit is Guaranteed, request < limit is Burstable."""
 
 NON_ROOT_UID = 65532
 DEFAULT_TIMEOUT_S = 300
+MAX_TIMEOUT_S = 86400
+"""The CRD's bounds on spec.timeoutSeconds."""
 
 
 class InvalidSpec(ValueError):
@@ -97,6 +99,58 @@ class ExperimentSpec:
         return qos_class(self.request_bytes, self.limit_bytes, CPU_MILLIS, CPU_MILLIS)
 
     @classmethod
+    def build(
+        cls,
+        workload: WorkloadSpec,
+        *,
+        limit: str | int,
+        request: str | int | None = None,
+        image: str = DEFAULT_IMAGE,
+        image_pull_policy: str = "IfNotPresent",
+        timeout_s: int = DEFAULT_TIMEOUT_S,
+        ttl_after_finished_s: int | None = None,
+        runtime_class: str | None = None,
+        priority_class: str | None = None,
+        node_selector: Mapping[str, str] | None = None,
+        tolerations: Sequence[Mapping[str, Any]] = (),
+        docker: DockerFlags | None = None,
+        swap_behavior: SwapBehavior | None = None,
+        measure_swap_cost: bool = False,
+    ) -> ExperimentSpec:
+        """An experiment from values at hand, checked as :meth:`from_spec` checks a document:
+        a Kubernetes ``500m`` (half a byte) or a request above the limit never reaches a cluster.
+        """
+        limit_bytes, request_bytes = _memory(limit, request)
+        if docker is not None:
+            _check_docker(docker)
+        if not 1 <= timeout_s <= MAX_TIMEOUT_S:
+            raise InvalidSpec(
+                "spec.timeoutSeconds",
+                f"timeoutSeconds must be between 1 and {MAX_TIMEOUT_S}, not {timeout_s}",
+            )
+        selected = (node_selector or {}).get(SWAP_BEHAVIOR_LABEL)
+        if swap_behavior is not None and selected not in (None, swap_behavior.value):
+            raise _contradiction(selected, swap_behavior)
+        return cls(
+            workload=workload,
+            limit_bytes=limit_bytes,
+            request_bytes=request_bytes,
+            limit_text=str(limit),
+            request_text=None if request is None else str(request),
+            image=image,
+            image_pull_policy=image_pull_policy,
+            timeout_s=timeout_s,
+            ttl_after_finished_s=ttl_after_finished_s,
+            runtime_class=runtime_class,
+            priority_class=priority_class,
+            node_selector=dict(node_selector or {}),
+            tolerations=[dict(t) for t in tolerations],
+            docker=docker,
+            swap_behavior=swap_behavior,
+            measure_swap_cost=measure_swap_cost,
+        )
+
+    @classmethod
     def from_spec(cls, spec: Mapping[str, Any], *, max_bytes: int | None = None) -> ExperimentSpec:
         """Parse and check ``spec``; raise :class:`InvalidSpec` naming the field to fix.
 
@@ -110,23 +164,7 @@ class ExperimentSpec:
             raise InvalidSpec("spec.workload", str(exc)) from None
         limits = (spec.get("resources") or {}).get("limits") or {}
         requests = (spec.get("resources") or {}).get("requests") or {}
-        if limits.get("memory") is None:
-            raise InvalidSpec(
-                "spec.resources.limits.memory",
-                "resources.limits.memory is required: an experiment without a memory limit "
-                "could take the whole node down",
-            )
-        limit = _quantity(limits["memory"], "spec.resources.limits.memory")
-        request = None
-        if requests.get("memory") is not None:
-            request = _quantity(requests["memory"], "spec.resources.requests.memory")
-            if request > limit:
-                raise InvalidSpec(
-                    "spec.resources.requests.memory",
-                    f"resources.requests.memory ({requests['memory']}) is larger than "
-                    f"resources.limits.memory ({limits['memory']}); a request cannot exceed "
-                    "the limit",
-                )
+        limit, request = _memory(limits.get("memory"), requests.get("memory"))
         if max_bytes is not None:
             for what, value in (("workload.size", workload.size_bytes), ("limit", limit)):
                 if value > max_bytes:
@@ -147,10 +185,7 @@ class ExperimentSpec:
                 memory_swap=raw.get("memorySwap"),
                 runtime=raw.get("runtime") or "runc",
             )
-            try:
-                _ = docker.memory_bytes, docker.memory_swap_bytes
-            except SizeError as exc:
-                raise InvalidSpec("spec.docker", str(exc)) from None
+            _check_docker(docker)
         return cls(
             workload=workload,
             limit_bytes=limit,
@@ -169,6 +204,89 @@ class ExperimentSpec:
             swap_behavior=swap_behavior,
             measure_swap_cost=_measure_swap_cost(spec),
         )
+
+    def to_document(
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The OOMExperiment that asks for this experiment: the one place such a document is
+        written (``from_spec(doc["spec"])`` gives this spec back)."""
+        metadata: dict[str, Any] = {"name": name}
+        if namespace is not None:
+            metadata["namespace"] = namespace
+        if labels:
+            metadata["labels"] = dict(labels)
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "metadata": metadata,
+            "spec": self._document_spec(),
+        }
+
+    def _document_spec(self) -> dict[str, Any]:
+        resources: dict[str, Any] = {"limits": {"memory": self.limit_text}}
+        if self.request_text is not None:
+            resources["requests"] = {"memory": self.request_text}
+        spec: dict[str, Any] = {
+            "workload": {
+                **self.workload.to_mapping(),
+                "image": self.image,
+                "imagePullPolicy": self.image_pull_policy,
+            },
+            "resources": resources,
+            "timeoutSeconds": self.timeout_s,
+        }
+        optional: dict[str, Any] = {
+            "ttlSecondsAfterFinished": self.ttl_after_finished_s,
+            "runtimeClassName": self.runtime_class,
+            "priorityClassName": self.priority_class,
+            "nodeSelector": dict(self.node_selector) or None,
+            "tolerations": [dict(t) for t in self.tolerations] or None,
+            "swapBehavior": None if self.swap_behavior is None else self.swap_behavior.value,
+            "measureSwapCost": self.measure_swap_cost or None,
+        }
+        spec.update({key: value for key, value in optional.items() if value is not None})
+        if self.docker is not None:
+            docker: dict[str, Any] = {"runtime": self.docker.runtime}
+            if self.docker.memory is not None:
+                docker["memory"] = self.docker.memory
+            if self.docker.memory_swap is not None:
+                docker["memorySwap"] = self.docker.memory_swap
+            spec["docker"] = docker
+        return spec
+
+
+def _memory(limit: Any, request: Any) -> tuple[int, int | None]:
+    """The limit and request in bytes, as Kubernetes reads them; :class:`InvalidSpec` for a
+    missing limit, a quantity that is not a whole number of bytes, or a request above the limit.
+    """
+    if limit is None:
+        raise InvalidSpec(
+            "spec.resources.limits.memory",
+            "resources.limits.memory is required: an experiment without a memory limit "
+            "could take the whole node down",
+        )
+    limit_bytes = _quantity(limit, "spec.resources.limits.memory")
+    if request is None:
+        return limit_bytes, None
+    request_bytes = _quantity(request, "spec.resources.requests.memory")
+    if request_bytes > limit_bytes:
+        raise InvalidSpec(
+            "spec.resources.requests.memory",
+            f"resources.requests.memory ({request}) is larger than resources.limits.memory "
+            f"({limit}); a request cannot exceed the limit",
+        )
+    return limit_bytes, request_bytes
+
+
+def _check_docker(flags: DockerFlags) -> None:
+    try:
+        _ = flags.memory_bytes, flags.memory_swap_bytes
+    except SizeError as exc:
+        raise InvalidSpec("spec.docker", str(exc)) from None
 
 
 def _measure_swap_cost(spec: Mapping[str, Any]) -> bool:
@@ -196,12 +314,16 @@ def _swap_behavior(spec: Mapping[str, Any]) -> SwapBehavior | None:
         ) from None
     selected = (spec.get("nodeSelector") or {}).get(SWAP_BEHAVIOR_LABEL)
     if selected is not None and selected != behavior.value:
-        raise InvalidSpec(
-            "spec.nodeSelector",
-            f"nodeSelector {SWAP_BEHAVIOR_LABEL}={selected} contradicts swapBehavior "
-            f"{behavior.value}: remove the selector (swapBehavior picks the node)",
-        )
+        raise _contradiction(selected, behavior)
     return behavior
+
+
+def _contradiction(selected: str, behavior: SwapBehavior) -> InvalidSpec:
+    return InvalidSpec(
+        "spec.nodeSelector",
+        f"nodeSelector {SWAP_BEHAVIOR_LABEL}={selected} contradicts swapBehavior "
+        f"{behavior.value}: remove the selector (swapBehavior picks the node)",
+    )
 
 
 def _quantity(value: Any, field_path: str) -> int:

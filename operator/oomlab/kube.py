@@ -15,13 +15,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.incluster_config import SERVICE_TOKEN_FILENAME
 
@@ -205,6 +205,57 @@ def delete_experiment(namespace: str, name: str) -> bool:
             return False
         raise
     return True
+
+
+def list_experiments(
+    namespace: str, *, label_selector: str | None = None
+) -> tuple[list[dict[str, Any]], str]:
+    """The experiments (matching ``label_selector``) and the list's resourceVersion, from which
+    :func:`watch_experiments` sees every later change."""
+    listed = _document(
+        _custom().list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        label_selector=label_selector or "",
+    )
+    return list(listed.get("items") or []), str(listed["metadata"]["resourceVersion"])
+
+
+WATCH_SLACK_S = 15.0
+"""How much longer than the server's own watch timeout the client waits for the next byte before
+it takes the stream as dropped."""
+
+
+def watch_experiments(
+    namespace: str,
+    resource_version: str,
+    *,
+    label_selector: str | None = None,
+    timeout_s: int = 60,
+) -> Generator[tuple[str, dict[str, Any]], None, None]:
+    """One watch request: (ADDED | MODIFIED | DELETED | BOOKMARK, object) after
+    ``resource_version`` until the server ends it (``timeout_s``). An ERROR event raises
+    ApiException with its code (410 Gone: the version is too old, list again); a dropped
+    connection raises urllib3's errors."""
+    stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
+        _custom().list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        label_selector=label_selector or "",
+        resource_version=resource_version,
+        allow_watch_bookmarks=True,
+        timeout_seconds=timeout_s,
+        _request_timeout=timeout_s + WATCH_SLACK_S,
+    )
+    try:
+        for event in stream:
+            yield str(event["type"]), dict(event["raw_object"])
+    finally:
+        stream.close()
 
 
 OPERATOR_NAMESPACE = "oomlab-system"
@@ -498,6 +549,7 @@ __all__ = [
     "find_experiment",
     "get_experiment",
     "get_node_facts",
+    "list_experiments",
     "list_nodes",
     "list_nodes_matching",
     "list_runtime_classes",
@@ -512,4 +564,5 @@ __all__ = [
     "set_node_label",
     "update_status",
     "wait_for_docker_fold",
+    "watch_experiments",
 ]

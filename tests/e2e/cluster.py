@@ -15,7 +15,9 @@ import yaml
 from kubernetes import client
 
 from lab import Lab, wait_for
-from oomlab.experiment import GROUP, LABEL_EXPERIMENT_UID, PLURAL, VERSION
+from oomlab import kube
+from oomlab.experiment import GROUP, LABEL_EXPERIMENT_UID, PLURAL, VERSION, ExperimentSpec
+from oomlab.runners.kubernetes import ClusterExperiment, KubernetesRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "manifests" / "samples"
@@ -86,12 +88,8 @@ def operator_rss_bytes() -> int:
 def experiment(
     name: str, spec: dict[str, Any], labels: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "OOMExperiment",
-        "metadata": {"name": name, "labels": labels or {}},
-        "spec": spec,
-    }
+    """The OOMExperiment for ``spec`` as every oomlab face writes it (checked first)."""
+    return ExperimentSpec.from_spec(spec).to_document(name, labels=labels)
 
 
 def small_spec(**overrides: Any) -> dict[str, Any]:
@@ -114,11 +112,23 @@ def sample(name: str, **spec: Any) -> dict[str, Any]:
 
 
 class Namespace(Lab):
-    """The e2e tests' view of one namespace: the shared :class:`Lab` plus whole documents."""
+    """The e2e tests' view of one namespace: the shared :class:`Lab` plus whole documents, run
+    and waited for by the Kubernetes runner as the CLI and the report run them."""
 
     def __init__(self, api: client.ApiClient, name: str) -> None:
         super().__init__(api, name)
         self.name = name
+        # The runner talks through oomlab.kube, which reads KUBECONFIG; name the cluster under
+        # test there when it was found by its default path.
+        path = kubeconfig()
+        if path and os.environ.get("KUBECONFIG") != path:
+            os.environ["KUBECONFIG"] = path
+            kube.reset_client()
+
+    def runner(self) -> KubernetesRunner:
+        """Experiments are kept: the tests read their pods and events afterwards, and the
+        namespace goes at the end."""
+        return KubernetesRunner(self.name, keep=True)
 
     def apply(self, body: dict[str, Any]) -> dict[str, Any]:
         created: dict[str, Any] = self.custom.create_namespaced_custom_object(
@@ -152,12 +162,31 @@ class Namespace(Lab):
         return status
 
     def wait_terminal(self, name: str, timeout: float = 180) -> dict[str, Any]:
-        return self.wait_for(name, lambda s: s.get("phase") in TERMINAL, timeout)
+        """The experiment's final status (swap cost included when asked), seen on a watch."""
+        (seen,) = self.runner().wait([name], timeout)
+        assert seen.finished, f"{self.name}/{name}: {seen.problem}; last: {seen.status}"
+        return seen.status
+
+    def run_all(self, bodies: list[dict[str, Any]], timeout: float = 180) -> list[dict[str, Any]]:
+        """Create the experiments through the Kubernetes runner and return each one's final
+        status, in order."""
+        experiments = [
+            ClusterExperiment(
+                body["metadata"]["name"],
+                ExperimentSpec.from_spec(body["spec"]),
+                body["metadata"].get("labels") or {},
+            )
+            for body in bodies
+        ]
+        observed = self.runner().run_all(experiments, timeout_s=timeout)
+        unfinished = [f"{seen.name}: {seen.problem}" for seen in observed if not seen.finished]
+        assert not unfinished, f"{self.name}: {unfinished}"
+        return [seen.status for seen in observed]
 
     def run(self, body: dict[str, Any], timeout: float = 180) -> dict[str, Any]:
-        """Apply the experiment and wait for its terminal status."""
-        self.apply(body)
-        return self.wait_terminal(body["metadata"]["name"], timeout)
+        """Create the experiment through the Kubernetes runner and return its final status."""
+        (status,) = self.run_all([body], timeout)
+        return status
 
     def oomlab_parity(self, name: str, timeout: float) -> subprocess.CompletedProcess[str]:
         """``oomlab parity``: the experiment's Docker side run on this host's engine and handed

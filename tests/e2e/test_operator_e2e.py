@@ -11,7 +11,6 @@ from cluster import (
     OPERATOR_DEPLOYMENT,
     OPERATOR_NAMESPACE,
     SAMPLES,
-    TERMINAL,
     Namespace,
     experiment,
     kubectl,
@@ -103,15 +102,10 @@ def test_thirty_at_once_none_lost_none_duplicated(ns: Namespace) -> None:
     spec = small_spec(
         workload={"mode": "bulk", "size": "8Mi"}, resources={"limits": {"memory": "48Mi"}}
     )
-    for name in names:
-        ns.apply(experiment(name, spec))
-
-    def pending() -> list[str]:
-        return sorted(n for n in names if ns.status(n).get("phase") not in TERMINAL)
-
-    wait_for(lambda: not pending(), 600, "all 30 to be terminal", lambda: str(pending()))
-    for name in names:
-        assert ns.status(name)["phase"] == "Completed", (name, ns.status(name))
+    # created and waited for by the runner: one watch for all thirty
+    statuses = ns.run_all([experiment(name, spec) for name in names], timeout=600)
+    for name, status in zip(names, statuses, strict=True):
+        assert status["phase"] == "Completed", (name, status)
         assert len(ns.pods_of(name)) == 1, name
 
 

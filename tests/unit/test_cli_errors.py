@@ -75,7 +75,7 @@ def _unreachable() -> MaxRetryError:
         ("get_experiment", _api(403, "forbidden: user x"), ["parity", "x"], "said 403"),
         ("create_experiment", _api(409, "oomexperiments x already exists"), ["kube", "run", "x"],
          "conflict"),
-        ("find_experiment", _unreachable(), ["kube", "matrix"], "no cluster answers"),
+        ("list_experiments", _unreachable(), ["kube", "matrix"], "no cluster answers"),
         ("create_experiment", _unreachable(), ["kube", "run", "x"], "no cluster answers"),
         ("get_experiment", kube.StatusConflict("kept changing"), ["parity", "x"], "kept changing"),
     ],
@@ -83,7 +83,7 @@ def _unreachable() -> MaxRetryError:
 def test_cluster_errors_are_one_line(
     monkeypatch: pytest.MonkeyPatch, target: str, exc: Exception, args: list[str], needle: str
 ) -> None:
-    for name in ("get_experiment", "create_experiment", "find_experiment"):
+    for name in ("get_experiment", "create_experiment", "list_experiments"):
         monkeypatch.setattr(kube, name, _raises(exc) if name == target else lambda *a, **k: {})
     assert needle in _one_error_line(runner.invoke(app, args))
 

@@ -9,14 +9,35 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from oomlab.cli.kube import experiment_body, render
+from oomlab.cli.kube import cluster_spec, render
 from oomlab.cli.main import app
-from oomlab.rules.units import SizeError
+from oomlab.runners.kubernetes import ClusterExperiment, Observed, swap_cost_known
 
 runner = CliRunner()
 
 
-def test_experiment_body_is_what_the_crd_expects() -> None:
+def experiment_body(name: str, **options: Any) -> dict[str, Any]:
+    """The document ``oomlab kube`` sends for these options."""
+    return cluster_spec(**options).to_document(name)
+
+
+def capture(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The documents ``oomlab kube`` would create; nothing is sent anywhere."""
+    from oomlab.cli import kube as kube_cli
+
+    created: list[dict[str, Any]] = []
+
+    def run_experiments(
+        namespace: str, experiments: list[ClusterExperiment], *, keep: bool
+    ) -> list[Observed]:
+        created.extend(e.spec.to_document(e.name, labels=e.labels) for e in experiments)
+        return []
+
+    monkeypatch.setattr(kube_cli, "run_experiments", run_experiments)
+    return created
+
+
+def test_the_document_is_what_the_crd_expects() -> None:
     body = experiment_body(
         "seed-swap", limit="500Mi", request="250Mi", mode="bulk", size="1000Mi",
         docker_memory="500m", docker_memory_swap="1g", timeout_s=120,
@@ -25,15 +46,26 @@ def test_experiment_body_is_what_the_crd_expects() -> None:
     assert body["spec"]["resources"] == {
         "limits": {"memory": "500Mi"}, "requests": {"memory": "250Mi"},
     }  # fmt: skip
-    assert body["spec"]["docker"] == {"memory": "500m", "memorySwap": "1g"}
-    assert body["spec"]["workload"] == {"mode": "bulk", "size": "1000Mi"}
+    assert body["spec"]["docker"] == {"memory": "500m", "memorySwap": "1g", "runtime": "runc"}
+    assert body["spec"]["workload"]["mode"] == "bulk"
+    assert body["spec"]["workload"]["size"] == "1000Mi"
 
 
-@pytest.mark.parametrize(("limit", "size"), [("500m", "1000Mi"), ("500Mi", "1000M")])
-def test_docker_habits_are_caught_before_the_cluster(limit: str, size: str) -> None:
-    with pytest.raises(SizeError):
-        experiment_body("x", limit=limit, request=None, mode="bulk", size=size,
-                        docker_memory=None, docker_memory_swap=None, timeout_s=60)  # fmt: skip
+@pytest.mark.parametrize(
+    ("limit", "size", "option", "words"),
+    [
+        ("500m", "1000Mi", "--limit", "0.5 bytes"),
+        ("500Mi", "1000M", "--mode/--size", "ambiguous"),
+    ],
+)
+def test_docker_habits_are_caught_before_the_cluster(
+    monkeypatch: pytest.MonkeyPatch, limit: str, size: str, option: str, words: str
+) -> None:
+    created = capture(monkeypatch)
+    result = runner.invoke(app, ["kube", "run", "x", "--limit", limit, "--size", size])
+    assert result.exit_code == 2
+    assert f"Invalid value for {option}" in result.output and words in result.output
+    assert created == []
 
 
 def test_cli_errors_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,13 +99,8 @@ def test_render_reads_a_finished_status() -> None:
 
 
 def test_matrix_runs_each_cell_on_each_kind_of_node(monkeypatch: pytest.MonkeyPatch) -> None:
-    from oomlab.cli import kube as kube_cli
 
-    created: list[dict[str, Any]] = []
-    monkeypatch.setattr(
-        kube_cli.kube, "create_experiment", lambda namespace, body: created.append(body)
-    )
-    monkeypatch.setattr(kube_cli, "wait_all", lambda namespace, names, timeout_s: {})
+    created = capture(monkeypatch)
     result = runner.invoke(
         app,
         ["kube", "matrix", "--swap-behavior", "NoSwap,LimitedSwap", "--request", "limit,400Mi",
@@ -97,9 +124,7 @@ def test_matrix_runs_each_cell_on_each_kind_of_node(monkeypatch: pytest.MonkeyPa
 def test_matrix_refuses_an_unknown_swap_behavior(monkeypatch: pytest.MonkeyPatch) -> None:
     from oomlab.cli import kube as kube_cli
 
-    monkeypatch.setattr(
-        kube_cli.kube, "create_experiment", lambda namespace, body: pytest.fail("created")
-    )
+    monkeypatch.setattr(kube_cli, "run_experiments", lambda *a, **k: pytest.fail("created"))
     result = runner.invoke(app, ["kube", "matrix", "--swap-behavior", "UnlimitedSwap"])
     assert result.exit_code == 2
     assert "Invalid value for --swap-behavior" in result.output
@@ -135,25 +160,20 @@ def render_text(body: dict[str, Any]) -> str:
 
 
 def test_swap_cost_is_asked_for_waited_for_and_shown(monkeypatch: pytest.MonkeyPatch) -> None:
-    from oomlab.cli import kube as kube_cli
 
-    created: list[dict[str, Any]] = []
-    monkeypatch.setattr(
-        kube_cli.kube, "create_experiment", lambda namespace, body: created.append(body)
-    )
-    monkeypatch.setattr(kube_cli, "wait_all", lambda namespace, names, timeout_s: {})
+    created = capture(monkeypatch)
     args = ["kube", "matrix", "--swap-behavior", "LimitedSwap", "--request", "400Mi",
             "--mode", "bulk", "--measure-swap-cost"]  # fmt: skip
     assert runner.invoke(app, args).exit_code == 0
     assert [b["spec"].get("measureSwapCost") for b in created] == [True]
     body = created[0]
     body["status"] = {"phase": "Completed", "swapCost": {"state": "Measuring"}}
-    assert not kube_cli.cost_known(body)  # the outcome is in, the twin still runs
+    assert not swap_cost_known(body)  # the outcome is in, the twin still runs
     body["status"]["swapCost"] = {
         "state": "Done", "summary": "6.1x",
         "message": "Swap saved it at 6.1 times the cost: 30.50 s vs 5.00 s with memory enough.",
     }  # fmt: skip
-    assert kube_cli.cost_known(body)
+    assert swap_cost_known(body)
     text = render_text(body)
     assert "swap cost 6.1x" in text and "6.1 times the cost" in text
     del body["status"]["swapCost"]
@@ -198,13 +218,9 @@ def test_matrix_runs_each_class_on_each_swap_behavior_it_can(
 ) -> None:
     from oomlab.cli import kube as kube_cli
 
-    created: list[dict[str, Any]] = []
-    monkeypatch.setattr(
-        kube_cli.kube, "create_experiment", lambda namespace, body: created.append(body)
-    )
+    created = capture(monkeypatch)
     monkeypatch.setattr(kube_cli.kube, "list_runtime_classes", lambda: [RUNC, CRUN])
     monkeypatch.setattr(kube_cli.kube, "list_nodes", lambda: NODES)
-    monkeypatch.setattr(kube_cli, "wait_all", lambda namespace, names, timeout_s: {})
     result = runner.invoke(
         app,
         ["kube", "matrix", "--swap-behavior", "NoSwap,LimitedSwap", "--runtime-class",
@@ -219,9 +235,7 @@ def test_matrix_runs_each_class_on_each_swap_behavior_it_can(
 def test_matrix_refuses_a_malformed_runtime_class(monkeypatch: pytest.MonkeyPatch) -> None:
     from oomlab.cli import kube as kube_cli
 
-    monkeypatch.setattr(
-        kube_cli.kube, "create_experiment", lambda namespace, body: pytest.fail("created")
-    )
+    monkeypatch.setattr(kube_cli, "run_experiments", lambda *a, **k: pytest.fail("created"))
     result = runner.invoke(app, ["kube", "matrix", "--runtime-class", "runc,Crun"])
     assert result.exit_code == 2
     assert "Crun: not a RuntimeClass name" in result.output

@@ -16,8 +16,7 @@ from rich.table import Table
 
 from oomlab import kube
 from oomlab.cli.errors import App
-from oomlab.experiment import GROUP, KIND, VERSION
-from oomlab.rules.classify import Phase
+from oomlab.experiment import DockerFlags, ExperimentSpec, InvalidSpec
 from oomlab.rules.runtimeclass import (
     DEFAULT_HANDLER,
     check_runtime_class,
@@ -26,17 +25,25 @@ from oomlab.rules.runtimeclass import (
     runtime_class_from_doc,
 )
 from oomlab.rules.semantics import SwapBehavior
-from oomlab.rules.units import human, parse_binary_size, parse_k8s_quantity
-
-TERMINAL = {phase.value for phase in Phase if phase.terminal}
+from oomlab.rules.units import SizeError, human
+from oomlab.rules.workload import WorkloadSpec
+from oomlab.runners.kubernetes import ClusterExperiment, KubernetesRunner, Observed, WatchUpdate
 
 kube_app = App(help="Run OOMExperiments on the cluster in KUBECONFIG (operator deployed).")
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 
-def experiment_body(
-    name: str,
+FLAG_OF_FIELD = {
+    "spec.resources.limits.memory": "--limit",
+    "spec.resources.requests.memory": "--request",
+    "spec.workload": "--mode/--size",
+    "spec.docker": "--docker-memory/--docker-memory-swap",
+    "spec.timeoutSeconds": "--timeout",
+}
+
+
+def cluster_spec(
     *,
     limit: str,
     request: str | None,
@@ -45,62 +52,46 @@ def experiment_body(
     docker_memory: str | None,
     docker_memory_swap: str | None,
     timeout_s: int,
-    labels: dict[str, str] | None = None,
     swap_behavior: str | None = None,
     measure_swap_cost: bool = False,
     runtime_class: str | None = None,
-) -> dict[str, Any]:
-    """An OOMExperiment document; sizes are checked here so a typo never reaches the cluster."""
-    parse_k8s_quantity(limit, field="--limit")
-    if request is not None:
-        parse_k8s_quantity(request, field="--request")
-    parse_binary_size(size, field="--size")
-    resources: dict[str, Any] = {"limits": {"memory": limit}}
-    if request is not None:
-        resources["requests"] = {"memory": request}
-    spec: dict[str, Any] = {
-        "workload": {"mode": mode, "size": size},
-        "resources": resources,
-        "timeoutSeconds": timeout_s,
-    }
-    if swap_behavior is not None:
-        spec["swapBehavior"] = swap_behavior
-    if measure_swap_cost:
-        spec["measureSwapCost"] = True
-    if runtime_class is not None:
-        spec["runtimeClassName"] = runtime_class
+) -> ExperimentSpec:
+    """The experiment the options ask for, checked before anything reaches the cluster; a size
+    that would mean something else there (Kubernetes ``500m`` is half a byte) names its option."""
+    try:
+        workload = WorkloadSpec.from_mapping({"mode": mode, "size": size})
+    except SizeError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--mode/--size") from None
+    docker = None
     if docker_memory is not None:
-        spec["docker"] = {"memory": docker_memory}
-        if docker_memory_swap is not None:
-            spec["docker"]["memorySwap"] = docker_memory_swap
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
-        "metadata": {"name": name, "labels": labels or {}},
-        "spec": spec,
-    }
+        docker = DockerFlags(docker_memory, docker_memory_swap)
+    try:
+        return ExperimentSpec.build(
+            workload, limit=limit, request=request, docker=docker, timeout_s=timeout_s,
+            swap_behavior=None if swap_behavior is None else SwapBehavior(swap_behavior),
+            measure_swap_cost=measure_swap_cost, runtime_class=runtime_class,
+        )  # fmt: skip
+    except InvalidSpec as exc:
+        raise typer.BadParameter(str(exc), param_hint=FLAG_OF_FIELD.get(exc.field)) from None
 
 
-def wait_all(namespace: str, names: Sequence[str], timeout_s: float) -> dict[str, dict[str, Any]]:
-    """Each experiment's last seen body, once all are terminal or the time is up."""
-    bodies: dict[str, dict[str, Any]] = {}
-    deadline = time.monotonic() + timeout_s
-    with err.status(f"waiting for {len(names)} experiment(s)") as spinner:
-        while time.monotonic() < deadline:
-            for name in names:
-                found = kube.find_experiment(namespace, name)
-                if found is not None:
-                    bodies[name] = found
-            done = [n for n in names if _phase(bodies.get(n)) in TERMINAL and cost_known(bodies[n])]
-            spinner.update(f"{len(done)}/{len(names)} experiment(s) finished")
-            if len(done) == len(names):
-                break
-            time.sleep(0.5)
-    return bodies
+def run_experiments(
+    namespace: str, experiments: Sequence[ClusterExperiment], *, keep: bool
+) -> list[Observed]:
+    """Run them all on the cluster through the operator, with a spinner while they run."""
+    with err.status(f"waiting for {len(experiments)} experiment(s)") as spinner:
 
+        def show(update: WatchUpdate) -> None:
+            spinner.update(
+                f"{update.finished}/{update.total} experiment(s) finished; "
+                f"{update.name}: {update.phase}"
+            )
 
-def _phase(body: dict[str, Any] | None) -> str:
-    return str(((body or {}).get("status") or {}).get("phase") or "Pending")
+        observed = KubernetesRunner(namespace, keep=keep, on_update=show).run_all(experiments)
+    for seen in observed:
+        if seen.problem:
+            err.print(f"{seen.name}: {seen.problem}", highlight=False)
+    return observed
 
 
 def render(bodies: Sequence[dict[str, Any]], title: str) -> Table:
@@ -146,12 +137,6 @@ def render(bodies: Sequence[dict[str, Any]], title: str) -> Table:
             f"{k8s.get('explanation') or status.get('message') or ''}{cost_sentence}",
         )
     return table
-
-
-def cost_known(body: dict[str, Any]) -> bool:
-    """False while status.swapCost waits for the pod or measures the twin."""
-    state = ((body.get("status") or {}).get("swapCost") or {}).get("state")
-    return state not in ("Waiting", "Measuring")
 
 
 SwapCostOpt = Annotated[
@@ -243,6 +228,14 @@ def runnable_pairs(
 
 
 NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n")]
+KeepOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep/--delete",
+        help="Keep the experiments (and their pods) for kubectl and `oomlab parity`, or delete "
+        "them once shown. Ctrl-C deletes what was created unless kept.",
+    ),
+]
 
 
 @kube_app.command("run")
@@ -259,16 +252,17 @@ def run(
     namespace: NamespaceOpt = "default",
     timeout: Annotated[int, typer.Option(help="Seconds before TimedOut.", min=1)] = 300,
     measure_swap_cost: SwapCostOpt = False,
+    keep: KeepOpt = True,
 ) -> None:
     """Create one OOMExperiment, wait for its outcome, and show its status."""
-    body = experiment_body(
-        name, limit=limit, request=request, mode=mode, size=size, docker_memory=docker_memory,
+    spec = cluster_spec(
+        limit=limit, request=request, mode=mode, size=size, docker_memory=docker_memory,
         docker_memory_swap=docker_memory_swap, timeout_s=timeout,
         measure_swap_cost=measure_swap_cost,
     )  # fmt: skip
-    kube.create_experiment(namespace, body)
-    bodies = wait_all(namespace, [name], timeout * (2 if measure_swap_cost else 1) + 60)
-    out.print(render([bodies.get(name, body)], f"OOMExperiment {namespace}/{name}"))
+    (seen,) = run_experiments(namespace, [ClusterExperiment(name, spec)], keep=keep)
+    body = seen.body if "spec" in seen.body else spec.to_document(name)
+    out.print(render([body], f"OOMExperiment {namespace}/{name}"))
 
 
 def split_values(values: Sequence[str]) -> list[str]:
@@ -304,11 +298,12 @@ def matrix(
     namespace: NamespaceOpt = "default",
     timeout: Annotated[int, typer.Option(help="Seconds per experiment.", min=1)] = 300,
     measure_swap_cost: SwapCostOpt = False,
+    keep: KeepOpt = True,
 ) -> None:
     """limits x requests x modes x nodes x runtime classes as OOMExperiments: what the kubelet's
     swap rules really did, on each kind of node, under each runtime."""
     stamp = time.strftime("%H%M%S")
-    names, run_label = [], {"oomlab.dev/matrix": stamp}
+    run_label = {"oomlab.dev/matrix": stamp}
     behaviors = split_values(swap_behavior)
     unknown = [b for b in behaviors if b not in SWAP_BEHAVIORS]
     if unknown:
@@ -334,17 +329,23 @@ def matrix(
             f"{left_out.swap_behavior}: {left_out.why}"
         )
     cells = itertools.product(pairs, split_values(limit), split_values(request), split_values(mode))
-    for index, ((behavior, runtime), lim, req, md) in enumerate(cells):
-        name = f"matrix-{stamp}-{index:02d}"
-        body = experiment_body(
-            name, limit=lim, request=None if req == "limit" else req, mode=md, size=size,
-            docker_memory=docker_memory, docker_memory_swap=docker_memory_swap,
-            timeout_s=timeout, labels=run_label, swap_behavior=SWAP_BEHAVIORS[behavior],
-            measure_swap_cost=measure_swap_cost,
-            runtime_class=None if runtime == DEFAULT_RUNTIME else runtime,
-        )  # fmt: skip
-        kube.create_experiment(namespace, body)
-        names.append(name)
-    bodies = wait_all(namespace, names, timeout * (2 if measure_swap_cost else 1) + 120)
-    out.print(render([bodies[n] for n in names if n in bodies], "oomlab kube matrix"))
-    err.print(f"experiments kept: kubectl delete oomx -n {namespace} -l oomlab.dev/matrix={stamp}")
+    experiments = [
+        ClusterExperiment(
+            f"matrix-{stamp}-{index:02d}",
+            cluster_spec(
+                limit=lim, request=None if req == "limit" else req, mode=md, size=size,
+                docker_memory=docker_memory, docker_memory_swap=docker_memory_swap,
+                timeout_s=timeout, swap_behavior=SWAP_BEHAVIORS[behavior],
+                measure_swap_cost=measure_swap_cost,
+                runtime_class=None if runtime == DEFAULT_RUNTIME else runtime,
+            ),
+            run_label,
+        )
+        for index, ((behavior, runtime), lim, req, md) in enumerate(cells)
+    ]  # fmt: skip
+    observed = run_experiments(namespace, experiments, keep=keep)
+    out.print(render([o.body for o in observed if "spec" in o.body], "oomlab kube matrix"))
+    if keep:
+        err.print(
+            f"experiments kept: kubectl delete oomx -n {namespace} -l oomlab.dev/matrix={stamp}"
+        )

@@ -369,20 +369,17 @@ def measure_cluster(
 
 def _reach_cluster() -> str | tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
     """(nodes, RuntimeClasses) of a cluster whose operator is running, or why not."""
-    from kubernetes.config import ConfigException
     from urllib3.exceptions import HTTPError
 
     from oomlab import kube
+    from oomlab.runners.kubernetes import KubernetesRunner
 
+    why = KubernetesRunner(NAMESPACE).unavailable()
+    if why:
+        return why
     try:
-        kube.load_client_config()
-        why = kube.operator_unavailable()
-        if why:
-            return why
         nodes = kube.list_nodes()
         classes = kube.list_runtime_classes()
-    except ConfigException as exc:
-        return f"no cluster configuration ({exc}); set KUBECONFIG (make cluster-up prints it)"
     except (HTTPError, OSError) as exc:
         return f"the API server did not answer: {exc}"
     except kube.ApiException as exc:
@@ -393,41 +390,31 @@ def _reach_cluster() -> str | tuple[list[dict[str, Any]], list[dict[str, Any]] |
 
 
 def _run_cell(cell: ClusterCell, stamp: str, image: str, timeout_s: float) -> None:
-    """One OOMExperiment: create, wait for a terminal phase, keep its body, delete it."""
+    """One OOMExperiment through the Kubernetes runner: the scenario's whole workload (re-access
+    passes included) under the mapping's request and limit; its last body kept, then deleted."""
     from oomlab import kube
-    from oomlab.cli.kube import experiment_body
+    from oomlab.experiment import DockerFlags, ExperimentSpec, InvalidSpec
+    from oomlab.runners.kubernetes import ClusterExperiment, KubernetesRunner
 
     scenario, mapping, column = cell.scenario, cell.mapping, cell.column
     cell.name = f"report-{stamp}-{column.key}-{scenario.key}"
-    workload = scenario.workload
-    body = experiment_body(
-        cell.name, limit=mapping.limit, request=mapping.request, mode=workload.mode.value,
-        size=f"{workload.size_bytes // MiB}Mi", docker_memory=scenario.memory,
-        docker_memory_swap=scenario.memory_swap, timeout_s=int(timeout_s),
-        labels={REPORT_LABEL: stamp}, swap_behavior=column.swap_behavior.value,
-        runtime_class=column.runtime_class,
-    )  # fmt: skip
-    spec_workload = body["spec"]["workload"]
-    spec_workload["image"] = image
-    spec_workload["imagePullPolicy"] = "IfNotPresent"
-    if workload.chunk_bytes:
-        spec_workload["chunk"] = f"{workload.chunk_bytes // MiB}Mi"
-    if workload.window:
-        spec_workload["window"] = workload.window
     try:
-        kube.create_experiment(NAMESPACE, body)
+        spec = ExperimentSpec.build(
+            scenario.workload, limit=mapping.limit, request=mapping.request, image=image,
+            timeout_s=int(timeout_s), swap_behavior=column.swap_behavior,
+            runtime_class=column.runtime_class,
+            docker=None if scenario.memory is None else DockerFlags(
+                scenario.memory, scenario.memory_swap
+            ),
+        )  # fmt: skip
+    except InvalidSpec as exc:
+        cell.error = f"{exc.field}: {exc}"
+        return
+    experiment = ClusterExperiment(cell.name, spec, {REPORT_LABEL: stamp})
+    try:
+        (seen,) = KubernetesRunner(NAMESPACE).run_all([experiment], timeout_s=timeout_s + 120)
     except kube.ApiException as exc:
         cell.error = f"the API server refused the experiment: {kube.error_message(exc)}"
         return
-    deadline = time.monotonic() + timeout_s + 120
-    try:
-        while time.monotonic() < deadline:
-            found = kube.find_experiment(NAMESPACE, cell.name)
-            if found is not None:
-                cell.body = found
-                if (found.get("status") or {}).get("phase") in TERMINAL:
-                    return
-            time.sleep(1.0)
-        cell.error = f"no terminal phase within {timeout_s + 120:.0f} s"
-    finally:
-        kube.delete_experiment(NAMESPACE, cell.name)
+    cell.body = seen.body
+    cell.error = seen.problem

@@ -23,8 +23,7 @@ from rich.table import Table
 
 from oomlab import kube
 from oomlab.cli import thp_compare as thp
-from oomlab.cli.kube import experiment_body
-from oomlab.rules.classify import Phase
+from oomlab.experiment import ExperimentSpec
 from oomlab.rules.nodes import (
     CGROUP_VERSION_LABEL,
     SWAP_BEHAVIOR_LABEL,
@@ -34,9 +33,10 @@ from oomlab.rules.nodes import (
 from oomlab.rules.results import CgroupVersion
 from oomlab.rules.semantics import SwapBehavior
 from oomlab.rules.units import human, parse_k8s_quantity
-from oomlab.rules.workload import DEFAULT_IMAGE
+from oomlab.rules.workload import DEFAULT_IMAGE, Mode, WorkloadSpec
+from oomlab.runners.kubernetes import ClusterExperiment, KubernetesRunner, WatchUpdate
 
-TERMINAL = {phase.value for phase in Phase if phase.terminal}
+HOSTNAME_LABEL = "kubernetes.io/hostname"
 HELPER_READY_S = 300.0
 """Pod create -> Running took 8-41 s on the TCG node (FACTS); with headroom."""
 POD_GONE_S = 120.0
@@ -172,33 +172,32 @@ def experiment_runner(
     timeout_s: int,
     progress: Callable[[str], None],
 ) -> thp.RunExperiment:
-    """Create one experiment per mode, pinned to ``node``, and wait until it is terminal,
-    noting the workload's container id while its pod exists."""
+    """Run one experiment per mode, pinned to ``node``, through the Kubernetes runner (kept, for
+    kubectl), noting the workload's container id while its pod exists."""
 
     def run(mode: str) -> tuple[Mapping[str, Any], str | None]:
         name = f"thp-{stamp}-{mode}"
-        body = experiment_body(
-            name, limit=limit, request=request, mode="bulk", size=f"{size_bytes // 2**20}Mi",
-            docker_memory=None, docker_memory_swap=None, timeout_s=timeout_s,
-            labels={thp.COMPARE_LABEL: stamp}, swap_behavior=SwapBehavior.LIMITED_SWAP.value,
+        spec = ExperimentSpec.build(
+            WorkloadSpec(Mode.BULK, size_bytes), limit=limit, request=request,
+            timeout_s=timeout_s, swap_behavior=SwapBehavior.LIMITED_SWAP,
+            node_selector={HOSTNAME_LABEL: node},
         )  # fmt: skip
-        body["spec"]["nodeSelector"] = {"kubernetes.io/hostname": node}
-        kube.create_experiment(namespace, body)
         seen: dict[str, str | None] = {"container": None}
 
-        def terminal() -> Mapping[str, Any] | None:
-            found = kube.find_experiment(namespace, name)
-            status = (found or {}).get("status") or {}
-            k8s = status.get("kubernetes") or {}
+        def on_update(update: WatchUpdate) -> None:
+            k8s = (update.body.get("status") or {}).get("kubernetes") or {}
             if seen["container"] is None and k8s.get("podName"):
                 seen["container"] = container_id(kube.read_pod(namespace, k8s["podName"]))
             allocated = k8s.get("allocatedBytes")
             got = "" if allocated is None else f", {human(allocated)} allocated"
-            progress(f"THP {mode}: {name} {status.get('phase', 'Pending')}{got}")
-            return found if status.get("phase") in TERMINAL else None
+            progress(f"THP {mode}: {name} {update.phase}{got}")
 
-        result: Mapping[str, Any] = wait_for(f"experiment {name}", timeout_s + 300, terminal)
-        return result, seen["container"]
+        runner = KubernetesRunner(namespace, keep=True, on_update=on_update)
+        experiment = ClusterExperiment(name, spec, {thp.COMPARE_LABEL: stamp})
+        (observed,) = runner.run_all([experiment], timeout_s=timeout_s + 300)
+        if observed.problem:
+            raise thp.ThpError(f"experiment {name}: {observed.problem}")
+        return observed.body, seen["container"]
 
     return run
 

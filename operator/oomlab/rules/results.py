@@ -57,6 +57,9 @@ class RuntimeInfo:
     memory limit again, so a run that fits memory + swap on paper may still be OOM-killed."""
     local: bool | None = None
     """True when the engine shares this process's kernel (so its cgroups are readable here)."""
+    swap_behavior: str | None = None
+    """A Kubernetes node's kubelet ``memorySwap.swapBehavior`` (NoSwap, LimitedSwap); None for a
+    container engine, which has no such setting."""
 
 
 HostFacts = RuntimeInfo

@@ -126,6 +126,22 @@ class WorkloadSpec:
             return f"leak to {size}"
         return f"spike to {size}"
 
+    def to_mapping(self) -> dict[str, Any]:
+        """An OOMExperiment's ``spec.workload`` for this workload (the inverse of
+        :meth:`from_mapping`): sizes in exact binary units, absent fields left out."""
+        mapping: dict[str, Any] = {"mode": self.mode.value, "size": format_binary(self.size_bytes)}
+        sizes = {"chunk": self.chunk_bytes, "step": self.step_bytes, "base": self.base_bytes}
+        mapping.update({k: format_binary(v) for k, v in sizes.items() if v is not None})
+        if self.window is not None:
+            mapping["window"] = self.window
+        if self.interval_s is not None:
+            mapping["interval"] = self.interval_s
+        if self.hold_s:
+            mapping["hold"] = self.hold_s
+        if self.reaccess:
+            mapping["reaccess"] = self.reaccess
+        return mapping
+
     @classmethod
     def from_mapping(cls, spec: Mapping[str, Any]) -> WorkloadSpec:
         """From an OOMExperiment's ``spec.workload`` (camelCase, memhog size strings)."""
