@@ -24,13 +24,13 @@ from kubernetes.client.exceptions import ApiException
 
 from oomlab import kube
 from oomlab.experiment import DockerFlags, pod_name
+from oomlab.handover import OBSERVATION_ANNOTATION, observation_annotation
 from oomlab.operator import handlers as op
 from oomlab.operator.config import OperatorConfig
-from oomlab.operator.docker_view import OBSERVATION_ANNOTATION, observation_annotation
-from oomlab.operator.timestamps import rfc3339
 from oomlab.operator.twin import twin_pod_name
 from oomlab.rules.nodes import NodeFacts
 from oomlab.rules.results import Outcome, RunResult
+from oomlab.rules.timestamps import rfc3339
 
 MiB = 2**20
 GiB = 2**30

@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from oomlab.experiment import ExperimentSpec
+from oomlab.handover import OBSERVATION_ANNOTATION
 from oomlab.operator.config import OperatorConfig
-from oomlab.operator.docker_view import OBSERVATION_ANNOTATION, docker_view
+from oomlab.operator.docker_view import docker_view
 from oomlab.operator.kubernetes_view import (
     Observation,
     PodFacts,

@@ -45,9 +45,9 @@ from oomlab.experiment import (
     build_pod,
     pod_name,
 )
+from oomlab.handover import OBSERVATION_ANNOTATION
 from oomlab.operator.conditions import CONDITION_POD_CREATED, condition_of
 from oomlab.operator.config import ConfigError, OperatorConfig
-from oomlab.operator.docker_view import OBSERVATION_ANNOTATION
 from oomlab.operator.kubernetes_view import (
     Observation,
     PodFacts,
@@ -72,7 +72,6 @@ from oomlab.operator.swapcost_view import (
     twin_lost,
     twin_started,
 )
-from oomlab.operator.timestamps import parse_time, rfc3339
 from oomlab.operator.twin import build_twin_pod, is_twin, twin_memory_limit, twin_pod_name
 from oomlab.rules.classify import Phase, PodVerdict, classify_pod, explain_creation_error
 from oomlab.rules.nodes import NodeFacts, node_facts_from_node
@@ -84,6 +83,7 @@ from oomlab.rules.runtimeclass import (
     node_view,
     runtime_class_from_doc,
 )
+from oomlab.rules.timestamps import parse_time, rfc3339
 from oomlab.rules.workload import parse_lines
 
 log = logging.getLogger("oomlab.operator.handlers")

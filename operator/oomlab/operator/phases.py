@@ -14,8 +14,8 @@ from typing import Any
 
 from oomlab.experiment import ExperimentSpec
 from oomlab.operator.conditions import CONDITION_FINISHED, condition_of
-from oomlab.operator.timestamps import parse_time
 from oomlab.rules.classify import Phase
+from oomlab.rules.timestamps import parse_time
 
 _PHASE_RANK = {Phase.PENDING: 1, Phase.RUNNING: 2}
 _TERMINAL_RANK = 3
