@@ -18,6 +18,8 @@ import pytest
 from oomlab import kube
 from oomlab.cli import thp_compare as thp
 from oomlab.operator import handlers as op
+from oomlab.operator.api import as_body
+from oomlab.operator.state import MEMO_KEY, OperatorState, node_facts
 from oomlab.rules.nodes import NodeFacts
 from oomlab.rules.units import MiB
 
@@ -392,17 +394,17 @@ def test_an_unknown_original_mode_cannot_be_guessed() -> None:
 
 
 def test_node_events_refresh_the_operators_node_facts_without_an_api_call() -> None:
-    state = op.OperatorState()
-    memo = kopf.Memo({op.MEMO_KEY: state})
+    state = OperatorState()
+    memo = kopf.Memo({MEMO_KEY: state})
     node = {
         "metadata": {"name": "oomlab-vm", "labels": {"oomlab.dev/thp": "always"}},
         "status": {"capacity": {"memory": "1531916288"}, "nodeInfo": {"swap": {"capacity": 2}}},
     }
-    asyncio.run(op.node_event(type="MODIFIED", body=op.as_body(node), memo=memo))
+    asyncio.run(op.node_event(type="MODIFIED", body=as_body(node), memo=memo))
     with mock.patch.object(kube, "get_node_facts", side_effect=AssertionError("no API call")):
-        facts = asyncio.run(op.node_facts(state, "oomlab-vm"))
+        facts = asyncio.run(node_facts(state, "oomlab-vm"))
     assert facts is not None and facts.thp == "always"
-    asyncio.run(op.node_event(type="DELETED", body=op.as_body(node), memo=memo))
+    asyncio.run(op.node_event(type="DELETED", body=as_body(node), memo=memo))
     assert "oomlab-vm" not in state.nodes
 
 
