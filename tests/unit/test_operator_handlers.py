@@ -34,7 +34,7 @@ from oomlab.operator.alarms import ExperimentRef
 from oomlab.operator.api import as_body
 from oomlab.operator.config import OperatorConfig
 from oomlab.operator.deadline_actions import deadline_passed
-from oomlab.operator.state import MEMO_KEY, OperatorState, state_of
+from oomlab.operator.state import MEMO_KEY, OperatorState, node_record, state_of
 from oomlab.operator.twin import twin_pod_name
 from oomlab.operator.twin_lifecycle import twin_deadline
 from oomlab.rules.nodes import NodeFacts
@@ -167,7 +167,10 @@ class FakeApi:
     def list_runtime_classes(self) -> list[dict[str, Any]] | None:
         return copy.deepcopy(self.runtime_classes)
 
+    node_lists = 0
+
     def list_nodes(self) -> list[dict[str, Any]] | None:
+        self.node_lists += 1
         return copy.deepcopy(self.nodes)
 
 
@@ -376,6 +379,22 @@ def test_runtime_class_that_fits_runs_and_the_status_names_its_handler(
     assert pod["spec"]["runtimeClassName"] == runtime_class
     k8s = local_cluster.experiments["seed-oom"]["status"]["kubernetes"]
     assert (k8s["runtimeClassName"], k8s["runtimeHandler"]) == (runtime_class, handler)
+
+
+def test_runtime_class_check_reads_the_nodes_from_kopfs_index_not_from_the_api(
+    api: FakeApi,
+) -> None:
+    api.runtime_classes = [RUNC, CRUN]
+    api.nodes = []  # a listing would find no node offering crun, so nothing to contradict
+    api.state.nodes = {
+        node["metadata"]["name"]: [node_record(node)] for node in (HOST_NODE, VM_NODE)
+    }
+    spec = {**SEED_OOM, "runtimeClassName": "crun", "swapBehavior": "NoSwap"}
+    start(api, api.add_experiment("crun-noswap", spec))
+    status = api.experiments["crun-noswap"]["status"]
+    assert (status["phase"], api.pods) == ("Invalid", {})
+    assert "none of them is a NoSwap node" in status["message"]
+    assert api.node_lists == 0
 
 
 def test_without_a_runtime_class_the_status_says_default_and_nothing_is_listed(
@@ -658,10 +677,14 @@ def test_startup_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     ]
 
 
-def test_startup_hands_the_deadline_actions_to_the_state() -> None:
+def test_startup_keeps_kopfs_node_index_and_the_deadline_actions() -> None:
+    index: dict[str, list[Any]] = {}  # kopf hands startup handlers its (still empty) indices
     memo = kopf.Memo()
     with mock.patch.object(kube, "load_client_config"):
-        op.configure(settings=kopf.OperatorSettings(), memo=memo, logger=mock.Mock())
+        op.configure(
+            settings=kopf.OperatorSettings(), memo=memo, logger=mock.Mock(), nodes_by_name=index
+        )
+    assert state_of(memo).nodes is index
     assert state_of(memo).on_deadline is deadline_passed
 
 
@@ -680,8 +703,8 @@ def test_kopf_finds_every_handler_by_importing_the_handlers_module() -> None:
     assert found == {
         "_activities": ["configure", "experiments", "login_via_client", "stop_alarms",
                         "widen_api_thread_pool"],
-        "_indexing": ["experiments_by_phase"],
-        "_watching": ["experiment_event", "node_event", "pod_event"],
+        "_indexing": ["experiments_by_phase", "nodes_by_name"],
+        "_watching": ["experiment_event", "pod_event"],
         "_changing": [f"docker-observation/metadata.annotations.{OBSERVATION_ANNOTATION}",
                       "start_experiment"],
     }  # fmt: skip

@@ -21,12 +21,12 @@ from oomlab.operator.api import as_body
 from oomlab.operator.conditions import CONDITION_POD_CREATED, condition_of
 from oomlab.operator.kubernetes_view import owner_experiment
 from oomlab.operator.phases import status_of
+from oomlab.operator.state import OperatorState, node_views
 from oomlab.rules.classify import Phase, explain_creation_error
 from oomlab.rules.runtimeclass import (
     DEFAULT_HANDLER,
     RuntimeClassCheck,
     check_runtime_class,
-    node_view,
     runtime_class_from_doc,
 )
 
@@ -38,7 +38,9 @@ def pod_was_created(body: Mapping[str, Any]) -> bool:
     return created is not None and created.get("status") == "True"
 
 
-async def runtime_class(body: Mapping[str, Any], spec: ExperimentSpec) -> RuntimeClassCheck:
+async def runtime_class(
+    state: OperatorState, body: Mapping[str, Any], spec: ExperimentSpec
+) -> RuntimeClassCheck:
     """spec.runtimeClassName against the cluster, before the pod exists (once it does, the
     class did exist). Without the right to list RuntimeClasses the API server's admission
     decides and the handler stays unknown."""
@@ -49,11 +51,10 @@ async def runtime_class(body: Mapping[str, Any], spec: ExperimentSpec) -> Runtim
     classes = await asyncio.to_thread(kube.list_runtime_classes)
     if classes is None:
         return RuntimeClassCheck()
-    nodes = await asyncio.to_thread(kube.list_nodes)
     return check_runtime_class(
         spec.runtime_class,
         [runtime_class_from_doc(doc) for doc in classes],
-        [node_view(node) for node in nodes or []],
+        await node_views(state),
         swap_behavior=spec.swap_behavior,
         node_selector=spec.node_selector,
         tolerations=spec.tolerations,

@@ -15,7 +15,7 @@ oomlab.operator.handlers``.
   no finalizer and deletion never hangs) times the experiment out, gives up on the swap-cost twin
   and removes finished pods after ttlSecondsAfterFinished (:mod:`.deadline_actions`).
 
-The operator's own state (configuration, alarms, node facts) lives in kopf's ``memo``; the
+The operator's own state (configuration, alarms, the node index) lives in kopf's ``memo``; the
 probe counts experiments by phase from a kopf index.
 """
 
@@ -60,13 +60,20 @@ from oomlab.operator.kubernetes_view import (
 )
 from oomlab.operator.logs import workload_progress
 from oomlab.operator.phases import is_terminal, phase_of, status_of
-from oomlab.operator.state import MEMO_KEY, OperatorState, node_facts, state_of
+from oomlab.operator.state import (
+    MEMO_KEY,
+    NodeIndex,
+    NodeRecord,
+    OperatorState,
+    node_facts,
+    node_record,
+    state_of,
+)
 from oomlab.operator.status import assemble, invalid_spec_message, rejected_status
 from oomlab.operator.swapcost_view import swap_cost_of
 from oomlab.operator.twin import is_twin, twin_pod_name
 from oomlab.operator.twin_lifecycle import ensure_twin, twin_event
 from oomlab.rules.classify import Phase, PodVerdict, classify_pod
-from oomlab.rules.nodes import node_facts_from_node
 from oomlab.rules.results import Outcome
 
 POD_DELETED = "The pod was deleted before the workload finished."
@@ -77,7 +84,7 @@ def _now() -> datetime:
 
 
 # --------------------------------------------------------------------------------------------
-# startup, probe, cleanup, node events
+# startup, probe, cleanup, the node index
 
 
 API_THREADS = 32
@@ -99,14 +106,21 @@ def configure(
     settings: kopf.OperatorSettings,
     memo: kopf.Memo,
     logger: kopf.Logger,
+    nodes_by_name: NodeIndex | None = None,
     **_: Any,
 ) -> None:
-    """Settings and configuration; a bad configuration stops the operator at once."""
+    """Settings and configuration; a bad configuration stops the operator at once. kopf hands
+    startup handlers its indices already (empty until its first listing): the state keeps the
+    node index, which kopf then keeps current."""
     try:
         config = OperatorConfig.from_env()
     except ConfigError as exc:
         raise kopf.PermanentError(str(exc)) from None
-    memo[MEMO_KEY] = OperatorState(config=config, on_deadline=deadline_passed)
+    memo[MEMO_KEY] = OperatorState(
+        config=config,
+        nodes=nodes_by_name if nodes_by_name is not None else {},
+        on_deadline=deadline_passed,
+    )
     try:
         kube.load_client_config()
     except Exception as exc:
@@ -137,18 +151,12 @@ def stop_alarms(*, memo: kopf.Memo, **_: Any) -> None:
     state_of(memo).alarms.cancel_all()
 
 
-@kopf.on.event("", "v1", "nodes")
-async def node_event(*, type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Keep the cached node facts current: a label changed on purpose (``oomlab thp-compare``
-    switches ``oomlab.dev/thp`` between two runs) is used at once, not after the cache's TTL."""
-    state = state_of(memo)
-    name = str((body.get("metadata") or {}).get("name") or "")
-    if not name:
-        return
-    if type == "DELETED":
-        state.nodes.pop(name, None)
-        return
-    state.nodes[name] = (_now(), node_facts_from_node(dict(body)))
+@kopf.index("", "v1", "nodes")
+def nodes_by_name(*, name: str, body: kopf.Body, **_: Any) -> dict[str, NodeRecord]:
+    """Every node's facts, labels and taints, current with each Node event: a label switched on
+    purpose (``oomlab thp-compare`` sets ``oomlab.dev/thp``) is used at once. kopf runs no other
+    handler before its first listing of nodes is indexed."""
+    return {name: node_record(body)}
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -204,7 +212,7 @@ async def start_experiment(
             lambda cur: assemble(cur, spec, state.config, _now(), observation=observation),
         )
         return
-    runtime = await runtime_class(current, spec)
+    runtime = await runtime_class(state, current, spec)
     if runtime.reason:
         message = invalid_spec_message("spec.runtimeClassName", runtime.message)
         await _invalid(state, current, runtime.reason, message)
