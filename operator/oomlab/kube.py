@@ -1,10 +1,10 @@
-"""Thin Kubernetes I/O for the operator and ``oomlab parity``: plain dicts in and out.
+"""Thin Kubernetes I/O for the operator and the CLI: plain dicts in and out.
 
 Every call goes through the official client with ``_preload_content=False`` so that documents are
 the API server's own JSON (camelCase, every field kept), the same shape kopf hands to handlers
-and the pure modules read. Status writes (the operator's alone) are read-modify-write with the
-resourceVersion as a precondition, retried on conflict, so concurrent handlers never lose each
-other's fields. ``oomlab parity`` writes no status: it hands its Docker run over as an annotation.
+and the pure modules read. How the operator writes the status (read-modify-write, its alone) is
+in :mod:`oomlab.operator.api`. ``oomlab parity`` writes no status: it hands its Docker run over
+as an annotation.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.incluster_config import SERVICE_TOKEN_FILENAME
 
 from oomlab.experiment import GROUP, PLURAL, VERSION, DockerFlags
-from oomlab.operator.docker_view import OBSERVATION_ANNOTATION, observation_annotation
-from oomlab.operator.phases import status_of
-from oomlab.operator.status import status_patch
+from oomlab.handover import OBSERVATION_ANNOTATION, observation_annotation
 from oomlab.rules.nodes import NodeFacts, node_facts_from_node
 from oomlab.rules.results import RunResult
 
@@ -36,7 +33,6 @@ log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_S = 15.0
 MERGE_PATCH = "application/merge-patch+json"
-CONFLICT_ATTEMPTS = 8
 LOG_TAIL_LINES = 40
 FOLD_TIMEOUT_S = 30.0
 """How long ``oomlab parity`` waits for the operator to fold its Docker run into the status."""
@@ -290,13 +286,9 @@ def operator_unavailable() -> str | None:
     return None
 
 
-def patch_status(
-    namespace: str, name: str, patch: Mapping[str, Any], *, resource_version: str | None = None
-) -> dict[str, Any]:
-    """A JSON merge patch on the status subresource; returns the whole object after it."""
-    body: dict[str, Any] = {"status": dict(patch)}
-    if resource_version is not None:
-        body["metadata"] = {"resourceVersion": resource_version}
+def patch_experiment_status(namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch (``{"status": ..., "metadata": ...}``) on the status subresource;
+    returns the whole object after it."""
     return _document(
         _custom().patch_namespaced_custom_object_status,
         GROUP,
@@ -304,60 +296,9 @@ def patch_status(
         namespace,
         PLURAL,
         name,
-        body,
+        dict(patch),
         _content_type=MERGE_PATCH,
     )
-
-
-@dataclass(frozen=True)
-class StatusChange:
-    before: dict[str, Any]
-    after: dict[str, Any]
-    body: dict[str, Any]
-    """The experiment as the API server returned it after the patch."""
-
-
-DesiredStatus = Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
-
-
-def update_status(
-    namespace: str,
-    name: str,
-    desired: DesiredStatus,
-    *,
-    current: Mapping[str, Any] | None = None,
-    uid: str | None = None,
-) -> StatusChange | None:
-    """Set the experiment's status to ``desired(body)``, patching only what differs.
-
-    ``desired`` gets the experiment as it is now and returns the whole desired status (None: leave
-    it). Returns None when the experiment is gone (or is another incarnation than ``uid``) or
-    nothing changed. On a conflict the experiment is read again and ``desired`` asked again.
-    """
-    body = dict(current) if current is not None else find_experiment(namespace, name)
-    for _ in range(CONFLICT_ATTEMPTS):
-        if body is None or (uid is not None and body["metadata"].get("uid") != uid):
-            return None
-        before = status_of(body)
-        wanted = desired(body)
-        if wanted is None:
-            return None
-        patch = status_patch(before, wanted)
-        if not patch:
-            return None
-        try:
-            after_body = patch_status(
-                namespace, name, patch, resource_version=body["metadata"].get("resourceVersion")
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            if exc.status != 409:
-                raise
-            body = find_experiment(namespace, name)
-            continue
-        return StatusChange(before=before, after=status_of(after_body), body=after_body)
-    raise StatusConflict(f"status of {namespace}/{name} kept changing; giving up for now")
 
 
 # --------------------------------------------------------------------------------------------
@@ -526,7 +467,7 @@ def wait_for_docker_fold(
     None when it did not within ``timeout_s`` (the operator is down or busy)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        status = status_of(get_experiment(namespace, name))
+        status = get_experiment(namespace, name).get("status") or {}
         observed = (status.get("docker") or {}).get("observed") or {}
         if observed.get("recordedAt") == observed_at:
             return status
@@ -539,7 +480,6 @@ __all__ = [
     "ApiException",
     "NodeFacts",
     "NotFound",
-    "StatusChange",
     "StatusConflict",
     "create_experiment",
     "create_pod",
@@ -556,13 +496,12 @@ __all__ = [
     "load_client_config",
     "operator_unavailable",
     "patch_experiment_metadata",
-    "patch_status",
+    "patch_experiment_status",
     "read_node",
     "read_pod",
     "read_pod_log_tail",
     "record_docker_observation",
     "set_node_label",
-    "update_status",
     "wait_for_docker_fold",
     "watch_experiments",
 ]

@@ -1,4 +1,5 @@
-"""The kopf handlers against a fake API (kube.py's functions replaced with unittest.mock).
+"""The kopf handlers against a fake API (kube.py's functions and the operator's status patch
+replaced with unittest.mock).
 
 The fake keeps experiments and pods in dicts, applies JSON merge patches with the resourceVersion
 precondition like the API server, and answers 409 for a pod that already exists. What is checked
@@ -11,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,13 +27,19 @@ from kubernetes.client.exceptions import ApiException
 
 from oomlab import kube
 from oomlab.experiment import DockerFlags, pod_name
+from oomlab.handover import OBSERVATION_ANNOTATION, observation_annotation
+from oomlab.operator import api as operator_api
 from oomlab.operator import handlers as op
+from oomlab.operator.alarms import ExperimentRef
+from oomlab.operator.api import as_body
 from oomlab.operator.config import OperatorConfig
-from oomlab.operator.docker_view import OBSERVATION_ANNOTATION, observation_annotation
-from oomlab.operator.timestamps import rfc3339
+from oomlab.operator.deadline_actions import deadline_passed
+from oomlab.operator.state import MEMO_KEY, OperatorState, node_record, state_of
 from oomlab.operator.twin import twin_pod_name
+from oomlab.operator.twin_lifecycle import twin_deadline
 from oomlab.rules.nodes import NodeFacts
 from oomlab.rules.results import Outcome, RunResult
+from oomlab.rules.timestamps import rfc3339
 
 MiB = 2**20
 GiB = 2**30
@@ -79,8 +88,10 @@ class FakeApi:
         self.fail_next_patch_with: int | None = None
         self.create_error: ApiException | None = None
         self.version = 100
-        self.state = op.OperatorState(config=OperatorConfig(max_experiment_bytes=4 * GiB))
-        self.memo = kopf.Memo({op.MEMO_KEY: self.state})
+        self.state = OperatorState(
+            config=OperatorConfig(max_experiment_bytes=4 * GiB), on_deadline=deadline_passed
+        )
+        self.memo = kopf.Memo({MEMO_KEY: self.state})
 
     def add_experiment(self, name: str, spec: dict[str, Any], uid: str = UID) -> dict[str, Any]:
         self.version += 1
@@ -100,7 +111,7 @@ class FakeApi:
         self.experiments[name] = body
         return copy.deepcopy(body)
 
-    # --- kube.py's functions
+    # --- kube.py's functions, and the operator's status patch
     def find_experiment(self, namespace: str, name: str) -> dict[str, Any] | None:
         found = self.experiments.get(name)
         return copy.deepcopy(found) if found else None
@@ -156,7 +167,10 @@ class FakeApi:
     def list_runtime_classes(self) -> list[dict[str, Any]] | None:
         return copy.deepcopy(self.runtime_classes)
 
+    node_lists = 0
+
     def list_nodes(self) -> list[dict[str, Any]] | None:
+        self.node_lists += 1
         return copy.deepcopy(self.nodes)
 
 
@@ -165,7 +179,6 @@ def api() -> Iterator[FakeApi]:
     fake = FakeApi()
     names = [
         "find_experiment",
-        "patch_status",
         "create_pod",
         "read_pod",
         "delete_pod",
@@ -174,7 +187,10 @@ def api() -> Iterator[FakeApi]:
         "list_runtime_classes",
         "list_nodes",
     ]
-    with mock.patch.multiple(kube, **{name: getattr(fake, name) for name in names}):
+    with (
+        mock.patch.multiple(kube, **{name: getattr(fake, name) for name in names}),
+        mock.patch.object(operator_api, "patch_status", fake.patch_status),
+    ):
         yield fake
 
 
@@ -196,7 +212,7 @@ def posted(recorder: mock.Mock) -> list[tuple[str, str, str]]:
 def start(api: FakeApi, body: dict[str, Any]) -> None:
     asyncio.run(
         op.start_experiment(
-            body=op.as_body(body),
+            body=as_body(body),
             namespace=NS,
             name=body["metadata"]["name"],
             uid=body["metadata"]["uid"],
@@ -206,7 +222,7 @@ def start(api: FakeApi, body: dict[str, Any]) -> None:
 
 
 def pod_event(api: FakeApi, pod: dict[str, Any], type_: str = "MODIFIED") -> None:
-    asyncio.run(op.pod_event(type=type_, body=op.as_body(pod), namespace=NS, memo=api.memo))
+    asyncio.run(op.pod_event(type=type_, body=as_body(pod), namespace=NS, memo=api.memo))
 
 
 def fixture_pod(name: str, fake: FakeApi, experiment: str = "seed-oom") -> dict[str, Any]:
@@ -365,6 +381,22 @@ def test_runtime_class_that_fits_runs_and_the_status_names_its_handler(
     assert (k8s["runtimeClassName"], k8s["runtimeHandler"]) == (runtime_class, handler)
 
 
+def test_runtime_class_check_reads_the_nodes_from_kopfs_index_not_from_the_api(
+    api: FakeApi,
+) -> None:
+    api.runtime_classes = [RUNC, CRUN]
+    api.nodes = []  # a listing would find no node offering crun, so nothing to contradict
+    api.state.nodes = {
+        node["metadata"]["name"]: [node_record(node)] for node in (HOST_NODE, VM_NODE)
+    }
+    spec = {**SEED_OOM, "runtimeClassName": "crun", "swapBehavior": "NoSwap"}
+    start(api, api.add_experiment("crun-noswap", spec))
+    status = api.experiments["crun-noswap"]["status"]
+    assert (status["phase"], api.pods) == ("Invalid", {})
+    assert "none of them is a NoSwap node" in status["message"]
+    assert api.node_lists == 0
+
+
 def test_without_a_runtime_class_the_status_says_default_and_nothing_is_listed(
     api: FakeApi,
 ) -> None:
@@ -485,7 +517,7 @@ def hand_over(api: FakeApi, name: str, text: str) -> None:
     """What `oomlab parity` does: annotate the experiment (then kopf calls the field handler)."""
     api.experiments[name]["metadata"]["annotations"] = {OBSERVATION_ANNOTATION: text}
     body = api.find_experiment(NS, name) or {}
-    asyncio.run(op.fold_docker_observation(body=op.as_body(body), memo=api.memo))
+    asyncio.run(op.fold_docker_observation(body=as_body(body), memo=api.memo))
 
 
 def completed_run(at: datetime) -> str:
@@ -560,7 +592,7 @@ def test_timeout_marks_timed_out_and_removes_the_pod(api: FakeApi, events: mock.
         body["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"  # long past
         api.experiments["slow"]["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"
         await op.start_experiment(
-            body=op.as_body(body), namespace=NS, name="slow", uid=UID, memo=api.memo
+            body=as_body(body), namespace=NS, name="slow", uid=UID, memo=api.memo
         )
         assert api.state.alarms.pending() == [f"timeout/{UID}"]
         for _ in range(50):
@@ -581,11 +613,11 @@ def test_ttl_removes_a_finished_pod_and_keeps_the_status(api: FakeApi) -> None:
     async def scenario() -> None:
         body = api.add_experiment("seed-oom", {**SEED_OOM, "ttlSecondsAfterFinished": 0})
         await op.start_experiment(
-            body=op.as_body(body), namespace=NS, name="seed-oom", uid=UID, memo=api.memo
+            body=as_body(body), namespace=NS, name="seed-oom", uid=UID, memo=api.memo
         )
         await op.pod_event(
             type="MODIFIED",
-            body=op.as_body(fixture_pod("oomkilled.yaml", api)),
+            body=as_body(fixture_pod("oomkilled.yaml", api)),
             namespace=NS,
             memo=api.memo,
         )
@@ -603,12 +635,12 @@ def test_experiment_deletion_drops_alarms_and_the_pod(api: FakeApi) -> None:
     async def scenario() -> None:
         body = api.add_experiment("seed-oom", SEED_OOM)
         await op.start_experiment(
-            body=op.as_body(body), namespace=NS, name="seed-oom", uid=UID, memo=api.memo
+            body=as_body(body), namespace=NS, name="seed-oom", uid=UID, memo=api.memo
         )
         assert api.state.alarms.pending() == [f"timeout/{UID}"]
         await op.experiment_event(
             type="DELETED",
-            body=op.as_body(body),
+            body=as_body(body),
             namespace=NS,
             name="seed-oom",
             uid=UID,
@@ -635,7 +667,7 @@ def test_startup_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     memo = kopf.Memo()
     with mock.patch.object(kube, "load_client_config"):
         op.configure(settings=settings, memo=memo, logger=mock.Mock())
-    assert op.state_of(memo).config.max_experiment_bytes == GiB
+    assert state_of(memo).config.max_experiment_bytes == GiB
     assert settings.peering.standalone is True
     assert settings.watching.server_timeout is not None
     assert settings.watching.client_timeout is not None
@@ -643,6 +675,39 @@ def test_startup_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert list(settings.watching.label_selectors.values()) == [
         "app.kubernetes.io/name=oomlab-experiment"
     ]
+
+
+def test_startup_keeps_kopfs_node_index_and_the_deadline_actions() -> None:
+    index: dict[str, list[Any]] = {}  # kopf hands startup handlers its (still empty) indices
+    memo = kopf.Memo()
+    with mock.patch.object(kube, "load_client_config"):
+        op.configure(
+            settings=kopf.OperatorSettings(), memo=memo, logger=mock.Mock(), nodes_by_name=index
+        )
+    assert state_of(memo).nodes is index
+    assert state_of(memo).on_deadline is deadline_passed
+
+
+def test_kopf_finds_every_handler_by_importing_the_handlers_module() -> None:
+    """``kopf run -m oomlab.operator.handlers`` registers what that import registers (a fresh
+    interpreter, so no other test's imports count)."""
+    script = (
+        "import json, kopf, oomlab.operator.handlers\n"
+        "r = kopf.get_default_registry()\n"
+        "kinds = ('_activities', '_indexing', '_watching', '_changing')\n"
+        "print(json.dumps({k: sorted({str(h.id) for h in getattr(r, k).get_all_handlers()})"
+        " for k in kinds}))"
+    )
+    found = json.loads(subprocess.run([sys.executable, "-c", script], check=True,
+                                      capture_output=True, text=True).stdout)  # fmt: skip
+    assert found == {
+        "_activities": ["configure", "experiments", "login_via_client", "stop_alarms",
+                        "widen_api_thread_pool"],
+        "_indexing": ["experiments_by_phase", "nodes_by_name"],
+        "_watching": ["experiment_event", "pod_event"],
+        "_changing": [f"docker-observation/metadata.annotations.{OBSERVATION_ANNOTATION}",
+                      "start_experiment"],
+    }  # fmt: skip
 
 
 def test_probe_counts_experiments_by_phase(api: FakeApi) -> None:
@@ -676,16 +741,16 @@ def test_resume_rearms_the_timeout_even_when_the_status_is_unchanged(api: FakeAp
     async def scenario() -> list[str]:
         body = api.add_experiment("seed-oom", SEED_OOM)
         await op.start_experiment(
-            body=op.as_body(body), namespace=NS, name="seed-oom", uid=UID, memo=api.memo
+            body=as_body(body), namespace=NS, name="seed-oom", uid=UID, memo=api.memo
         )
         await op.start_experiment(
-            body=op.as_body(api.find_experiment(NS, "seed-oom") or {}),
+            body=as_body(api.find_experiment(NS, "seed-oom") or {}),
             namespace=NS, name="seed-oom", uid=UID, memo=api.memo,
         )  # fmt: skip
         api.state.alarms.cancel_all()  # a restart: the old process's alarms are gone
         patches = len(api.patches)
         await op.start_experiment(
-            body=op.as_body(api.find_experiment(NS, "seed-oom") or {}),
+            body=as_body(api.find_experiment(NS, "seed-oom") or {}),
             namespace=NS, name="seed-oom", uid=UID, memo=api.memo,
         )  # fmt: skip
         assert len(api.patches) == patches  # nothing to write...
@@ -792,7 +857,7 @@ def test_twin_completion_writes_the_ratio_and_the_verdict(api: FakeApi, events: 
     # deleting the experiment removes the twin too
     asyncio.run(
         op.experiment_event(
-            type="DELETED", body=op.as_body(api.experiments["cost"]), namespace=NS,
+            type="DELETED", body=as_body(api.experiments["cost"]), namespace=NS,
             name="cost", uid=UID, memo=api.memo,
         )
     )  # fmt: skip
@@ -829,7 +894,7 @@ def test_restart_creates_a_twin_that_was_never_made(api: FakeApi) -> None:
 def test_twin_past_its_deadline_is_removed_with_no_baseline(api: FakeApi) -> None:
     run_to_the_twin(api)
     twin = twin_pod_name("cost", UID)
-    asyncio.run(op.twin_deadline(api.state, NS, "cost", UID))
+    asyncio.run(twin_deadline(api.state, ExperimentRef(NS, "cost", UID)))
     cost = api.experiments["cost"]["status"]["swapCost"]
     assert (cost["state"], cost["verdict"]) == ("Done", "NoBaseline")
     assert "did not finish within timeoutSeconds (300 s)" in cost["message"]

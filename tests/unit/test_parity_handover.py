@@ -23,8 +23,9 @@ from oomlab import kube
 from oomlab.cli import main as cli
 from oomlab.cli.container_runs import Row
 from oomlab.experiment import ExperimentSpec
+from oomlab.handover import OBSERVATION_ANNOTATION
 from oomlab.operator.config import OperatorConfig
-from oomlab.operator.docker_view import OBSERVATION_ANNOTATION, parse_observation
+from oomlab.operator.docker_view import parse_observation
 from oomlab.operator.status import assemble
 from oomlab.rules.results import HostFacts, Outcome, RunResult
 from oomlab.runners import ContainerRun

@@ -12,8 +12,10 @@ import pytest
 import yaml
 
 from oomlab.experiment import ExperimentSpec
+from oomlab.handover import OBSERVATION_ANNOTATION
 from oomlab.operator.config import OperatorConfig
-from oomlab.operator.docker_view import OBSERVATION_ANNOTATION, docker_view
+from oomlab.operator.deadline import cleanup_deadline, timeout_deadline
+from oomlab.operator.docker_view import docker_view
 from oomlab.operator.kubernetes_view import (
     Observation,
     PodFacts,
@@ -22,7 +24,6 @@ from oomlab.operator.kubernetes_view import (
     resolve_cgroup_version,
     timed_out_observation,
 )
-from oomlab.operator.phases import cleanup_deadline, timeout_deadline
 from oomlab.operator.status import assemble, invalid_spec_message, rejected_status, status_patch
 from oomlab.rules.classify import Phase, classify_pod
 from oomlab.rules.nodes import NodeFacts

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import kopf
 import pytest
 
 from oomlab import kube
 from oomlab.cli import thp_compare as thp
 from oomlab.operator import handlers as op
+from oomlab.operator.api import as_body
+from oomlab.operator.state import NodeRecord, OperatorState, node_facts
 from oomlab.rules.nodes import NodeFacts
 from oomlab.rules.units import MiB
 
@@ -391,19 +392,34 @@ def test_an_unknown_original_mode_cannot_be_guessed() -> None:
 # --- the operator sees a label switch at once ----------------------------------------------
 
 
-def test_node_events_refresh_the_operators_node_facts_without_an_api_call() -> None:
-    state = op.OperatorState()
-    memo = kopf.Memo({op.MEMO_KEY: state})
+def test_the_operator_predicts_with_the_node_as_its_last_event_left_it() -> None:
+    """The node index's value is recomputed from each Node event, so a THP switch is used at
+    once, without asking the API."""
     node = {
-        "metadata": {"name": "oomlab-vm", "labels": {"oomlab.dev/thp": "always"}},
+        "metadata": {"name": "oomlab-vm", "labels": {"oomlab.dev/thp": "madvise"}},
         "status": {"capacity": {"memory": "1531916288"}, "nodeInfo": {"swap": {"capacity": 2}}},
     }
-    asyncio.run(op.node_event(type="MODIFIED", body=op.as_body(node), memo=memo))
+    index: dict[str, list[NodeRecord]] = {}  # what kopf keeps from the indexing function
+
+    def node_event(document: dict[str, Any]) -> None:
+        for name, record in op.nodes_by_name(name="oomlab-vm", body=as_body(document)).items():
+            index[name] = [record]
+
+    state = OperatorState(nodes=index)
+    node_event(node)
+    switched = {**node, "metadata": {**node["metadata"], "labels": {"oomlab.dev/thp": "always"}}}
+    node_event(switched)
     with mock.patch.object(kube, "get_node_facts", side_effect=AssertionError("no API call")):
-        facts = asyncio.run(op.node_facts(state, "oomlab-vm"))
+        facts = asyncio.run(node_facts(state, "oomlab-vm"))
     assert facts is not None and facts.thp == "always"
-    asyncio.run(op.node_event(type="DELETED", body=op.as_body(node), memo=memo))
-    assert "oomlab-vm" not in state.nodes
+    assert facts.memory_capacity_bytes == 1_531_916_288
+
+
+def test_a_node_the_index_does_not_hold_is_read_from_the_api() -> None:
+    state = OperatorState()
+    with mock.patch.object(kube, "get_node_facts", return_value=VM_NODE) as read:
+        assert asyncio.run(node_facts(state, "oomlab-vm")) == VM_NODE
+    read.assert_called_once_with("oomlab-vm")
 
 
 # --- the command's errors ------------------------------------------------------------------

@@ -515,7 +515,7 @@ def parity(
     def action() -> None:
         from oomlab import kube
         from oomlab.experiment import ExperimentSpec, InvalidSpec
-        from oomlab.operator.docker_view import OBSERVATION_ANNOTATION
+        from oomlab.handover import OBSERVATION_ANNOTATION
 
         try:
             body = kube.get_experiment(namespace, name)

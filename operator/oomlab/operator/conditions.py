@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from oomlab.operator.timestamps import rfc3339
+from oomlab.rules.timestamps import rfc3339
 
 CONDITION_VALID = "Valid"
 CONDITION_POD_CREATED = "PodCreated"

@@ -10,19 +10,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from oomlab.experiment import DockerFlags, ExperimentSpec
+from oomlab.handover import OBSERVATION_ANNOTATION, flags_document
 from oomlab.operator.config import OperatorConfig
-from oomlab.operator.timestamps import parse_time, rfc3339
-from oomlab.rules.results import Outcome, Predicted, RunResult
+from oomlab.rules.results import Outcome, Predicted
 from oomlab.rules.semantics import Allowance, FlagError, docker_allowance, predict
+from oomlab.rules.timestamps import parse_time
 from oomlab.rules.units import UNLIMITED
-
-OBSERVATION_ANNOTATION = "docker.oomlab.dev/observation"
-"""Not under ``oomlab.dev/``: kopf's progress and diff-base storages own that prefix and leave its
-annotations out of the state they compare, so kopf would never see this one change."""
 
 SOURCE_PREDICTED = "Predicted"
 SOURCE_OBSERVED = "Observed"
@@ -123,37 +119,7 @@ def _outcome(value: Any) -> Outcome | None:
 
 
 # --------------------------------------------------------------------------------------------
-# the hand-over: a Docker run as an annotation, and back
-
-
-def observation_document(result: RunResult, flags: DockerFlags, now: datetime) -> dict[str, Any]:
-    """What ``oomlab parity`` observed, as the annotation's JSON object."""
-    progress = result.progress
-    return compact(
-        {
-            "outcome": result.outcome.value,
-            "exitCode": result.exit_code,
-            "reason": result.reason,
-            "oomKilled": result.oom_killed,
-            "allocatedBytes": progress.allocated_bytes,
-            "peakBytes": result.peak_usage_bytes
-            or progress.peak_rss_bytes
-            or progress.peak_allocated_bytes,
-            "durationSeconds": None if result.duration_s is None else round(result.duration_s, 3),
-            "engine": result.host.engine or result.runner,
-            "engineVersion": result.host.engine_version,
-            "runtime": result.runtime or result.host.runtime,
-            "cgroupVersion": result.host.cgroup_version.value,
-            "hostSwapBytes": result.host.swap_total_bytes,
-            "host": result.host.hostname,
-            "flags": compact({"memory": flags.memory, "memorySwap": flags.memory_swap}),
-            "observedAt": rfc3339(now),
-        }
-    )
-
-
-def observation_annotation(result: RunResult, flags: DockerFlags, now: datetime) -> str:
-    return json.dumps(observation_document(result, flags, now), sort_keys=True)
+# the hand-over: a Docker run as an annotation (written as oomlab.handover says), read back
 
 
 class BadObservation(ValueError):
@@ -193,7 +159,7 @@ def parse_observation(text: str, flags: DockerFlags | None) -> dict[str, Any]:
         )
     ran_with = document.get("flags")
     if isinstance(ran_with, Mapping):
-        written = compact({"memory": flags.memory, "memorySwap": flags.memory_swap})
+        written = flags_document(flags)
         if dict(ran_with) != written:
             raise BadObservation(
                 f"The Docker run was made with {dict(ran_with)}, not with this experiment's "

@@ -11,27 +11,24 @@ oomlab.operator.handlers``.
 * a Docker run handed over by ``oomlab parity`` (the ``docker.oomlab.dev/observation``
   annotation): folded into status.docker and parity under this operator's configuration; one
   made while the operator was down is folded in when it starts (kopf sees the changed field).
-* deadlines: an in-process alarm per experiment (no kopf timer, so no finalizer and deletion never
-  hangs) times the experiment out and removes finished pods after ttlSecondsAfterFinished.
-  Alarms are rebuilt from the status on every restart (resume), so none is lost.
+* deadlines: an in-process alarm per experiment and deadline (:mod:`.alarms`, no kopf timer, so
+  no finalizer and deletion never hangs) times the experiment out, gives up on the swap-cost twin
+  and removes finished pods after ttlSecondsAfterFinished (:mod:`.deadline_actions`).
 
-The operator's own state (configuration, alarms, node facts) lives in kopf's ``memo``; the probe
-counts experiments by phase from a kopf index.
+The operator's own state (configuration, alarms, the node index) lives in kopf's ``memo``; the
+probe counts experiments by phase from a kopf index.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Coroutine, Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from datetime import UTC, datetime
+from typing import Any
 
 import kopf
-from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError
 
 from oomlab import kube
 from oomlab.experiment import (
@@ -42,57 +39,44 @@ from oomlab.experiment import (
     VERSION,
     ExperimentSpec,
     InvalidSpec,
-    build_pod,
     pod_name,
 )
-from oomlab.operator.conditions import CONDITION_POD_CREATED, condition_of
+from oomlab.handover import OBSERVATION_ANNOTATION
+from oomlab.operator.alarms import cancel_experiment_alarms
+from oomlab.operator.api import arm_alarms, delete_pod, write_status
 from oomlab.operator.config import ConfigError, OperatorConfig
-from oomlab.operator.docker_view import OBSERVATION_ANNOTATION
+from oomlab.operator.deadline_actions import deadline_passed
+from oomlab.operator.experiment_pod import (
+    PodRefused,
+    create_or_adopt_pod,
+    pod_vanished,
+    runtime_class,
+)
 from oomlab.operator.kubernetes_view import (
     Observation,
     PodFacts,
     observation_from_verdict,
     owner_experiment,
-    timed_out_observation,
 )
-from oomlab.operator.phases import (
-    cleanup_deadline,
-    is_terminal,
-    phase_of,
-    phase_transition,
-    status_of,
-    timeout_deadline,
+from oomlab.operator.logs import workload_progress
+from oomlab.operator.phases import is_terminal, phase_of, status_of
+from oomlab.operator.state import (
+    MEMO_KEY,
+    NodeIndex,
+    NodeRecord,
+    OperatorState,
+    node_facts,
+    node_record,
+    state_of,
 )
 from oomlab.operator.status import assemble, invalid_spec_message, rejected_status
-from oomlab.operator.swapcost_view import (
-    STATE_DONE,
-    STATE_MEASURING,
-    after_twin,
-    swap_cost_of,
-    twin_lost,
-    twin_started,
-)
-from oomlab.operator.timestamps import parse_time, rfc3339
-from oomlab.operator.twin import build_twin_pod, is_twin, twin_memory_limit, twin_pod_name
-from oomlab.rules.classify import Phase, PodVerdict, classify_pod, explain_creation_error
-from oomlab.rules.nodes import NodeFacts, node_facts_from_node
-from oomlab.rules.results import Outcome, Progress
-from oomlab.rules.runtimeclass import (
-    DEFAULT_HANDLER,
-    RuntimeClassCheck,
-    check_runtime_class,
-    node_view,
-    runtime_class_from_doc,
-)
-from oomlab.rules.workload import parse_lines
+from oomlab.operator.swapcost_view import swap_cost_of
+from oomlab.operator.twin import is_twin, twin_pod_name
+from oomlab.operator.twin_lifecycle import ensure_twin, twin_event
+from oomlab.rules.classify import Phase, PodVerdict, classify_pod
+from oomlab.rules.results import Outcome
 
-log = logging.getLogger("oomlab.operator.handlers")
-
-NODE_FACTS_TTL = timedelta(minutes=5)
-ALARM_RETRY_S = 5.0
-CREATE_RETRY_S = 5.0
 POD_DELETED = "The pod was deleted before the workload finished."
-WARNING_PHASES = {Phase.OOM_KILLED, Phase.FAILED, Phase.TIMED_OUT, Phase.INVALID}
 
 
 def _now() -> datetime:
@@ -100,102 +84,7 @@ def _now() -> datetime:
 
 
 # --------------------------------------------------------------------------------------------
-# operator-wide state: configuration, node facts, alarms, what the probe reports
-
-
-Action = Callable[[], Coroutine[Any, Any, None]]
-
-
-class Alarms:
-    """One-shot timers on the event loop, keyed (``timeout/<uid>``, ``cleanup/<uid>``).
-
-    Setting a key again replaces its alarm. A failing action is retried after a pause.
-    """
-
-    def __init__(self) -> None:
-        self._handles: dict[str, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def set(self, key: str, at: datetime, action: Action) -> None:
-        self.cancel(key)
-        delay = max(0.0, (at - _now()).total_seconds())
-        loop = asyncio.get_running_loop()
-        self._handles[key] = loop.call_later(delay, self._fire, key, action)
-
-    def cancel(self, key: str) -> None:
-        handle = self._handles.pop(key, None)
-        if handle is not None:
-            handle.cancel()
-
-    def cancel_all(self) -> None:
-        for key in list(self._handles):
-            self.cancel(key)
-
-    def pending(self) -> list[str]:
-        return sorted(self._handles)
-
-    def _fire(self, key: str, action: Action) -> None:
-        self._handles.pop(key, None)
-        task = asyncio.ensure_future(self._run(key, action))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _run(self, key: str, action: Action) -> None:
-        try:
-            await action()
-        except Exception:
-            log.exception("alarm %s failed; retrying in %ss", key, ALARM_RETRY_S)
-            if key not in self._handles:
-                self.set(key, _now() + timedelta(seconds=ALARM_RETRY_S), action)
-
-
-@dataclass
-class OperatorState:
-    """What the operator keeps between handlers, in kopf's ``memo`` (set up at startup)."""
-
-    config: OperatorConfig = field(default_factory=OperatorConfig)
-    alarms: Alarms = field(default_factory=Alarms)
-    nodes: dict[str, tuple[datetime, NodeFacts | None]] = field(default_factory=dict)
-
-
-MEMO_KEY = "oomlab"
-
-
-def state_of(memo: kopf.Memo) -> OperatorState:
-    state = memo.get(MEMO_KEY)
-    if not isinstance(state, OperatorState):
-        raise kopf.PermanentError("the operator's startup handler has not configured it")
-    return state
-
-
-async def node_facts(state: OperatorState, name: str | None) -> NodeFacts | None:
-    """A node's memory and swap capacity, cached for a few minutes."""
-    if not name:
-        return None
-    cached = state.nodes.get(name)
-    if cached is not None and _now() - cached[0] < NODE_FACTS_TTL:
-        return cached[1]
-    facts = await asyncio.to_thread(kube.get_node_facts, name)
-    state.nodes[name] = (_now(), facts)
-    return facts
-
-
-@kopf.on.event("", "v1", "nodes")
-async def node_event(*, type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Keep the cached node facts current: a label changed on purpose (``oomlab thp-compare``
-    switches ``oomlab.dev/thp`` between two runs) is used at once, not after the cache's TTL."""
-    state = state_of(memo)
-    name = str((body.get("metadata") or {}).get("name") or "")
-    if not name:
-        return
-    if type == "DELETED":
-        state.nodes.pop(name, None)
-        return
-    state.nodes[name] = (_now(), node_facts_from_node(dict(body)))
-
-
-# --------------------------------------------------------------------------------------------
-# startup, probe, cleanup
+# startup, probe, cleanup, the node index
 
 
 API_THREADS = 32
@@ -213,14 +102,25 @@ async def widen_api_thread_pool(**_: Any) -> None:
 
 @kopf.on.startup()
 def configure(
-    *, settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    *,
+    settings: kopf.OperatorSettings,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    nodes_by_name: NodeIndex | None = None,
+    **_: Any,
 ) -> None:
-    """Settings and configuration; a bad configuration stops the operator at once."""
+    """Settings and configuration; a bad configuration stops the operator at once. kopf hands
+    startup handlers its indices already (empty until its first listing): the state keeps the
+    node index, which kopf then keeps current."""
     try:
         config = OperatorConfig.from_env()
     except ConfigError as exc:
         raise kopf.PermanentError(str(exc)) from None
-    memo[MEMO_KEY] = OperatorState(config=config)
+    memo[MEMO_KEY] = OperatorState(
+        config=config,
+        nodes=nodes_by_name if nodes_by_name is not None else {},
+        on_deadline=deadline_passed,
+    )
     try:
         kube.load_client_config()
     except Exception as exc:
@@ -251,6 +151,14 @@ def stop_alarms(*, memo: kopf.Memo, **_: Any) -> None:
     state_of(memo).alarms.cancel_all()
 
 
+@kopf.index("", "v1", "nodes")
+def nodes_by_name(*, name: str, body: kopf.Body, **_: Any) -> dict[str, NodeRecord]:
+    """Every node's facts, labels and taints, current with each Node event: a label switched on
+    purpose (``oomlab thp-compare`` sets ``oomlab.dev/thp``) is used at once. kopf runs no other
+    handler before its first listing of nodes is indexed."""
+    return {name: node_record(body)}
+
+
 @kopf.index(GROUP, VERSION, PLURAL)
 def experiments_by_phase(*, status: Mapping[str, Any], uid: str, **_: Any) -> dict[str, str]:
     """Every experiment under its phase (Pending until the status says otherwise)."""
@@ -272,92 +180,7 @@ def experiments_seen(
 
 
 # --------------------------------------------------------------------------------------------
-# writing the status
-
-
-def _announce(body: Mapping[str, Any], old: Phase | None, new: Phase, message: str) -> None:
-    """A Kubernetes Event on the experiment for one phase transition."""
-    text = f"{old.value if old else 'New'} -> {new.value}: {message}"
-    if new in WARNING_PHASES:
-        kopf.warn(as_body(body), reason=new.value, message=text)
-    else:
-        kopf.info(as_body(body), reason=new.value, message=text)
-
-
-def as_body(document: Mapping[str, Any]) -> kopf.Body:
-    """A kopf Body view of a plain dict (an object as the API server returned it)."""
-    return kopf.Body(cast(kopf.RawBody, dict(document)))
-
-
-async def write_status(
-    state: OperatorState, current: Mapping[str, Any], desired: kube.DesiredStatus
-) -> kube.StatusChange | None:
-    """Patch what changed in the experiment ``current`` (as last read), announce a phase
-    transition, and (re)arm the experiment's alarms."""
-    namespace, name, uid = (current["metadata"][key] for key in ("namespace", "name", "uid"))
-    change = await asyncio.to_thread(
-        kube.update_status, namespace, name, desired, current=current, uid=uid
-    )
-    if change is None:
-        arm_alarms(state, current)  # after a restart nothing may change, but alarms must exist
-        return None
-    transition = phase_transition(change.before, change.after)
-    if transition is not None:
-        old, new = transition
-        _announce(change.body, old, new, str(change.after.get("message", "")))
-    _announce_swap_cost(change)
-    timed_out_now = transition is not None and transition[1] == Phase.TIMED_OUT
-    arm_alarms(state, change.body, timed_out_now=timed_out_now)
-    return change
-
-
-def _announce_swap_cost(change: kube.StatusChange) -> None:
-    """An Event when status.swapCost is decided (measured, or nothing to measure)."""
-    before, after = swap_cost_of(change.before), swap_cost_of(change.after)
-    if after.get("state") == STATE_DONE and before.get("state") != STATE_DONE:
-        reason = f"SwapCost{after.get('verdict', '')}"
-        kopf.info(as_body(change.body), reason=reason, message=str(after.get("message", "")))
-
-
-def arm_alarms(
-    state: OperatorState, body: Mapping[str, Any], *, timed_out_now: bool = False
-) -> None:
-    """Timeout while the experiment runs; pod removal on a timeout or after its ttl."""
-    meta = body.get("metadata") or {}
-    namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
-    try:
-        spec = ExperimentSpec.from_spec(body.get("spec") or {})
-    except InvalidSpec:
-        return
-    phase = phase_of(status_of(body))
-    if phase is not None and phase.terminal:
-        arm_twin_alarms(state, body, spec)
-        state.alarms.cancel(f"timeout/{uid}")
-        pod = pod_name(name, uid)
-        if timed_out_now:
-            state.alarms.set(f"cleanup/{uid}", _now(), lambda: _delete_pod(namespace, pod))
-        elif (deadline := cleanup_deadline(body, spec)) is not None:
-            # Times come from the kubelet's clock: never wait longer than the ttl from now.
-            latest = _now() + timedelta(seconds=spec.ttl_after_finished_s or 0)
-            state.alarms.set(
-                f"cleanup/{uid}", min(deadline, latest), lambda: _delete_pod(namespace, pod)
-            )
-        return
-    deadline = timeout_deadline(body, spec)
-    if deadline is not None:
-        latest = _now() + timedelta(seconds=spec.timeout_s)
-        state.alarms.set(
-            f"timeout/{uid}", min(deadline, latest), lambda: time_out(state, namespace, name, uid)
-        )
-
-
-async def _delete_pod(namespace: str, name: str) -> None:
-    if await asyncio.to_thread(kube.delete_pod, namespace, name):
-        log.info("deleted pod %s/%s", namespace, name)
-
-
-# --------------------------------------------------------------------------------------------
-# experiments: create / resume
+# experiments: create / resume, the Docker hand-over, deletion
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
@@ -375,20 +198,41 @@ async def start_experiment(
         return
     try:
         spec = ExperimentSpec.from_spec(
-            body.get("spec") or {}, max_bytes=state.config.max_experiment_bytes
+            current.get("spec") or {}, max_bytes=state.config.max_experiment_bytes
         )
     except InvalidSpec as exc:
         await _invalid(state, current, "InvalidSpec", invalid_spec_message(exc.field, str(exc)))
         return
-    if await _pod_vanished(state, current, namespace, name, uid):
+    if await pod_vanished(current, namespace, name, uid):
+        gone = PodVerdict(Phase.FAILED, Outcome.FAILED, "PodDeleted", POD_DELETED)
+        observation = observation_from_verdict(gone, {}, None)
+        await write_status(
+            state,
+            current,
+            lambda cur: assemble(cur, spec, state.config, _now(), observation=observation),
+        )
         return
-    runtime = await _check_runtime_class(current, spec)
+    runtime = await runtime_class(state, current, spec)
     if runtime.reason:
         message = invalid_spec_message("spec.runtimeClassName", runtime.message)
         await _invalid(state, current, runtime.reason, message)
         return
-    created = await _create_or_adopt_pod(state, current, spec, namespace, name, uid)
-    if created is None:
+    made = await create_or_adopt_pod(current, spec, namespace, name, uid)
+    if isinstance(made, PodRefused):
+        await write_status(
+            state,
+            current,
+            lambda cur: rejected_status(
+                cur,
+                phase=made.phase,
+                reason=made.reason,
+                message=made.message,
+                now=_now(),
+                spec_valid=True,
+                spec=spec,
+                config=state.config,
+            ),
+        )
         return
     pod = pod_name(name, uid)
     observation = Observation(
@@ -407,7 +251,7 @@ async def start_experiment(
             state.config,
             _now(),
             observation=observation,
-            pod_created=created,
+            pod_created=(made.reason, made.message),
             runtime=ran_by,
         ),
     )
@@ -422,104 +266,6 @@ async def _invalid(state: OperatorState, body: dict[str, Any], reason: str, mess
             cur, phase=Phase.INVALID, reason=reason, message=message, now=_now(), spec_valid=False
         ),
     )
-
-
-async def _check_runtime_class(body: Mapping[str, Any], spec: ExperimentSpec) -> RuntimeClassCheck:
-    """spec.runtimeClassName against the cluster, before the pod exists (once it does, the
-    class did exist). Without the right to list RuntimeClasses the API server's admission
-    decides and the handler stays unknown."""
-    created = condition_of(status_of(body), CONDITION_POD_CREATED)
-    if created is not None and created.get("status") == "True":
-        return RuntimeClassCheck()
-    if spec.runtime_class is None:
-        return RuntimeClassCheck(handler=DEFAULT_HANDLER)
-    classes = await asyncio.to_thread(kube.list_runtime_classes)
-    if classes is None:
-        return RuntimeClassCheck()
-    nodes = await asyncio.to_thread(kube.list_nodes)
-    return check_runtime_class(
-        spec.runtime_class,
-        [runtime_class_from_doc(doc) for doc in classes],
-        [node_view(node) for node in nodes or []],
-        swap_behavior=spec.swap_behavior,
-        node_selector=spec.node_selector,
-        tolerations=spec.tolerations,
-    )
-
-
-async def _pod_vanished(
-    state: OperatorState, body: dict[str, Any], namespace: str, name: str, uid: str
-) -> bool:
-    """True (and Failed written) when the pod was created once but is gone: deleted while the
-    operator was down. Running the workload a second time would not be the same experiment."""
-    created = condition_of(status_of(body), CONDITION_POD_CREATED)
-    if created is None or created.get("status") != "True":
-        return False
-    if await asyncio.to_thread(kube.read_pod, namespace, pod_name(name, uid)) is not None:
-        return False
-    try:
-        spec = ExperimentSpec.from_spec(body.get("spec") or {})
-    except InvalidSpec:
-        return False
-    gone = PodVerdict(Phase.FAILED, Outcome.FAILED, "PodDeleted", POD_DELETED)
-    observation = observation_from_verdict(gone, {}, None)
-    await write_status(
-        state,
-        body,
-        lambda cur: assemble(cur, spec, state.config, _now(), observation=observation),
-    )
-    return True
-
-
-async def _create_or_adopt_pod(
-    state: OperatorState,
-    body: dict[str, Any],
-    spec: ExperimentSpec,
-    namespace: str,
-    name: str,
-    uid: str,
-) -> tuple[str, str] | None:
-    """(reason, message) for the PodCreated condition, or None when the pod was refused."""
-    pod = build_pod(name, namespace, uid, spec)
-    kopf.adopt(pod, owner=as_body(body))
-    try:
-        await asyncio.to_thread(kube.create_pod, pod)
-        return "Created", f"Created pod {pod['metadata']['name']}."
-    except ApiException as exc:
-        if exc.status == 409:
-            return await _adopt_existing(pod["metadata"]["name"], namespace, uid)
-        phase, reason, sentence = explain_creation_error(exc.status or 0, kube.error_message(exc))
-    except HTTPError as exc:
-        raise kopf.TemporaryError(
-            f"cannot reach the API server: {exc}", delay=CREATE_RETRY_S
-        ) from exc
-    if phase == Phase.PENDING:
-        raise kopf.TemporaryError(sentence, delay=CREATE_RETRY_S)
-    await write_status(
-        state,
-        body,
-        lambda cur: rejected_status(
-            cur,
-            phase=phase,
-            reason=reason,
-            message=sentence,
-            now=_now(),
-            spec_valid=True,
-            spec=spec,
-            config=state.config,
-        ),
-    )
-    return None
-
-
-async def _adopt_existing(pod: str, namespace: str, uid: str) -> tuple[str, str]:
-    existing = await asyncio.to_thread(kube.read_pod, namespace, pod)
-    if existing is None:
-        raise kopf.TemporaryError(f"pod {pod} exists but cannot be read yet", delay=1)
-    owner = owner_experiment(existing)
-    if owner is None or owner.uid != uid:
-        raise kopf.PermanentError(f"pod {pod} exists and belongs to something else")
-    return "Adopted", f"Pod {pod} already existed (an operator restart); it was adopted."
 
 
 @kopf.on.field(
@@ -562,13 +308,11 @@ async def experiment_event(
     (garbage collection through ownerReferences would too, a little later)."""
     if type != "DELETED":
         return
-    state = state_of(memo)
-    for kind in ("timeout", "cleanup", "twin", "twin-cleanup"):
-        state.alarms.cancel(f"{kind}/{uid}")
+    cancel_experiment_alarms(state_of(memo).alarms, uid)
     if namespace:
-        await _delete_pod(namespace, pod_name(name, uid))
+        await delete_pod(namespace, pod_name(name, uid))
         if swap_cost_of(status_of(body)).get("twinPodName"):
-            await _delete_pod(namespace, twin_pod_name(name, uid))
+            await delete_pod(namespace, twin_pod_name(name, uid))
 
 
 # --------------------------------------------------------------------------------------------
@@ -617,216 +361,3 @@ async def pod_event(
     )
     if change is not None:
         await ensure_twin(state, change.body)
-
-
-def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for container in (pod.get("status") or {}).get("containerStatuses") or []:
-        terminated = (container.get("state") or {}).get("terminated")
-        if terminated:
-            return dict(terminated)
-    return None
-
-
-FULL_LOG_LINES = 5000
-"""memhog writes a line per report step (50 MiB by default): thousands of lines is a lot."""
-
-
-async def workload_progress(namespace: str, pod: Mapping[str, Any]) -> Progress | None:
-    """memhog's progress once the container ended: from the termination message (the last log
-    lines, FallbackToLogsOnError), else from the log itself (exit 0 leaves no message)."""
-    terminated = _terminated(pod)
-    if terminated is None:
-        return None
-    progress = parse_lines(str(terminated.get("message") or "").splitlines())
-    if progress.lines and progress.allocated_bytes is not None and progress.cgroup:
-        return progress
-    # The message is only the last lines; memhog's cgroup report (the swap the node really
-    # gave it) is in its first line, so read the whole log, which stays small.
-    name = (pod.get("metadata") or {}).get("name", "")
-    lines = await asyncio.to_thread(kube.read_pod_log_tail, namespace, name, FULL_LOG_LINES)
-    from_log = parse_lines(lines)
-    return from_log if from_log.lines else progress
-
-
-# --------------------------------------------------------------------------------------------
-# timeout
-
-
-async def time_out(state: OperatorState, namespace: str, name: str, uid: str) -> None:
-    """TimedOut once timeoutSeconds passed since the pod started (or since creation)."""
-    body = await asyncio.to_thread(kube.find_experiment, namespace, name)
-    if body is None or body["metadata"].get("uid") != uid or is_terminal(body):
-        return
-    try:
-        spec = ExperimentSpec.from_spec(body.get("spec") or {})
-    except InvalidSpec:
-        return
-    deadline = timeout_deadline(body, spec)
-    if deadline is not None and deadline > _now():
-        arm_alarms(state, body)
-        return
-    pod = pod_name(name, uid)
-    lines = await asyncio.to_thread(kube.read_pod_log_tail, namespace, pod)
-    progress = parse_lines(lines) if lines else None
-    recorded = status_of(body).get("kubernetes") or {}
-    node = await node_facts(state, recorded.get("nodeName"))
-    moment = _now()
-    await write_status(
-        state,
-        body,
-        lambda cur: assemble(
-            cur,
-            spec,
-            state.config,
-            moment,
-            observation=timed_out_observation(spec, cur, progress, moment),
-            node=node,
-        ),
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# swap cost: the unconstrained twin
-
-
-async def ensure_twin(
-    state: OperatorState, body: Mapping[str, Any], *, after_restart: bool = False
-) -> None:
-    """Create the twin when status.swapCost is Measuring and none was made yet (after a restart:
-    create or adopt it; the twin's own pod events then fold its result in)."""
-    section = swap_cost_of(status_of(body))
-    if section.get("state") != STATE_MEASURING:
-        return
-    if section.get("twinPodName") and not after_restart:
-        return
-    meta = body["metadata"]
-    namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
-    try:
-        spec = ExperimentSpec.from_spec(body.get("spec") or {})
-    except InvalidSpec:
-        return
-    node = (status_of(body).get("kubernetes") or {}).get("nodeName")
-    pod = build_twin_pod(name, namespace, uid, spec, node)
-    kopf.adopt(pod, owner=as_body(body))
-    twin = pod["metadata"]["name"]
-    created: dict[str, Any] | None
-    try:
-        created = await asyncio.to_thread(kube.create_pod, pod)
-    except ApiException as exc:
-        if exc.status != 409:
-            why = f"the twin pod {twin} was refused ({kube.error_message(exc)})"
-            await _write_swap_cost(state, body, lambda sec: twin_lost(sec, why, rfc3339(_now())))
-            return
-        created = await asyncio.to_thread(kube.read_pod, namespace, twin)
-        owner = owner_experiment(created or {})
-        if owner is None or owner.uid != uid:
-            raise kopf.PermanentError(f"pod {twin} exists and belongs to something else") from None
-    memory = twin_memory_limit(spec)
-    created_at = ((created or {}).get("metadata") or {}).get("creationTimestamp") or rfc3339(_now())
-    change = await _write_swap_cost(
-        state,
-        body,
-        lambda sec: twin_started(
-            sec, pod_name=twin, node_name=node, memory_bytes=memory, created_at=created_at
-        ),
-    )
-    if change is not None and not section.get("twinPodName"):
-        where = f" on {node}" if node else ""
-        kopf.info(
-            as_body(change.body),
-            reason="SwapCostTwinStarted",
-            message=f"Started the unconstrained twin {twin}{where}: the same workload with a "
-            f"{memory // 2**20} MiB memory limit and no swap, as the baseline of status.swapCost.",
-        )
-
-
-async def _write_swap_cost(
-    state: OperatorState,
-    body: Mapping[str, Any],
-    update: Callable[[dict[str, Any]], dict[str, Any]],
-) -> kube.StatusChange | None:
-    """``update`` applied to status.swapCost while it is Measuring (a no-op once Done)."""
-
-    def desired(current: Mapping[str, Any]) -> dict[str, Any] | None:
-        status = status_of(current)
-        section = swap_cost_of(status)
-        if section.get("state") != STATE_MEASURING:
-            return None
-        return {**status, "swapCost": update(section)}
-
-    return await write_status(state, body, desired)
-
-
-async def twin_event(
-    state: OperatorState, parent: Mapping[str, Any], pod: Mapping[str, Any], *, deleted: bool
-) -> None:
-    """The twin ended (or vanished): its working time against the experiment's, in the status."""
-    if swap_cost_of(status_of(parent)).get("state") != STATE_MEASURING:
-        return
-    try:
-        spec = ExperimentSpec.from_spec(parent.get("spec") or {})
-    except InvalidSpec:
-        return
-    namespace = parent["metadata"]["namespace"]
-    progress = await workload_progress(namespace, pod)
-    verdict = classify_pod(
-        pod,
-        limit_bytes=twin_memory_limit(spec),
-        allocated_bytes=progress.allocated_bytes if progress else None,
-    )
-    if verdict.phase.terminal:
-        await _write_swap_cost(
-            state,
-            parent,
-            lambda sec: after_twin(
-                sec, verdict.outcome, verdict.reason, progress, verdict.finished_at
-            ),
-        )
-    elif deleted:
-        why = "the twin pod was deleted before it finished"
-        await _write_swap_cost(state, parent, lambda sec: twin_lost(sec, why, rfc3339(_now())))
-
-
-def arm_twin_alarms(state: OperatorState, body: Mapping[str, Any], spec: ExperimentSpec) -> None:
-    """The twin's deadline (timeoutSeconds from its creation, also when it never gets a node),
-    and its removal ttlSecondsAfterFinished after the swap cost is known."""
-    meta = body.get("metadata") or {}
-    namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
-    section = swap_cost_of(status_of(body))
-    created = parse_time(section.get("twinCreatedAt"))
-    if section.get("state") == STATE_MEASURING and created is not None:
-        latest = _now() + timedelta(seconds=spec.timeout_s)
-        deadline = min(created + timedelta(seconds=spec.timeout_s), latest)
-        state.alarms.set(
-            f"twin/{uid}", deadline, lambda: twin_deadline(state, namespace, name, uid)
-        )
-        return
-    state.alarms.cancel(f"twin/{uid}")
-    finished = parse_time(section.get("finishedAt"))
-    twin = section.get("twinPodName")
-    if twin and finished is not None and spec.ttl_after_finished_s is not None:
-        latest = _now() + timedelta(seconds=spec.ttl_after_finished_s)
-        at = min(finished + timedelta(seconds=spec.ttl_after_finished_s), latest)
-        state.alarms.set(f"twin-cleanup/{uid}", at, lambda: _delete_pod(namespace, twin))
-
-
-async def twin_deadline(state: OperatorState, namespace: str, name: str, uid: str) -> None:
-    """timeoutSeconds passed since the twin was created: fold it if it ended meanwhile, else
-    remove it and say there is no baseline."""
-    body = await asyncio.to_thread(kube.find_experiment, namespace, name)
-    if body is None or body["metadata"].get("uid") != uid:
-        return
-    twin = twin_pod_name(name, uid)
-    pod = await asyncio.to_thread(kube.read_pod, namespace, twin)
-    if pod is not None:
-        await twin_event(state, body, pod, deleted=False)
-        body = await asyncio.to_thread(kube.find_experiment, namespace, name)
-    if body is None or swap_cost_of(status_of(body)).get("state") != STATE_MEASURING:
-        return
-    try:
-        spec = ExperimentSpec.from_spec(body.get("spec") or {})
-    except InvalidSpec:
-        return
-    await _delete_pod(namespace, twin)
-    why = f"the unconstrained twin did not finish within timeoutSeconds ({spec.timeout_s} s)"
-    await _write_swap_cost(state, body, lambda sec: twin_lost(sec, why, rfc3339(_now())))

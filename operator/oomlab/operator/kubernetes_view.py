@@ -11,7 +11,6 @@ from typing import Any
 from oomlab.experiment import KIND, ExperimentSpec
 from oomlab.operator.config import OperatorConfig
 from oomlab.operator.phases import status_of
-from oomlab.operator.timestamps import parse_time, rfc3339
 from oomlab.rules.classify import Phase, PodVerdict
 from oomlab.rules.nodes import NodeFacts
 from oomlab.rules.results import CgroupVersion, Outcome, Progress
@@ -26,6 +25,7 @@ from oomlab.rules.semantics import (
     predict,
     thp_caveat,
 )
+from oomlab.rules.timestamps import parse_time, rfc3339
 from oomlab.rules.units import human
 from oomlab.rules.workload import swap_limit_from_report
 

@@ -1,20 +1,15 @@
-"""An experiment's phase over time: reading it, its forward-only order, and its deadlines.
+"""An experiment's phase over time: reading it and its forward-only order.
 
 Phases only move forward (Pending -> Running -> a terminal phase) and the first terminal phase
 sticks: a late pod event (the pod deleted after a timeout, say) cannot rewrite a result. The
-deadlines (timeoutSeconds, ttlSecondsAfterFinished) are measured from the timestamps the status
-records, so they can be recomputed after any restart.
+deadlines measured from its timestamps are in :mod:`oomlab.operator.deadline`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
 from typing import Any
 
-from oomlab.experiment import ExperimentSpec
-from oomlab.operator.conditions import CONDITION_FINISHED, condition_of
-from oomlab.operator.timestamps import parse_time
 from oomlab.rules.classify import Phase
 
 _PHASE_RANK = {Phase.PENDING: 1, Phase.RUNNING: 2}
@@ -56,26 +51,3 @@ def phase_transition(
     if new is None or old == new:
         return None
     return old, new
-
-
-def timeout_deadline(body: Mapping[str, Any], spec: ExperimentSpec) -> datetime | None:
-    """timeoutSeconds after the container started, or after creation if it never started."""
-    recorded = status_of(body).get("kubernetes") or {}
-    start = parse_time(recorded.get("startedAt")) or parse_time(
-        (body.get("metadata") or {}).get("creationTimestamp")
-    )
-    return None if start is None else start + timedelta(seconds=spec.timeout_s)
-
-
-def cleanup_deadline(body: Mapping[str, Any], spec: ExperimentSpec) -> datetime | None:
-    """When a finished experiment's pod goes (ttlSecondsAfterFinished), or None to keep it."""
-    if spec.ttl_after_finished_s is None or not is_terminal(body):
-        return None
-    status = status_of(body)
-    finished = parse_time((status.get("kubernetes") or {}).get("finishedAt"))
-    if finished is None:
-        condition = condition_of(status, CONDITION_FINISHED) or {}
-        finished = parse_time(condition.get("lastTransitionTime"))
-    if finished is None:
-        return None
-    return finished + timedelta(seconds=int(spec.ttl_after_finished_s))
