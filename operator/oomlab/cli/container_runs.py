@@ -9,8 +9,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from oomlab.rules.docker import docker_prediction as predict_docker
 from oomlab.rules.results import Outcome, Predicted, RunResult, RuntimeInfo
-from oomlab.rules.semantics import Allowance, Prediction, docker_allowance, predict
+from oomlab.rules.semantics import Allowance, Prediction
 from oomlab.rules.units import human
 from oomlab.runners import (
     ContainerRun,
@@ -62,16 +63,12 @@ def docker_prediction(
 
     ``host_swap`` overrides the host's swap total (``oomlab predict --host-swap``).
     """
-    allowance = docker_allowance(
-        run.memory_bytes,
-        run.memory_swap_bytes,
-        swap_accounting=host is None or host.swap_limit_supported is not False,
-        as_written=(run.memory, run.memory_swap),
-    )
-    subject = "Docker" if run.engine.startswith("docker") else "podman"
-    swap = host_swap if host_swap is not None else (host.swap_total_bytes if host else None)
-    return allowance, predict(
-        run.workload.demand_bytes(), allowance, host_swap_bytes=swap, subject=subject
+    return predict_docker(
+        run.docker_flags,
+        run.workload.demand_bytes(),
+        host,
+        host_swap_bytes=host_swap,
+        subject="Docker" if run.engine.startswith("docker") else "podman",
     )
 
 

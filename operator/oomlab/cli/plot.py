@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from oomlab.rules.docker import flags_allowance
 from oomlab.rules.results import Outcome
-from oomlab.rules.semantics import Allowance, docker_allowance, usable_swap
+from oomlab.rules.semantics import Allowance, usable_swap
 from oomlab.rules.units import MiB
 
 if TYPE_CHECKING:
@@ -38,11 +39,7 @@ def _pyplot() -> Any:
 def _allowance(row: Row) -> Allowance:
     """Docker's allowance for the row's flags on the host the row ran on."""
     host = row.result.host if row.result else None
-    return docker_allowance(
-        row.run.memory_bytes,
-        row.run.memory_swap_bytes,
-        swap_accounting=host is None or host.swap_limit_supported is not False,
-    )
+    return flags_allowance(row.run.docker_flags, host)
 
 
 def plot_timeline(rows: Sequence[Row], path: Path) -> None:
