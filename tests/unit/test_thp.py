@@ -122,7 +122,7 @@ def test_parse_skips_lines_it_does_not_know_and_unlimited_swap_is_none() -> None
             "garbage",
             "node t=oops thp=always",
             "after always",
-            "node t=10.0 thp=always SwapCached=4096",
+            "node t=10.0 thp=always | SwapCached:  4 kB | AnonHugePages: 0 kB",
             f"cg t=10.0 path={SCOPE} memory.current=5 memory.swap.max=max swapcached=7",
             f"cg t=11.0 path={SCOPE} memory.current=9 memory.swap.current=3 swapcached=2",
             f"cg t=11.5 path={SCOPE} memory.current=1 memory.swap.current=0 swapcached=0",
@@ -131,6 +131,7 @@ def test_parse_skips_lines_it_does_not_know_and_unlimited_swap_is_none() -> None
         ]
     )
     assert (log.before, log.after, len(log.nodes), len(log.cgroups)) == ("madvise", "always", 1, 5)
+    assert (log.nodes[0].swap_cached_bytes, log.nodes[0].anon_huge_bytes) == (4096, 0)
     end = thp.end_state(log, CONTAINER)
     assert end is not None
     assert (end.memory_bytes, end.swap_bytes, end.swap_cached_bytes) == (9, 3, 2)

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from oomlab.rules.kernel import parse_meminfo
 from oomlab.rules.nodes import SWAP_TAINT_KEY, THP_LABEL, NodeFacts
 from oomlab.rules.results import Predicted
 from oomlab.rules.semantics import kernel_limit, limited_swap_bytes
@@ -41,7 +42,8 @@ needs swap and fits in limit + swap with a quarter of the allowance to spare (FA
 killed under ``always``, used about 0.78 of its allowance)."""
 
 # Runs inside the helper pod on Debian's python3-minimal (the memhog image): no json module, so
-# it prints ``key=value`` lines. argv: MODE|- (write it to THP's enabled file first), SAMPLES
+# it prints ``key=value`` lines; a node sample carries its /proc/meminfo lines as read, after
+# `` | `` (parse_meminfo reads them). argv: MODE|- (write it to THP's enabled file first), SAMPLES
 # (how many samples, a second apart; -1: until the pod is deleted). Paths under $HELPER_ROOT.
 HELPER_SCRIPT = r"""
 import os, sys, time
@@ -73,9 +75,8 @@ left = int(sys.argv[2])
 while left != 0:
     left -= 1
     now = "t=%.2f" % time.time()
-    info = dict(l.split(":", 1) for l in read(MEMINFO).splitlines() if ":" in l)
-    node = ["%s=%d" % (k, int(info[k].split()[0]) * 1024) for k in NODE if k in info]
-    say(" ".join(["node", now, "thp=" + selected()] + node))
+    node = [l for l in read(MEMINFO).splitlines() if l.split(":", 1)[0] in NODE]
+    say(" | ".join(["node " + now + " thp=" + selected()] + node))
     for top in ("kubepods.slice", "kubepods"):
         for d, subdirs, names in os.walk(os.path.join(CGROUP, top)):
             if subdirs or "burstable" not in d or "memory.stat" not in names:
@@ -244,6 +245,7 @@ def parse_helper_log(lines: Iterable[str]) -> HelperLog:
     cgroups: list[CgroupSample] = []
     for line in lines:
         kind, _, rest = line.strip().partition(" ")
+        rest, *meminfo = rest.split(" | ")
         words = rest.split()
         if kind in ("before", "after") and len(words) == 1:
             before, after = (words[0], after) if kind == "before" else (before, words[0])
@@ -254,13 +256,9 @@ def parse_helper_log(lines: Iterable[str]) -> HelperLog:
         except ValueError:
             continue
         if kind == "node" and "thp" in values:
+            node = parse_meminfo("\n".join(meminfo))
             nodes.append(
-                NodeSample(
-                    t,
-                    values["thp"],
-                    _int(values.get("SwapCached")),
-                    _int(values.get("AnonHugePages")),
-                )
+                NodeSample(t, values["thp"], node.get("SwapCached"), node.get("AnonHugePages"))
             )
         elif kind == "cg" and "path" in values:
             known = {"t", "path", "memory.current", "memory.swap.current", "memory.swap.max"}
