@@ -12,7 +12,6 @@ finding. Nothing here judges: it reads what the operator wrote.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from oomlab.rules.nodes import NodeFacts, node_facts_from_node
 from oomlab.rules.runtimeclass import check_runtime_class, node_view, runtime_class_from_doc
-from oomlab.rules.semantics import SwapBehavior, docker_allowance, kernel_limit, limited_swap_bytes
+from oomlab.rules.semantics import (
+    QoSClass,
+    SwapBehavior,
+    docker_allowance,
+    kernel_limit,
+    limited_swap_bytes,
+    limited_swap_request,
+)
 from oomlab.rules.units import MiB, human, parse_docker_flags
 
 if TYPE_CHECKING:
@@ -107,7 +113,7 @@ def kubernetes_equivalent(scenario: Scenario, limited_node: NodeFacts | None) ->
         )  # fmt: skip
     if swap == 0:
         return KubeMapping(
-            limit, limit, "Guaranteed",
+            limit, limit, QoSClass.GUARANTEED,
             f"Docker {scenario.memory}/{scenario.memory_swap or 'unset'} gives no swap; a "
             "Guaranteed pod (request = limit) gets none under either swap behaviour",
             limited_swap_bytes=0,
@@ -122,15 +128,13 @@ def kubernetes_equivalent(scenario: Scenario, limited_node: NodeFacts | None) ->
     ):
         request = FALLBACK_BURSTABLE_REQUEST
         return KubeMapping(
-            limit, _mi(request), "Burstable",
+            limit, _mi(request), QoSClass.BURSTABLE,
             f"{docker_text} gives {human(swap)} of swap; with no LimitedSwap node to size the "
             f"request from, {_mi(request)} as in samples/seed-limited-swap.yaml",
         )  # fmt: skip
     node_memory = limited_node.memory_capacity_bytes
     node_swap = limited_node.swap_capacity_bytes
-    request = math.ceil(swap * node_memory / node_swap / MiB) * MiB
-    while limited_swap_bytes(request, node_memory, node_swap) < swap:
-        request += MiB
+    request = limited_swap_request(swap, node_memory, node_swap, step=MiB)
     if request >= memory:
         return KubeMapping(
             limit, "-", "-", "",
@@ -139,7 +143,7 @@ def kubernetes_equivalent(scenario: Scenario, limited_node: NodeFacts | None) ->
         )  # fmt: skip
     share = kernel_limit(limited_swap_bytes(request, node_memory, node_swap))
     return KubeMapping(
-        limit, _mi(request), "Burstable",
+        limit, _mi(request), QoSClass.BURSTABLE,
         f"{docker_text} gives {human(swap)} of swap; LimitedSwap gives request / "
         f"{node_memory:,} B x {node_swap:,} B, so request {_mi(request)} gets {share:,} B "
         f"({human(share)}), the smallest whole-MiB request with at least as much",

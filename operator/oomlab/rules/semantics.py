@@ -284,6 +284,19 @@ def limited_swap_bytes(request: int, node_memory: int, node_swap: int) -> int:
     return math.floor(request / node_memory * node_swap)
 
 
+def limited_swap_request(swap: int, node_memory: int, node_swap: int, *, step: int = 1) -> int:
+    """The inverse of :func:`limited_swap_bytes`: the smallest request, in whole ``step``s,
+    whose LimitedSwap share on this node is at least ``swap``."""
+    if swap <= 0:
+        return 0
+    request = math.ceil(swap * node_memory / node_swap / step) * step
+    while limited_swap_bytes(request, node_memory, node_swap) < swap:
+        request += step  # the float above can land a step short
+    while request > step and limited_swap_bytes(request - step, node_memory, node_swap) >= swap:
+        request -= step  # or a step long
+    return request
+
+
 def kernel_limit(value: int, page: int = PAGE_BYTES) -> int:
     """A limit as its cgroup file reads back: the kernel stores it in whole pages, rounding down
     (the kubelet writes 587960434 to memory.swap.max, which then reads 587960320)."""
