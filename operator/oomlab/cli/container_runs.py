@@ -9,8 +9,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from oomlab.cli.verdict import Verdict
 from oomlab.rules.docker import docker_prediction as predict_docker
-from oomlab.rules.results import Outcome, Predicted, RunResult, RuntimeInfo
+from oomlab.rules.results import Outcome, RunResult, RuntimeInfo
 from oomlab.rules.semantics import Allowance, Prediction
 from oomlab.rules.units import human
 from oomlab.runners import (
@@ -32,14 +33,20 @@ class Row:
     error: str = ""
 
     @property
+    def verdict(self) -> Verdict:
+        result = self.result
+        return Verdict(
+            self.prediction.outcome.value if self.prediction else None,
+            result.outcome.value if result else None,
+            result.exit_code if result else None,
+            not_run=self.error if result is None else None,
+            # the rules predict memory behaviour; a refusal is reported on its own
+            refused=result is not None and result.outcome == Outcome.REFUSED,
+        )
+
+    @property
     def agrees(self) -> bool | None:
-        if self.prediction is None or self.result is None:
-            return None
-        if self.prediction.outcome == Predicted.BORDERLINE:
-            return None
-        if self.result.outcome == Outcome.REFUSED:
-            return None  # the rules predict memory behaviour; a refusal is reported on its own
-        return self.prediction.outcome.value == self.result.outcome.value
+        return self.verdict.agrees
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -341,7 +341,7 @@ def swap_cost_cmd(
     twin's; swap-ins come from the container's cgroup where the kernel counts them per cgroup
     (v2, 6.12+), else from /proc/vmstat (system-wide, said so).
     """
-    from oomlab.cli.report import unconstrained_twin
+    from oomlab.cli.report_model import unconstrained_twin
 
     runs = []
     for passes in _split(reaccess):
@@ -411,30 +411,33 @@ def report_cmd(
     engines, the cluster) run at the same time.
     """
     from oomlab.cli import report as rep
+    from oomlab.cli import report_findings as judged
+    from oomlab.cli import report_model as model
+    from oomlab.cli import report_render as render
 
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    cols = rep.columns(_split(engine), _split(runtime))
-    total = rep.planned_runs(cols, rep.SCENARIOS) + rep.planned_cluster_cells(cluster)
+    cols = model.columns(_split(engine), _split(runtime))
+    total = model.planned_runs(cols, model.SCENARIOS) + rep.planned_cluster_cells(cluster)
     with progress_bar(total, "report") as (advance, describe):
         result = rep.measure_all(
             cols, cluster=cluster, image=image, timeout_s=timeout,
             cluster_timeout_s=cluster_timeout, on_step=describe, on_done=advance,
             on_cluster_done=advance, skip=_split(skip),
         )  # fmt: skip
-    written = rep.write(result, out_dir, charts=charts)
+    written = render.write(result, out_dir, charts=charts)
     if readme_table:
-        print(rep.readme_table(result), end="")
-    slow = rep.longest(result.steps)
-    parts = rep.column_seconds(result)
+        print(render.readme_table(result), end="")
+    slow = judged.longest(result.steps)
+    parts = judged.column_seconds(result)
     biggest = next(iter(parts.items()), ("-", 0.0))
-    group = rep.largest_group(result)
+    group = judged.largest_group(result)
     err.print(
         f"wrote {', '.join(str(p) for p in written)}\n"
         f"wall time {result.wall_s:.1f} s; longest step: "
         f"{slow.name if slow else '-'} ({slow.seconds if slow else 0:.1f} s); largest part: "
         f"{biggest[0]} ({biggest[1]:.1f} s)"
         + (f"; slowest group: {group[0]} ({group[1]:.1f} s)" if group else "")
-        + f"; {len(rep.findings(result))} finding(s)",
+        + f"; {len(judged.findings(result))} finding(s)",
         highlight=False,
         soft_wrap=True,
     )
