@@ -25,6 +25,7 @@ MiB = 2**20
 # The VM node as measured (README: capacity 1,531,916,288 B, swap 2,147,479,552 B).
 VM_FACTS = NodeFacts("oomlab-vm", 1_531_916_288, 2_147_479_552, SwapBehavior.LIMITED_SWAP)
 SCENARIOS = {s.key: s for s in model.SCENARIOS}
+UNLIMITED = model.Scenario("unlimited", "unlimited swap (500m/-1)", model.SEED, "500m", "-1")
 NOSWAP, LIMITED_RUNC, LIMITED_CRUN = cc.CLUSTER_COLUMNS
 
 
@@ -86,9 +87,16 @@ def test_swap_unset_is_docker_twice_memory_so_swap_equal_to_memory() -> None:
     assert mapping.request == "357Mi"
 
 
-def test_reaccess_cannot_be_asked_of_the_operator() -> None:
+def test_reaccess_is_run_by_the_operator_as_its_flags_map() -> None:
     mapping = cc.kubernetes_equivalent(SCENARIOS["reaccess"], VM_FACTS)
-    assert mapping.not_run and "re-access" in mapping.not_run
+    assert not mapping.not_run
+    assert mapping == cc.kubernetes_equivalent(SCENARIOS["swap"], VM_FACTS)
+    assert mapping.text() == "Burstable 374Mi/500Mi"
+
+
+def test_unlimited_docker_swap_has_no_kubelet_equivalent() -> None:
+    mapping = cc.kubernetes_equivalent(UNLIMITED, VM_FACTS)
+    assert "unlimited Docker swap has no kubelet equivalent" in mapping.not_run
     assert mapping.text().startswith("not run: ")
 
 
@@ -179,20 +187,21 @@ def test_limited_swap_node_facts_come_from_the_ready_labelled_node() -> None:
 # -- the report ----------------------------------------------------------------------------------
 
 
-def cluster_part() -> cc.ClusterPart:
-    part = cc.ClusterPart(
-        mapping={s.key: cc.kubernetes_equivalent(s, VM_FACTS) for s in model.SCENARIOS}
-    )
+def cluster_part(scenarios: tuple[model.Scenario, ...] = model.SCENARIOS) -> cc.ClusterPart:
+    part = cc.ClusterPart(mapping={s.key: cc.kubernetes_equivalent(s, VM_FACTS) for s in scenarios})
     outcomes = {"no-swap": "OOMKilled", "swap": "Completed", "swap-unset": "OOMKilled",
-                "streaming": "Completed"}  # fmt: skip
+                "streaming": "Completed", "reaccess": "Completed"}  # fmt: skip
     for column in cc.CLUSTER_COLUMNS:
-        for scenario in model.SCENARIOS:
+        for scenario in scenarios:
             mapping = part.mapping[scenario.key]
             if mapping.not_run:
                 part.cells.append(cc.ClusterCell(column, scenario, mapping, error=mapping.not_run))
                 continue
             observed = outcomes[scenario.key]
-            if column.swap_behavior == SwapBehavior.NO_SWAP and scenario.key == "swap":
+            if column.swap_behavior == SwapBehavior.NO_SWAP and scenario.key in (
+                "swap",
+                "reaccess",
+            ):
                 observed = "OOMKilled"
             code = 137 if observed == "OOMKilled" else 0
             body = status(observed, observed, exit_code=code, reason=observed,
@@ -209,16 +218,21 @@ def test_cluster_lines_join_the_runtime_table_under_the_same_headings() -> None:
     crun = next(line for line in lines if line.startswith("| kubelet LimitedSwap v2 crun"))
     assert "runtime handler crun" in crun
     assert "OOMKilled, 137 ✓" in crun and "Completed ✓" in crun
-    assert "not run: an OOMExperiment has no re-access passes" in crun
+    assert crun.count("Completed ✓") == 3  # swap, streaming and re-access
     assert crun.endswith("| terminated.reason=OOMKilled |")
     assert len(lines) == 2 + len(cc.CLUSTER_COLUMNS)
 
 
+def test_every_cluster_cell_as_predicted_is_no_finding() -> None:
+    assert judged.findings(rep.Report(started="now", cluster=cluster_part())) == []
+
+
 def test_cluster_findings_name_the_row_no_experiment_can_express_once() -> None:
-    report = rep.Report(started="now", cluster=cluster_part())
+    report = rep.Report(started="now", cluster=cluster_part((*model.SCENARIOS, UNLIMITED)))
     found = judged.findings(report)
     assert len(found) == 1
-    assert "re-access" in found[0] and found[0].startswith("**the cluster's columns**")
+    assert "unlimited Docker swap" in found[0]
+    assert found[0].startswith("**the cluster's columns**, unlimited swap (500m/-1): not run: ")
 
 
 def test_a_cluster_disagreement_is_a_finding_with_the_operators_sentences() -> None:
@@ -255,7 +269,7 @@ def test_markdown_shows_the_mapping_and_every_cluster_cell() -> None:
     assert "| swap allowed (500m/1g) | Burstable 374Mi/500Mi |" in text
     assert "| no swap (500m/500m) | Guaranteed 500Mi/500Mi |" in text
     assert text.count("| kubelet LimitedSwap v2 crun |") == len(model.SCENARIOS)
-    assert "The cluster: 15 cells on 3 column(s) through the operator; 12 of 12 decided" in text
+    assert "The cluster: 15 cells on 3 column(s) through the operator; 15 of 15 decided" in text
     data = render.to_json(rep.Report(cluster=cluster_part()))
     assert data["cluster"]["mapping"]["swap"]["request"] == "374Mi"
 
@@ -315,8 +329,13 @@ def test_cluster_cells_are_drawn_with_the_swap_the_kernel_set(tmp_path: Any) -> 
     report = rep.Report(started="now", cluster=cluster_part())
     bars = render.cluster_bars(report)
     assert len(bars) == len(report.cluster.cells) if report.cluster else False
-    reaccess = [b for b in bars if b.note]
-    assert len(reaccess) == len(cc.CLUSTER_COLUMNS)  # one "not run" row per column
+    assert not any(b.note for b in bars)
+    reaccess = [b for b in bars if "LimitedSwap v2 runc bulk\nBurstable 374Mi" in b.label]
+    assert len(reaccess) == 2  # swap and re-access, both as Burstable 374Mi/500Mi
+    unlimited = render.cluster_bars(rep.Report(cluster=cluster_part((UNLIMITED,))))
+    assert [b.note for b in unlimited] == [
+        cc.kubernetes_equivalent(UNLIMITED, VM_FACTS).not_run
+    ] * 3
     guaranteed = next(b for b in bars if "Guaranteed" in b.label)
     assert (guaranteed.memory_bytes, guaranteed.swap_bytes) == (500 * MiB, 0)
     written = render.write(report, tmp_path)

@@ -98,12 +98,6 @@ def kubernetes_equivalent(scenario: Scenario, limited_node: NodeFacts | None) ->
     if memory is None:
         return KubeMapping("-", "-", "-", "", not_run="no Docker memory limit: nothing to map")
     limit = _mi(memory) if memory % MiB == 0 else str(memory)
-    if scenario.workload.reaccess:
-        return KubeMapping(
-            limit, "-", "-", "",
-            not_run="an OOMExperiment has no re-access passes (memhog --reaccess is not in "
-            "the CRD's spec.workload)",
-        )  # fmt: skip
     allowance = docker_allowance(memory, memory_swap)
     swap = allowance.swap_bytes
     if swap is None:
