@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from oomlab.cli.container_runs import Row, describe_host, execute
+from oomlab.cli.container_runs import Row, describe_host, execute, row_bar, row_timeline
+from oomlab.cli.plot import plot_bars, plot_timeline
 from oomlab.rules.results import Outcome, Predicted
 from oomlab.rules.units import human
 from oomlab.runners import ContainerRun
@@ -130,14 +131,11 @@ def show_rows(
     else:
         out.print(render(rows, title))
     if plot is not None:
-        from oomlab.cli.plot import plot_rows
-
-        plot_rows(rows, plot)
+        plot_bars([row_bar(row) for row in rows], plot)
         err.print(f"wrote {plot}")
     if timeline is not None:
-        from oomlab.cli.plot import plot_timeline
-
-        plot_timeline(rows, timeline)
+        timelines = [row_timeline(row) for row in rows]
+        plot_timeline([t for t in timelines if t is not None], timeline)
         err.print(f"wrote {timeline}")
     if any(row.agrees is False for row in rows):
         err.print("[bold red]some observations differ from the prediction[/] (marked ✗)")

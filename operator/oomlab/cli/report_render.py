@@ -374,7 +374,8 @@ def write(report: Report, directory: Path, *, charts: bool = True) -> list[Path]
     directory.mkdir(parents=True, exist_ok=True)
     names: list[str] = []
     if charts:
-        from oomlab.cli.plot import plot_bars, plot_swap_cost, row_bar
+        from oomlab.cli.container_runs import row_bar
+        from oomlab.cli.plot import plot_bars, plot_swap_cost
 
         started = time.monotonic()
         bars = [row_bar(c.row) for c in report.cells] + cluster_bars(report)
