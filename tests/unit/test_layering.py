@@ -17,6 +17,11 @@ PACKAGE = Path(__file__).resolve().parents[2] / "operator" / "oomlab"
 RULES_MAY_NOT_IMPORT = ("subprocess", "socket", "docker", "kopf", "urllib3", "requests")
 """Modules that do I/O; the rules take text and numbers, never fetch them."""
 
+MAX_LINES = 500
+BEING_SPLIT = {"oomlab.operator.handlers"}
+"""Modules still over :data:`MAX_LINES` while their split is under way (issue 15); one that is no
+longer over it fails the test until it leaves this set."""
+
 
 def module_name(path: Path, root: Path = PACKAGE) -> str:
     parts = [root.name, *path.relative_to(root).with_suffix("").parts]
@@ -198,3 +203,15 @@ def test_the_operator_never_imports_the_cli() -> None:
 
 def test_runners_never_import_the_faces() -> None:
     assert _importing("oomlab.runners", ("oomlab.cli", "oomlab.operator")) == []
+
+
+def test_the_shared_modules_never_import_the_faces() -> None:
+    shared = ("oomlab.kube", "oomlab.experiment", "oomlab.runners", "oomlab.rules")
+    assert [edge for name in shared for edge in _importing(name, ("oomlab.cli",))] == []
+
+
+def test_no_module_is_over_the_line_limit() -> None:
+    lines = {name: len(path.read_text().splitlines()) for name, path in modules().items()}
+    over = {name for name, count in lines.items() if count > MAX_LINES}
+    assert over - BEING_SPLIT == set(), {name: lines[name] for name in over}
+    assert BEING_SPLIT - over == set(), "split now: take it out of BEING_SPLIT"
