@@ -31,15 +31,9 @@ from oomlab.rules.semantics import (
 from oomlab.rules.units import MiB, human, parse_docker_flags
 
 NAMESPACE = "default"
-
-
 REPORT_LABEL = "oomlab.dev/report"
-
-
 FALLBACK_BURSTABLE_REQUEST = 400 * MiB
 """Without a LimitedSwap node to size it from: samples/seed-limited-swap.yaml's request."""
-
-
 TERMINAL = {"Completed", "OOMKilled", "Failed", "TimedOut", "Invalid"}
 
 

@@ -51,46 +51,20 @@ EngineOpt = Annotated[
         "podman@vm: $OOMLAB_ENGINE_PODMAN_VM)."
     ),
 ]
-
-
 ModeOpt = Annotated[Mode, typer.Option(help="Workload pattern.")]
-
-
 SizeOpt = Annotated[str, typer.Option(help="Total (peak) size, binary units: 1000Mi, 1Gi.")]
-
-
 ChunkOpt = Annotated[str | None, typer.Option(help="Chunk size (bulk, streaming).")]
-
-
 WindowOpt = Annotated[int | None, typer.Option(help="Chunks kept alive (streaming).", min=1)]
-
-
 StepOpt = Annotated[str | None, typer.Option(help="Growth per interval (leak).")]
-
-
 IntervalOpt = Annotated[float | None, typer.Option(help="Seconds between steps (leak).", min=0)]
-
-
 BaseOpt = Annotated[str | None, typer.Option(help="Steady base before the spike (spike).")]
-
-
 HoldOpt = Annotated[float, typer.Option(help="Seconds to hold the memory at the end.", min=0)]
-
-
 ImageOpt = Annotated[str, typer.Option(help="Workload image.")]
-
-
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
 TimeoutOpt = Annotated[float, typer.Option(help="Seconds before a run is killed.", min=1)]
-
-
 ReaccessOpt = Annotated[
     int, typer.Option(help="Passes over the held memory after allocating (memhog).", min=0)
 ]
-
-
 TimelineOpt = Annotated[
     Path | None, typer.Option("--timeline", help="Also write a PNG of memory over time here.")
 ]

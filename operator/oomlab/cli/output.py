@@ -20,8 +20,6 @@ from oomlab.rules.units import human
 from oomlab.runners import ContainerRun
 
 out = Console(width=None if sys.stdout.isatty() else 150)
-
-
 err = Console(stderr=True)
 
 

@@ -15,11 +15,7 @@ from oomlab.rules.workload import Mode, WorkloadSpec
 from oomlab.runners import ContainerRun
 
 REACCESS_PASSES = 3
-
-
 SEED = WorkloadSpec(Mode.BULK, 1000 * MiB, 500 * MiB)
-
-
 STREAMING = WorkloadSpec(Mode.STREAMING, 1000 * MiB, 50 * MiB, window=2)
 
 

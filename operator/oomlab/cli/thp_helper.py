@@ -17,7 +17,6 @@ from oomlab.rules.nodes import SWAP_TAINT_KEY
 
 HELPER_CONTAINER = "thp"
 THP_HOST_DIR = "/sys/kernel/mm/transparent_hugepage"
-
 # Runs inside the helper pod on Debian's python3-minimal (the memhog image): no json module, so
 # it prints ``key=value`` lines; a node sample carries its /proc/meminfo lines as read, after
 # `` | `` (parse_meminfo reads them). argv: MODE|- (write it to THP's enabled file first), SAMPLES
