@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from oomlab.cli.report_model import Scenario, Step
+from oomlab.cli.report_model import Measured, Scenario
 from oomlab.cli.verdict import Verdict
 from oomlab.rules.nodes import NodeFacts, node_facts_from_node
 from oomlab.rules.runtimeclass import check_runtime_class, node_view, runtime_class_from_doc
@@ -220,14 +220,12 @@ def host_text(cells: Sequence[ClusterCell]) -> str:
 
 
 @dataclass
-class ClusterPart:
+class ClusterPart(Measured):
+    """The cluster's columns; ``unreachable`` names a column, or "cluster" for all of them."""
+
     cells: list[ClusterCell] = field(default_factory=list)
-    unreachable: dict[str, str] = field(default_factory=dict)
-    """Column label (or "cluster" for all of them) -> why it was not reachable."""
     mapping: dict[str, KubeMapping] = field(default_factory=dict)
     """Scenario key -> its Kubernetes equivalent."""
-    steps: list[Step] = field(default_factory=list)
-    wall_s: float = 0.0
 
 
 def column_reachability(

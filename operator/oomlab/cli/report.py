@@ -25,6 +25,7 @@ from oomlab.cli.report_model import (
     SCENARIOS,
     Cell,
     Column,
+    Measured,
     Scenario,
     Step,
     machine_of,
@@ -37,13 +38,10 @@ from oomlab.runners import ContainerRun, ContainerRunner, EngineError, container
 
 
 @dataclass
-class Report:
+class Report(Measured):
     cells: list[Cell] = field(default_factory=list)
     hosts: dict[str, RuntimeInfo] = field(default_factory=dict)
-    unreachable: dict[str, str] = field(default_factory=dict)
-    steps: list[Step] = field(default_factory=list)
     started: str = ""
-    wall_s: float = 0.0
     cluster: ClusterPart | None = None
     """The cluster's columns (report_cluster), when they were asked for."""
     groups: dict[str, float] = field(default_factory=dict)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from oomlab.cli.container_runs import Row
 from oomlab.rules.results import Outcome
@@ -95,6 +95,16 @@ class Cell:
 class Step:
     name: str
     seconds: float
+
+
+@dataclass
+class Measured:
+    """What one group of columns (one machine's engines, the cluster) took and could not reach."""
+
+    unreachable: dict[str, str] = field(default_factory=dict)
+    """Engine or column label -> why it was not reachable."""
+    steps: list[Step] = field(default_factory=list)
+    wall_s: float = 0.0
 
 
 def planned_runs(cols: Sequence[Column], scenarios: Sequence[Scenario]) -> int:
