@@ -21,6 +21,8 @@ from oomlab.cli.options import (
     JsonOpt,
     ModeOpt,
     ReaccessOpt,
+    RuntimeOpt,
+    RuntimesOpt,
     SizeOpt,
     StepOpt,
     TimelineOpt,
@@ -42,7 +44,7 @@ def docker_run(
     memory_swap: Annotated[
         str | None, typer.Option(help="Docker --memory-swap: memory+swap, -1 unlimited.")
     ] = None,
-    runtime: Annotated[str, typer.Option(help="OCI runtime: runc, crun.")] = "runc",
+    runtime: RuntimeOpt = "runc",
     engine: EngineOpt = "docker",
     mode: ModeOpt = Mode.BULK,
     size: SizeOpt = "1000Mi",
@@ -76,7 +78,7 @@ def docker_matrix(
     memory_swap: Annotated[
         list[str], typer.Option(help="--memory-swap values; 'unset' leaves the flag out.")
     ] = ["500m", "1g", UNSET, "-1"],  # noqa: B006
-    runtime: Annotated[list[str], typer.Option(help="OCI runtimes.")] = ["runc", "crun"],  # noqa: B006
+    runtime: RuntimesOpt = ["runc", "crun"],  # noqa: B006
     engine: Annotated[list[str], typer.Option(help="docker, podman.")] = ["docker"],  # noqa: B006
     mode: Annotated[list[str], typer.Option(help="Workload modes.")] = ["bulk", "streaming"],  # noqa: B006
     size: SizeOpt = "1000Mi",

@@ -25,6 +25,7 @@ from oomlab.cli.options import (
     ImageOpt,
     JsonOpt,
     ModeOpt,
+    RuntimesOpt,
     SizeOpt,
     TimelineOpt,
     TimeoutOpt,
@@ -70,7 +71,7 @@ def report_cmd(
     engine: Annotated[
         list[str], typer.Option(help="Engine specs: docker, podman, ENGINE@NAME (repeat or list).")
     ] = ["docker", "podman"],  # noqa: B006
-    runtime: Annotated[list[str], typer.Option(help="OCI runtimes.")] = ["runc", "crun"],  # noqa: B006
+    runtime: RuntimesOpt = ["runc", "crun"],  # noqa: B006
     image: ImageOpt = DEFAULT_IMAGE,
     timeout: TimeoutOpt = 300.0,
     readme_table: Annotated[

@@ -52,6 +52,8 @@ EngineOpt = Annotated[
     ),
 ]
 ModeOpt = Annotated[Mode, typer.Option(help="Workload pattern.")]
+RuntimeOpt = Annotated[str, typer.Option(help="OCI runtime: runc, crun.")]
+RuntimesOpt = Annotated[list[str], typer.Option(help="OCI runtimes.")]
 SizeOpt = Annotated[str, typer.Option(help="Total (peak) size, binary units: 1000Mi, 1Gi.")]
 ChunkOpt = Annotated[str | None, typer.Option(help="Chunk size (bulk, streaming).")]
 WindowOpt = Annotated[int | None, typer.Option(help="Chunks kept alive (streaming).", min=1)]

@@ -18,6 +18,7 @@ from oomlab.cli.options import (
     ImageOpt,
     JsonOpt,
     ModeOpt,
+    RuntimeOpt,
     SizeOpt,
     TimeoutOpt,
     build_workload,
@@ -68,7 +69,7 @@ def swap_cost_cmd(
     reaccess: Annotated[
         list[str], typer.Option(help="Re-access passes to compare (repeat or comma list).")
     ] = ["0", "3"],  # noqa: B006
-    runtime: Annotated[str, typer.Option(help="OCI runtime: runc, crun.")] = "runc",
+    runtime: RuntimeOpt = "runc",
     engine: EngineOpt = "docker",
     mode: ModeOpt = Mode.BULK,
     size: SizeOpt = "1000Mi",
