@@ -8,12 +8,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from oomlab.rules.docker import DockerFlags
 from oomlab.rules.nodes import SWAP_BEHAVIOR_LABEL, placement_for
 from oomlab.rules.semantics import QoSClass, SwapBehavior, qos_class
 from oomlab.rules.units import (
     SizeError,
     human,
-    parse_docker_flags,
     parse_k8s_quantity,
 )
 from oomlab.rules.workload import DEFAULT_IMAGE, WorkloadSpec
@@ -46,31 +46,6 @@ class InvalidSpec(ValueError):
     def __init__(self, field_path: str, message: str) -> None:
         super().__init__(message)
         self.field = field_path
-
-
-@dataclass(frozen=True)
-class DockerFlags:
-    memory: str | None = None
-    memory_swap: str | None = None
-    runtime: str = "runc"
-
-    @property
-    def memory_bytes(self) -> int | None:
-        return parse_docker_flags(self.memory, None)[0]
-
-    @property
-    def memory_swap_bytes(self) -> int | None:
-        return parse_docker_flags(None, self.memory_swap)[1]
-
-    def cli(self) -> str:
-        parts = []
-        if self.memory is not None:
-            parts.append(f"--memory={self.memory}")
-        if self.memory_swap is not None:
-            parts.append(f"--memory-swap={self.memory_swap}")
-        if self.runtime != "runc":
-            parts.append(f"--runtime={self.runtime}")
-        return " ".join(parts) or "(no limits)"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from oomlab.experiment import DockerFlags
+from oomlab.rules.docker import DockerFlags
 from oomlab.rules.results import RunResult
 from oomlab.rules.timestamps import rfc3339
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from oomlab.cli.container_runs import execute
-from oomlab.cli.report import SEED, unconstrained_twin
+from oomlab.cli.report_model import SEED, unconstrained_twin
 from oomlab.rules.results import CgroupVersion, Outcome
 from oomlab.rules.swapcost import CostVerdict, swap_cost
 from oomlab.runners import ContainerRun, DockerRunner

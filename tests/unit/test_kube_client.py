@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from kubernetes.config import ConfigException
 
-from oomlab import kube
+from oomlab import kube, kube_client
 
 
 def kubeconfig(path: Path, server: str) -> str:
@@ -90,7 +90,7 @@ def test_in_a_pod_the_service_account_is_the_source(
     monkeypatch.setenv("KUBECONFIG", kubeconfig(tmp_path / "a", "https://127.0.0.1:1"))
     token = tmp_path / "token"
     token.write_text("t")
-    monkeypatch.setattr(kube, "SERVICE_TOKEN_FILENAME", str(token))
+    monkeypatch.setattr(kube_client, "SERVICE_TOKEN_FILENAME", str(token))
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "100.64.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
     assert kube.client_source() == ("in-cluster", "100.64.0.1", "443")

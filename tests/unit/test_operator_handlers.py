@@ -26,7 +26,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from oomlab import kube
-from oomlab.experiment import DockerFlags, pod_name
+from oomlab.experiment import pod_name
 from oomlab.handover import OBSERVATION_ANNOTATION, observation_annotation
 from oomlab.operator import api as operator_api
 from oomlab.operator import handlers as op
@@ -37,6 +37,7 @@ from oomlab.operator.deadline_actions import deadline_passed
 from oomlab.operator.state import MEMO_KEY, OperatorState, node_record, state_of
 from oomlab.operator.twin import twin_pod_name
 from oomlab.operator.twin_lifecycle import twin_deadline
+from oomlab.rules.docker import DockerFlags
 from oomlab.rules.nodes import NodeFacts
 from oomlab.rules.results import Outcome, RunResult
 from oomlab.rules.timestamps import rfc3339

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from oomlab import kube
 from oomlab.cli import main as cli
+from oomlab.cli import parity as parity_cli
 from oomlab.cli.container_runs import Row
 from oomlab.experiment import ExperimentSpec
 from oomlab.handover import OBSERVATION_ANNOTATION
@@ -81,7 +82,7 @@ def docker_run() -> Iterator[None]:
     def run(runs: list[ContainerRun], *, quiet: bool) -> list[Row]:
         return [Row(run=runs[0], prediction=None, result=COMPLETED)]
 
-    with mock.patch.object(cli, "run_with_progress", run):
+    with mock.patch.object(parity_cli, "run_with_progress", run):
         yield
 
 

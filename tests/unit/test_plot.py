@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oomlab.cli.container_runs import Row
-from oomlab.cli.plot import plot_rows, plot_swap_cost, plot_timeline
+from oomlab.cli.container_runs import Row, row_bar, row_timeline
+from oomlab.cli.plot import plot_bars, plot_swap_cost, plot_timeline
 from oomlab.rules.results import Outcome, Progress, RunResult
 from oomlab.rules.workload import Mode, WorkloadSpec
 from oomlab.runners import ContainerRun
@@ -26,9 +26,14 @@ def _row(swap: str, outcome: Outcome) -> Row:
 def test_plots_are_pngs(tmp_path: Path) -> None:
     rows = [_row("500m", Outcome.OOM_KILLED), _row("1g", Outcome.COMPLETED),
             _row("500m", Outcome.REFUSED)]  # fmt: skip
-    for draw, name in ((plot_rows, "matrix.png"), (plot_timeline, "timeline.png")):
+    timelines = [t for t in map(row_timeline, rows) if t is not None]
+    drawings = (
+        (lambda path: plot_bars([row_bar(row) for row in rows], path), "matrix.png"),
+        (lambda path: plot_timeline(timelines, path), "timeline.png"),
+    )
+    for draw, name in drawings:
         path = tmp_path / name
-        draw(rows, path)
+        draw(path)
         data = path.read_bytes()
         assert data.startswith(PNG_MAGIC)
         assert len(data) > 10_000
@@ -38,3 +43,16 @@ def test_swap_cost_chart_is_a_png_even_with_missing_ratios(tmp_path: Path) -> No
     path = tmp_path / "cost.png"
     plot_swap_cost([("docker/runc", 2.1, 7.5), ("docker/crun", None, None)], path)
     assert path.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_a_row_is_charted_as_plain_numbers_of_its_flags_on_its_host() -> None:
+    swapping = _row("1g", Outcome.COMPLETED)
+    timeline = row_timeline(swapping)
+    bar = row_bar(swapping)
+    assert timeline is not None
+    assert (timeline.memory_bytes, timeline.usable_swap_bytes) == (500 * MiB, 524 * MiB)
+    assert len(timeline.samples) == 10 and timeline.title.endswith(": Completed")
+    assert (bar.memory_bytes, bar.swap_bytes, bar.peak_bytes) == (500 * MiB, 524 * MiB, 500 * MiB)
+    refused = row_bar(_row("500m", Outcome.REFUSED))
+    assert (refused.swap_bytes, refused.peak_bytes, refused.note) == (0, None, "why")
+    assert row_timeline(Row(swapping.run, None, None, "engine down")) is None

@@ -12,16 +12,21 @@ from typing import Any
 import pytest
 import yaml
 
+from oomlab.cli import cluster_cells as cc
 from oomlab.cli import report as rep
 from oomlab.cli import report_cluster as rc
+from oomlab.cli import report_findings as judged
+from oomlab.cli import report_model as model
+from oomlab.cli import report_render as render
 from oomlab.rules.nodes import NodeFacts
 from oomlab.rules.semantics import SwapBehavior, kernel_limit, limited_swap_bytes
 
 MiB = 2**20
 # The VM node as measured (README: capacity 1,531,916,288 B, swap 2,147,479,552 B).
 VM_FACTS = NodeFacts("oomlab-vm", 1_531_916_288, 2_147_479_552, SwapBehavior.LIMITED_SWAP)
-SCENARIOS = {s.key: s for s in rep.SCENARIOS}
-NOSWAP, LIMITED_RUNC, LIMITED_CRUN = rc.CLUSTER_COLUMNS
+SCENARIOS = {s.key: s for s in model.SCENARIOS}
+UNLIMITED = model.Scenario("unlimited", "unlimited swap (500m/-1)", model.SEED, "500m", "-1")
+NOSWAP, LIMITED_RUNC, LIMITED_CRUN = cc.CLUSTER_COLUMNS
 
 
 def node(name: str, labels: dict[str, str], *, ready: bool = True, taint: bool = False) -> Any:
@@ -53,16 +58,16 @@ CRUN = yaml.safe_load((MANIFESTS / "cluster" / "vm-runtimeclasses.yaml").read_te
 
 
 def test_no_swap_is_guaranteed_at_the_same_limit() -> None:
-    mapping = rc.kubernetes_equivalent(SCENARIOS["no-swap"], VM_FACTS)
+    mapping = cc.kubernetes_equivalent(SCENARIOS["no-swap"], VM_FACTS)
     assert (mapping.qos, mapping.request, mapping.limit) == ("Guaranteed", "500Mi", "500Mi")
     assert mapping.limited_swap_bytes == 0
     assert mapping.text() == "Guaranteed 500Mi/500Mi"
-    streaming = rc.kubernetes_equivalent(SCENARIOS["streaming"], VM_FACTS)
+    streaming = cc.kubernetes_equivalent(SCENARIOS["streaming"], VM_FACTS)
     assert streaming.text() == "Guaranteed 500Mi/500Mi"
 
 
 def test_swap_is_the_smallest_burstable_request_giving_at_least_dockers_swap() -> None:
-    mapping = rc.kubernetes_equivalent(SCENARIOS["swap"], VM_FACTS)
+    mapping = cc.kubernetes_equivalent(SCENARIOS["swap"], VM_FACTS)
     docker_swap = 1024 * MiB - 500 * MiB  # --memory-swap=1g minus --memory=500m
     assert (mapping.qos, mapping.limit) == ("Burstable", "500Mi")
     request = int(mapping.request.removesuffix("Mi")) * MiB
@@ -75,28 +80,35 @@ def test_swap_is_the_smallest_burstable_request_giving_at_least_dockers_swap() -
 
 
 def test_swap_unset_is_docker_twice_memory_so_swap_equal_to_memory() -> None:
-    mapping = rc.kubernetes_equivalent(SCENARIOS["swap-unset"], VM_FACTS)
+    mapping = cc.kubernetes_equivalent(SCENARIOS["swap-unset"], VM_FACTS)
     assert mapping.qos == "Burstable"
     request = int(mapping.request.removesuffix("Mi")) * MiB
     assert limited_swap_bytes(request, 1_531_916_288, 2_147_479_552) >= 500 * MiB
     assert mapping.request == "357Mi"
 
 
-def test_reaccess_cannot_be_asked_of_the_operator() -> None:
-    mapping = rc.kubernetes_equivalent(SCENARIOS["reaccess"], VM_FACTS)
-    assert mapping.not_run and "re-access" in mapping.not_run
+def test_reaccess_is_run_by_the_operator_as_its_flags_map() -> None:
+    mapping = cc.kubernetes_equivalent(SCENARIOS["reaccess"], VM_FACTS)
+    assert not mapping.not_run
+    assert mapping == cc.kubernetes_equivalent(SCENARIOS["swap"], VM_FACTS)
+    assert mapping.text() == "Burstable 374Mi/500Mi"
+
+
+def test_unlimited_docker_swap_has_no_kubelet_equivalent() -> None:
+    mapping = cc.kubernetes_equivalent(UNLIMITED, VM_FACTS)
+    assert "unlimited Docker swap has no kubelet equivalent" in mapping.not_run
     assert mapping.text().startswith("not run: ")
 
 
 def test_without_a_limited_swap_node_the_samples_request_is_used_and_said() -> None:
-    mapping = rc.kubernetes_equivalent(SCENARIOS["swap"], None)
+    mapping = cc.kubernetes_equivalent(SCENARIOS["swap"], None)
     assert mapping.request == "400Mi"
     assert "no LimitedSwap node to size the request from" in mapping.why
 
 
 def test_swap_no_burstable_request_can_give_is_not_run() -> None:
-    huge = rep.Scenario("big", "big", rep.SEED, "500m", "4g")
-    mapping = rc.kubernetes_equivalent(huge, VM_FACTS)
+    huge = model.Scenario("big", "big", model.SEED, "500m", "4g")
+    mapping = cc.kubernetes_equivalent(huge, VM_FACTS)
     assert "not below the limit" in mapping.not_run
 
 
@@ -110,9 +122,9 @@ def status(
     return {"status": {"phase": outcome or "Running", "kubernetes": k8s, "message": "msg."}}
 
 
-def cell(column: rc.ClusterColumn, key: str, body: dict[str, Any]) -> rc.ClusterCell:
+def cell(column: cc.ClusterColumn, key: str, body: dict[str, Any]) -> cc.ClusterCell:
     scenario = SCENARIOS[key]
-    return rc.ClusterCell(column, scenario, rc.kubernetes_equivalent(scenario, VM_FACTS), body=body)
+    return cc.ClusterCell(column, scenario, cc.kubernetes_equivalent(scenario, VM_FACTS), body=body)
 
 
 def test_cell_reads_prediction_and_outcome_from_the_status() -> None:
@@ -128,7 +140,7 @@ def test_cell_reads_prediction_and_outcome_from_the_status() -> None:
     assert close.agrees is None and "too close to call" in close.text()
     running = cell(LIMITED_RUNC, "swap", status("Completed", None))
     assert running.text() == "not finished: phase Running"
-    skipped = rc.ClusterCell(LIMITED_RUNC, SCENARIOS["swap"], rc.KubeMapping("-", "-", "-", ""),
+    skipped = cc.ClusterCell(LIMITED_RUNC, SCENARIOS["swap"], cc.KubeMapping("-", "-", "-", ""),
                              error="too slow")  # fmt: skip
     assert skipped.text() == "not run: too slow" and skipped.agrees is None
 
@@ -148,73 +160,79 @@ def test_swap_text_says_whether_the_kernel_set_the_predicted_limit() -> None:
 
 
 def test_every_column_reachable_on_the_local_cluster() -> None:
-    assert rc.column_reachability([HOST_NODE, VM_NODE], [RUNC, CRUN]) == {}
+    assert cc.column_reachability([HOST_NODE, VM_NODE], [RUNC, CRUN]) == {}
 
 
 def test_without_the_vm_node_its_columns_say_why() -> None:
     down = node("oomlab-vm", VM_NODE["metadata"]["labels"], ready=False, taint=True)
-    why = rc.column_reachability([HOST_NODE, down], [RUNC, CRUN])
+    why = cc.column_reachability([HOST_NODE, down], [RUNC, CRUN])
     assert set(why) == {LIMITED_RUNC.label, LIMITED_CRUN.label}
     assert "no Ready node runs LimitedSwap" in why[LIMITED_RUNC.label]
     assert "hack/vm-node.sh up" in why[LIMITED_RUNC.label]
 
 
 def test_a_missing_runtime_class_is_the_operators_sentence() -> None:
-    why = rc.column_reachability([HOST_NODE, VM_NODE], [RUNC])
+    why = cc.column_reachability([HOST_NODE, VM_NODE], [RUNC])
     assert set(why) == {LIMITED_CRUN.label}
     assert "RuntimeClass 'crun' does not exist" in why[LIMITED_CRUN.label]
 
 
 def test_limited_swap_node_facts_come_from_the_ready_labelled_node() -> None:
-    facts = rc.limited_swap_node([HOST_NODE, VM_NODE])
+    facts = cc.limited_swap_node([HOST_NODE, VM_NODE])
     assert facts is not None and facts.name == "oomlab-vm"
     assert facts.swap_capacity_bytes == 2_147_479_552
-    assert rc.limited_swap_node([HOST_NODE]) is None
+    assert cc.limited_swap_node([HOST_NODE]) is None
 
 
 # -- the report ----------------------------------------------------------------------------------
 
 
-def cluster_part() -> rc.ClusterPart:
-    part = rc.ClusterPart(
-        mapping={s.key: rc.kubernetes_equivalent(s, VM_FACTS) for s in rep.SCENARIOS}
-    )
+def cluster_part(scenarios: tuple[model.Scenario, ...] = model.SCENARIOS) -> cc.ClusterPart:
+    part = cc.ClusterPart(mapping={s.key: cc.kubernetes_equivalent(s, VM_FACTS) for s in scenarios})
     outcomes = {"no-swap": "OOMKilled", "swap": "Completed", "swap-unset": "OOMKilled",
-                "streaming": "Completed"}  # fmt: skip
-    for column in rc.CLUSTER_COLUMNS:
-        for scenario in rep.SCENARIOS:
+                "streaming": "Completed", "reaccess": "Completed"}  # fmt: skip
+    for column in cc.CLUSTER_COLUMNS:
+        for scenario in scenarios:
             mapping = part.mapping[scenario.key]
             if mapping.not_run:
-                part.cells.append(rc.ClusterCell(column, scenario, mapping, error=mapping.not_run))
+                part.cells.append(cc.ClusterCell(column, scenario, mapping, error=mapping.not_run))
                 continue
             observed = outcomes[scenario.key]
-            if column.swap_behavior == SwapBehavior.NO_SWAP and scenario.key == "swap":
+            if column.swap_behavior == SwapBehavior.NO_SWAP and scenario.key in (
+                "swap",
+                "reaccess",
+            ):
                 observed = "OOMKilled"
             code = 137 if observed == "OOMKilled" else 0
             body = status(observed, observed, exit_code=code, reason=observed,
                           nodeName="n", cgroupVersion="v2", swapBehavior="LimitedSwap",
                           runtimeHandler=column.runtime_class)  # fmt: skip
-            part.cells.append(rc.ClusterCell(column, scenario, mapping, body=body, seconds=9.0))
+            part.cells.append(cc.ClusterCell(column, scenario, mapping, body=body, seconds=9.0))
     return part
 
 
 def test_cluster_lines_join_the_runtime_table_under_the_same_headings() -> None:
     report = rep.Report(started="now", cluster=cluster_part())
-    lines = rep.readme_table(report).splitlines()
+    lines = render.readme_table(report).splitlines()
     assert lines[0].startswith("| runtime | host | no swap (500m/500m) | swap allowed (500m/1g) |")
     crun = next(line for line in lines if line.startswith("| kubelet LimitedSwap v2 crun"))
     assert "runtime handler crun" in crun
     assert "OOMKilled, 137 ✓" in crun and "Completed ✓" in crun
-    assert "not run: an OOMExperiment has no re-access passes" in crun
+    assert crun.count("Completed ✓") == 3  # swap, streaming and re-access
     assert crun.endswith("| terminated.reason=OOMKilled |")
-    assert len(lines) == 2 + len(rc.CLUSTER_COLUMNS)
+    assert len(lines) == 2 + len(cc.CLUSTER_COLUMNS)
+
+
+def test_every_cluster_cell_as_predicted_is_no_finding() -> None:
+    assert judged.findings(rep.Report(started="now", cluster=cluster_part())) == []
 
 
 def test_cluster_findings_name_the_row_no_experiment_can_express_once() -> None:
-    report = rep.Report(started="now", cluster=cluster_part())
-    found = rep.findings(report)
+    report = rep.Report(started="now", cluster=cluster_part((*model.SCENARIOS, UNLIMITED)))
+    found = judged.findings(report)
     assert len(found) == 1
-    assert "re-access" in found[0] and found[0].startswith("**the cluster's columns**")
+    assert "unlimited Docker swap" in found[0]
+    assert found[0].startswith("**the cluster's columns**, unlimited swap (500m/-1): not run: ")
 
 
 def test_a_cluster_disagreement_is_a_finding_with_the_operators_sentences() -> None:
@@ -225,7 +243,7 @@ def test_a_cluster_disagreement_is_a_finding_with_the_operators_sentences() -> N
     )  # fmt: skip
     part.cells[index].body = status("Completed", "OOMKilled", exit_code=137,
                                     explanation="fits in 500 MiB + 524 MiB.")  # fmt: skip
-    found = rep.findings(rep.Report(cluster=part))
+    found = judged.findings(rep.Report(cluster=part))
     (finding,) = [f for f in found if "predicted Completed" in f]
     assert finding.startswith("**kubelet LimitedSwap v2 runc**, swap allowed (500m/1g) "
                               "(Burstable 374Mi/500Mi)")  # fmt: skip
@@ -233,26 +251,26 @@ def test_a_cluster_disagreement_is_a_finding_with_the_operators_sentences() -> N
 
 
 def test_an_unreachable_cluster_is_one_finding_and_its_lines_say_why() -> None:
-    part = rc.ClusterPart(unreachable={"cluster": "no cluster configuration"})
-    for column in rc.CLUSTER_COLUMNS:
-        nothing = rc.KubeMapping("-", "-", "-", "")
+    part = cc.ClusterPart(unreachable={"cluster": "no cluster configuration"})
+    for column in cc.CLUSTER_COLUMNS:
+        nothing = cc.KubeMapping("-", "-", "-", "")
         part.cells.append(
-            rc.ClusterCell(column, SCENARIOS["swap"], nothing, error="no cluster configuration")
+            cc.ClusterCell(column, SCENARIOS["swap"], nothing, error="no cluster configuration")
         )
     report = rep.Report(cluster=part)
-    assert rep.findings(report) == ["**cluster** could not be reached: no cluster configuration"]
-    table = rep.readme_table(report)
-    assert table.count("unreachable: no cluster configuration") >= len(rc.CLUSTER_COLUMNS)
-    assert "Not reachable: no cluster configuration" in rep.render_markdown(report)
+    assert judged.findings(report) == ["**cluster** could not be reached: no cluster configuration"]
+    table = render.readme_table(report)
+    assert table.count("unreachable: no cluster configuration") >= len(cc.CLUSTER_COLUMNS)
+    assert "Not reachable: no cluster configuration" in render.render_markdown(report)
 
 
 def test_markdown_shows_the_mapping_and_every_cluster_cell() -> None:
-    text = rep.render_markdown(rep.Report(started="now", cluster=cluster_part()))
+    text = render.render_markdown(rep.Report(started="now", cluster=cluster_part()))
     assert "| swap allowed (500m/1g) | Burstable 374Mi/500Mi |" in text
     assert "| no swap (500m/500m) | Guaranteed 500Mi/500Mi |" in text
-    assert text.count("| kubelet LimitedSwap v2 crun |") == len(rep.SCENARIOS)
-    assert "The cluster: 15 cells on 3 column(s) through the operator; 12 of 12 decided" in text
-    data = rep.to_json(rep.Report(cluster=cluster_part()))
+    assert text.count("| kubelet LimitedSwap v2 crun |") == len(model.SCENARIOS)
+    assert "The cluster: 15 cells on 3 column(s) through the operator; 15 of 15 decided" in text
+    data = render.to_json(rep.Report(cluster=cluster_part()))
     assert data["cluster"]["mapping"]["swap"]["request"] == "374Mi"
 
 
@@ -278,44 +296,49 @@ def test_groups_on_different_machines_run_at_the_same_time(
         with lock:
             running.discard(name)
 
-    def fake_measure(cols: list[rep.Column], scenarios: Any, **_: Any) -> rep.Report:
-        machines = {rep.machine_of(c.engine) for c in cols}
+    def fake_measure(cols: list[model.Column], scenarios: Any, **_: Any) -> rep.Report:
+        machines = {model.machine_of(c.engine) for c in cols}
         assert len(machines) == 1, cols
         busy(machines.pop())
         part = rep.Report(wall_s=1.0)
-        part.steps.append(rep.Step(f"{cols[0].label}: x", 1.0))
+        part.steps.append(model.Step(f"{cols[0].label}: x", 1.0))
         return part
 
-    def fake_cluster(scenarios: Any, **_: Any) -> rc.ClusterPart:
+    def fake_cluster(scenarios: Any, **_: Any) -> cc.ClusterPart:
         busy("cluster")
-        return rc.ClusterPart(wall_s=2.0)
+        return cc.ClusterPart(wall_s=2.0)
 
     monkeypatch.setattr(rep, "measure", fake_measure)
     monkeypatch.setattr(rc, "measure_cluster", fake_cluster)
-    cols = rep.columns(["docker", "podman", "docker@vm", "podman@vm"], ["runc", "crun"])
+    cols = model.columns(["docker", "podman", "docker@vm", "podman@vm"], ["runc", "crun"])
     report = rep.measure_all(cols, cluster=True)
     assert any(len(seen) == 3 for seen in overlapped)
     assert report.groups == {"host engines": 1.0, "vm engines": 1.0, "cluster": 2.0}
     assert report.cluster is not None
-    assert rep.largest_group(report) == ("cluster", 2.0)
-    assert "ran at the same time" in rep.render_markdown(report)
+    assert judged.largest_group(report) == ("cluster", 2.0)
+    assert "ran at the same time" in render.render_markdown(report)
 
 
 def test_machine_of() -> None:
-    assert rep.machine_of("docker") == rep.machine_of("podman") == "host engines"
-    assert rep.machine_of("docker@vm") == rep.machine_of("podman@vm") == "vm engines"
-    assert rep.machine_of("docker@unix:///run/other.sock") == "host engines"
+    assert model.machine_of("docker") == model.machine_of("podman") == "host engines"
+    assert model.machine_of("docker@vm") == model.machine_of("podman@vm") == "vm engines"
+    assert model.machine_of("docker@unix:///run/other.sock") == "host engines"
 
 
 def test_cluster_cells_are_drawn_with_the_swap_the_kernel_set(tmp_path: Any) -> None:
     report = rep.Report(started="now", cluster=cluster_part())
-    bars = rep.cluster_bars(report)
+    bars = render.cluster_bars(report)
     assert len(bars) == len(report.cluster.cells) if report.cluster else False
-    reaccess = [b for b in bars if b.note]
-    assert len(reaccess) == len(rc.CLUSTER_COLUMNS)  # one "not run" row per column
+    assert not any(b.note for b in bars)
+    reaccess = [b for b in bars if "LimitedSwap v2 runc bulk\nBurstable 374Mi" in b.label]
+    assert len(reaccess) == 2  # swap and re-access, both as Burstable 374Mi/500Mi
+    unlimited = render.cluster_bars(rep.Report(cluster=cluster_part((UNLIMITED,))))
+    assert [b.note for b in unlimited] == [
+        cc.kubernetes_equivalent(UNLIMITED, VM_FACTS).not_run
+    ] * 3
     guaranteed = next(b for b in bars if "Guaranteed" in b.label)
     assert (guaranteed.memory_bytes, guaranteed.swap_bytes) == (500 * MiB, 0)
-    written = rep.write(report, tmp_path)
+    written = render.write(report, tmp_path)
     assert (tmp_path / "runtimes.png").stat().st_size > 0
     assert tmp_path / "report.md" in written
 
@@ -335,7 +358,7 @@ def test_skip_patterns_are_column_colon_scenario_globs(
     column: str, scenario: str, skipped: bool
 ) -> None:
     skip = ["*@vm/*:reaccess", "kubelet LimitedSwap*:swap-unset"]
-    reason = rep.skip_reason(skip, column, scenario)
+    reason = model.skip_reason(skip, column, scenario)
     assert bool(reason) is skipped
     if skipped:
         assert reason.startswith("skipped to keep the report's wall time in budget (--skip '")
@@ -343,8 +366,33 @@ def test_skip_patterns_are_column_colon_scenario_globs(
 
 def test_a_skipped_cell_never_reaches_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OOMLAB_ENGINE_VM", raising=False)
-    report = rep.measure(rep.columns(["docker@vm"], ["runc"]), skip=["*:reaccess"])
+    report = rep.measure(model.columns(["docker@vm"], ["runc"]), skip=["*:reaccess"])
     (cell,) = [c for c in report.cells if c.scenario.key == "reaccess"]
     assert cell.row.error.startswith("skipped to keep the report's wall time in budget")
     assert cell.twin is None
-    assert "not run: skipped" in rep.cell_text(cell.row)
+    assert "not run: skipped" in cell.row.verdict.text()
+
+
+@pytest.mark.parametrize(
+    ("predicted", "observed", "code", "text"),
+    [
+        ("OOMKilled", "OOMKilled", 137, "OOMKilled, 137 ✓"),
+        ("Completed", "OOMKilled", 137, "**OOMKilled, 137** ✗ (predicted Completed)"),
+        ("Borderline", "Completed", 0, "Completed (predicted: too close to call)"),
+    ],
+)
+def test_engine_and_cluster_cells_are_judged_and_written_alike(
+    predicted: str, observed: str, code: int, text: str
+) -> None:
+    from oomlab.cli.container_runs import Row
+    from oomlab.rules.results import Outcome, Predicted, RunResult
+    from oomlab.rules.semantics import Prediction
+    from oomlab.runners import ContainerRun
+
+    scenario = SCENARIOS["swap"]
+    run = ContainerRun(scenario.workload, scenario.memory, scenario.memory_swap)
+    result = RunResult("docker", Outcome(observed), "why", code)
+    row = Row(run, Prediction(Predicted(predicted), 0, None, "rules"), result)
+    on_cluster = cell(LIMITED_RUNC, "swap", status(predicted, observed, exit_code=code))
+    assert row.agrees == on_cluster.agrees
+    assert row.verdict.text() == on_cluster.text() == text

@@ -16,7 +16,6 @@ from oomlab.runners.info import (
     cgroup_peak_files,
     docker_info,
     parse_probe,
-    parse_thp,
     podman_info,
 )
 
@@ -177,15 +176,6 @@ def test_podman_info_and_probe() -> None:
         podman_info(podman | {"host": podman["host"] | {"serviceIsRemote": True}}, None).local
         is False
     )
-
-
-@pytest.mark.parametrize(
-    ("text", "mode"),
-    [("always [madvise] never", "madvise"), ("[always] madvise never\n", "always"), ("", None),
-     (None, None)],
-)  # fmt: skip
-def test_thp_mode(text: str | None, mode: str | None) -> None:
-    assert parse_thp(text) == mode
 
 
 def test_probe_output_with_noise_before_it() -> None:

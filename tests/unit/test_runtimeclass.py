@@ -12,6 +12,7 @@ import yaml
 
 from oomlab.rules.runtimeclass import (
     NodeView,
+    RuntimeClassCheck,
     RuntimeClassFacts,
     check_runtime_class,
     is_dns1123_subdomain,
@@ -169,21 +170,18 @@ def test_no_node_offering_the_class_yet_is_not_a_contradiction() -> None:
 
 
 def test_the_experiments_own_node_selector_counts() -> None:
-    check = check_runtime_class(
-        "runc",
-        project_classes(),
-        [HOST, VM],
-        swap_behavior=SwapBehavior.LIMITED_SWAP,
-        node_selector={"kubernetes.io/hostname": "oomlab-node"},
-    )
-    assert check.reason == ""  # no node has that hostname label: nothing offers it, so it waits
+    def runc_on_the_host_node(nodes: list[NodeView]) -> RuntimeClassCheck:
+        return check_runtime_class(
+            "runc",
+            project_classes(),
+            nodes,
+            swap_behavior=SwapBehavior.LIMITED_SWAP,
+            node_selector={"kubernetes.io/hostname": "oomlab-node"},
+        )
+
+    # no node has that hostname label: nothing offers it, so it waits
+    assert runc_on_the_host_node([HOST, VM]).reason == ""
     host = NodeView("oomlab-node", {**HOST.labels, "kubernetes.io/hostname": "oomlab-node"}, [])
-    check = check_runtime_class(
-        "runc",
-        project_classes(),
-        [host, VM],
-        swap_behavior=SwapBehavior.LIMITED_SWAP,
-        node_selector={"kubernetes.io/hostname": "oomlab-node"},
-    )
+    check = runc_on_the_host_node([host, VM])
     assert check.reason == "RuntimeClassUnschedulable"
     assert "use swapBehavior NoSwap, or another runtimeClassName (crun)" in check.message

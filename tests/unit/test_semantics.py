@@ -6,13 +6,17 @@ import pytest
 
 from oomlab.rules.results import CgroupVersion, Predicted
 from oomlab.rules.semantics import (
+    NO_SWAP_SENTENCES,
     FlagError,
     NodeSwap,
+    NoSwapCause,
     QoSClass,
     SwapBehavior,
     docker_allowance,
     kubelet_allowance,
+    kubelet_no_swap_causes,
     limited_swap_bytes,
+    limited_swap_request,
     predict,
     qos_class,
 )
@@ -104,6 +108,42 @@ def test_limited_swap_formula_worked_example() -> None:
     assert allowance.memory_bytes == 4 * GiB
 
 
+VM_MEMORY = 1_531_936_768
+VM_SWAP = 2_147_479_552
+"""The project's LimitedSwap VM node (FACTS.md)."""
+
+
+@pytest.mark.parametrize(
+    ("swap", "node_memory", "node_swap", "step"),
+    [
+        (GiB, 8 * GiB, 4 * GiB, 1),
+        (GiB, 8 * GiB, 4 * GiB, 2**20),
+        (524 * 2**20, VM_MEMORY, VM_SWAP, 2**20),  # Docker 500m/1g on the VM node
+        (587_960_434, VM_MEMORY, VM_SWAP, 1),  # the kubelet's share for 400Mi, back to 400Mi
+        (1, VM_MEMORY, VM_SWAP, 1),
+        (12_345_678, 3 * GiB, 7 * GiB + 3, 4096),
+        (3 * GiB, GiB, GiB, 2**20),  # more swap than the node's memory: a request above it
+    ],
+)
+def test_the_request_for_a_swap_share_round_trips(
+    swap: int, node_memory: int, node_swap: int, step: int
+) -> None:
+    request = limited_swap_request(swap, node_memory, node_swap, step=step)
+    assert request % step == 0
+    assert limited_swap_bytes(request, node_memory, node_swap) >= swap
+    assert limited_swap_bytes(request - step, node_memory, node_swap) < swap
+
+
+def test_the_kubelets_share_for_400mi_maps_back_to_400mi() -> None:
+    share = limited_swap_bytes(400 * 2**20, VM_MEMORY, VM_SWAP)
+    assert share == 587_960_434
+    assert limited_swap_request(share, VM_MEMORY, VM_SWAP, step=2**20) == 400 * 2**20
+
+
+def test_no_swap_needs_no_request() -> None:
+    assert limited_swap_request(0, 8 * GiB, 4 * GiB) == 0
+
+
 @pytest.mark.parametrize(
     ("node", "qos", "request_", "limit", "priority", "cause"),
     [
@@ -148,6 +188,30 @@ def test_kubelet_zero_swap_rules(
     allowance = kubelet_allowance(request_, limit, qos, node, priority=priority)
     assert allowance.swap_bytes == 0
     assert allowance.no_swap_cause == cause
+    assert allowance.why.endswith(NoSwapCause(cause).sentence)
+    assert kubelet_no_swap_causes(request_, limit, qos, node, priority=priority)[0] == cause
+
+
+def test_every_no_swap_cause_has_one_sentence() -> None:
+    assert set(NO_SWAP_SENTENCES) == set(NoSwapCause)
+    assert len(set(NO_SWAP_SENTENCES.values())) == len(NoSwapCause)
+
+
+def test_every_rule_that_denies_swap_is_listed_first_one_first() -> None:
+    node = NodeSwap(SwapBehavior.NO_SWAP, CgroupVersion.V1, 8 * GiB, 0)
+    causes = kubelet_no_swap_causes(GiB, GiB, QoSClass.GUARANTEED, node, priority=2_000_000_000)
+    assert causes == [
+        NoSwapCause.CGROUP_V1,
+        NoSwapCause.NO_SWAP,
+        NoSwapCause.NODE_NO_SWAP,
+        NoSwapCause.GUARANTEED,
+        NoSwapCause.CRITICAL,
+        NoSwapCause.REQUEST_EQUALS_LIMIT,
+    ]
+
+
+def test_a_burstable_pod_with_a_request_below_its_limit_is_eligible() -> None:
+    assert kubelet_no_swap_causes(GiB, 2 * GiB, QoSClass.BURSTABLE, V2_LIMITED) == []
 
 
 SEED = WorkloadSpec(Mode.BULK, 1000 * MiB, 500 * MiB)

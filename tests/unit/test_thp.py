@@ -16,6 +16,7 @@ import pytest
 
 from oomlab import kube
 from oomlab.cli import thp_compare as thp
+from oomlab.cli import thp_helper as helper
 from oomlab.operator import handlers as op
 from oomlab.operator.api import as_body
 from oomlab.operator.state import NodeRecord, OperatorState, node_facts
@@ -35,9 +36,10 @@ SCOPE = (
 
 
 def test_helper_pod_is_pinned_privileged_and_tolerates_the_swap_taint() -> None:
-    pod = thp.helper_pod(
-        "h", "default", "oomlab-vm", image="img", set_mode="always", sample=True, stamp="s"
-    )
+    pod = helper.helper_pod(
+        "h", "default", "oomlab-vm", image="img", set_mode="always", sample=True,
+        labels={thp.COMPARE_LABEL: "s"},
+    )  # fmt: skip
     spec = pod["spec"]
     container = spec["containers"][0]
     assert spec["nodeName"] == "oomlab-vm"
@@ -53,7 +55,7 @@ def test_helper_pod_is_pinned_privileged_and_tolerates_the_swap_taint() -> None:
 
 
 def test_one_shot_helper_writes_only_thp_and_does_not_sample() -> None:
-    pod = thp.helper_pod("h", "ns", "n", image="i", set_mode="madvise", sample=False, stamp="s")
+    pod = helper.helper_pod("h", "ns", "n", image="i", set_mode="madvise", sample=False, labels={})
     assert pod["spec"]["containers"][0]["args"] == ["madvise", "0"]
     assert [v["name"] for v in pod["spec"]["volumes"]] == ["thp"]
 
@@ -78,7 +80,7 @@ def fake_node(root: Path, stat: str) -> None:
 def run_script(root: Path, mode: str, samples: int) -> list[str]:
     env = {"HELPER_ROOT": str(root), "HELPER_MEMINFO": str(root / "meminfo"), "PATH": "/usr/bin"}
     done = subprocess.run(
-        [sys.executable, "-c", thp.HELPER_SCRIPT, mode, str(samples)],
+        [sys.executable, "-c", helper.HELPER_SCRIPT, mode, str(samples)],
         capture_output=True, text=True, env=env, check=True, timeout=60,
     )  # fmt: skip
     return done.stdout.splitlines()
@@ -89,11 +91,11 @@ def test_helper_script_writes_the_mode_and_samples_burstable_containers(tmp_path
     lines = run_script(tmp_path, "always", 1)
     # a regular file is not sysfs: it now holds only what was written
     assert (tmp_path / "thp" / "enabled").read_text() == "always"
-    log = thp.parse_helper_log(lines)
+    log = helper.parse_helper_log(lines)
     assert (log.before, log.after) == ("madvise", "always")
     assert [n.swap_cached_bytes for n in log.nodes] == [150000 * 1024]
     assert [c.path for c in log.cgroups] == [SCOPE]  # the BestEffort cgroup is left out
-    end = thp.end_state(log, CONTAINER)
+    end = helper.end_state(log, CONTAINER)
     assert end is not None
     assert end.swap_cached_bytes == 162529280
     assert end.anon_thp_bytes == 301989888
@@ -117,13 +119,13 @@ def test_helper_script_only_reads_with_a_dash(tmp_path: Path) -> None:
 
 
 def test_parse_skips_lines_it_does_not_know_and_unlimited_swap_is_none() -> None:
-    log = thp.parse_helper_log(
+    log = helper.parse_helper_log(
         [
             "before madvise",
             "garbage",
             "node t=oops thp=always",
             "after always",
-            "node t=10.0 thp=always SwapCached=4096",
+            "node t=10.0 thp=always | SwapCached:  4 kB | AnonHugePages: 0 kB",
             f"cg t=10.0 path={SCOPE} memory.current=5 memory.swap.max=max swapcached=7",
             f"cg t=11.0 path={SCOPE} memory.current=9 memory.swap.current=3 swapcached=2",
             f"cg t=11.5 path={SCOPE} memory.current=1 memory.swap.current=0 swapcached=0",
@@ -132,7 +134,8 @@ def test_parse_skips_lines_it_does_not_know_and_unlimited_swap_is_none() -> None
         ]
     )
     assert (log.before, log.after, len(log.nodes), len(log.cgroups)) == ("madvise", "always", 1, 5)
-    end = thp.end_state(log, CONTAINER)
+    assert (log.nodes[0].swap_cached_bytes, log.nodes[0].anon_huge_bytes) == (4096, 0)
+    end = helper.end_state(log, CONTAINER)
     assert end is not None
     assert (end.memory_bytes, end.swap_bytes, end.swap_cached_bytes) == (9, 3, 2)
     assert end.peak_swap_cached_bytes == 7
@@ -141,9 +144,9 @@ def test_parse_skips_lines_it_does_not_know_and_unlimited_swap_is_none() -> None
 
 
 def test_a_container_never_sampled_has_no_end_state() -> None:
-    log = thp.parse_helper_log([f"cg t=1.0 path={SCOPE} memory.current=5"])
-    assert thp.end_state(log, "ffff") is None
-    assert thp.end_state(log, None) is None
+    log = helper.parse_helper_log([f"cg t=1.0 path={SCOPE} memory.current=5"])
+    assert helper.end_state(log, "ffff") is None
+    assert helper.end_state(log, None) is None
 
 
 # --- sizing from node facts ----------------------------------------------------------------
@@ -200,12 +203,12 @@ def experiment(
     }
 
 
-END = thp.EndState(
+END = helper.EndState(
     memory_bytes=524_000_000, swap_bytes=587_964_416, swap_max_bytes=587_964_416,
     swap_cached_bytes=162 * MiB, anon_thp_bytes=288 * MiB, node_swap_cached_bytes=170 * MiB,
     peak_swap_cached_bytes=170 * MiB, peak_swap_bytes=587_964_416, samples=20, thp_seen="always",
 )  # fmt: skip
-MADVISE_END = thp.EndState(
+MADVISE_END = helper.EndState(
     memory_bytes=520_000_000, swap_bytes=400 * MiB, swap_max_bytes=587_964_416,
     swap_cached_bytes=3 * MiB, anon_thp_bytes=0, node_swap_cached_bytes=4 * MiB,
     peak_swap_cached_bytes=5 * MiB, peak_swap_bytes=400 * MiB, samples=25, thp_seen="madvise",

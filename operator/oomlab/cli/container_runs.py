@@ -9,8 +9,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from oomlab.rules.results import Outcome, Predicted, RunResult, RuntimeInfo
-from oomlab.rules.semantics import Allowance, Prediction, docker_allowance, predict
+from oomlab.cli.plot import Bar, Timeline
+from oomlab.cli.verdict import Verdict
+from oomlab.rules.docker import docker_prediction as predict_docker
+from oomlab.rules.docker import flags_allowance
+from oomlab.rules.results import Outcome, RunResult, RuntimeInfo
+from oomlab.rules.semantics import Allowance, Prediction, usable_swap
 from oomlab.rules.units import human
 from oomlab.runners import (
     ContainerRun,
@@ -31,14 +35,20 @@ class Row:
     error: str = ""
 
     @property
+    def verdict(self) -> Verdict:
+        result = self.result
+        return Verdict(
+            self.prediction.outcome.value if self.prediction else None,
+            result.outcome.value if result else None,
+            result.exit_code if result else None,
+            not_run=self.error if result is None else None,
+            # the rules predict memory behaviour; a refusal is reported on its own
+            refused=result is not None and result.outcome == Outcome.REFUSED,
+        )
+
+    @property
     def agrees(self) -> bool | None:
-        if self.prediction is None or self.result is None:
-            return None
-        if self.prediction.outcome == Predicted.BORDERLINE:
-            return None
-        if self.result.outcome == Outcome.REFUSED:
-            return None  # the rules predict memory behaviour; a refusal is reported on its own
-        return self.prediction.outcome.value == self.result.outcome.value
+        return self.verdict.agrees
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,16 +72,12 @@ def docker_prediction(
 
     ``host_swap`` overrides the host's swap total (``oomlab predict --host-swap``).
     """
-    allowance = docker_allowance(
-        run.memory_bytes,
-        run.memory_swap_bytes,
-        swap_accounting=host is None or host.swap_limit_supported is not False,
-        as_written=(run.memory, run.memory_swap),
-    )
-    subject = "Docker" if run.engine.startswith("docker") else "podman"
-    swap = host_swap if host_swap is not None else (host.swap_total_bytes if host else None)
-    return allowance, predict(
-        run.workload.demand_bytes(), allowance, host_swap_bytes=swap, subject=subject
+    return predict_docker(
+        run.docker_flags,
+        run.workload.demand_bytes(),
+        host,
+        host_swap_bytes=host_swap,
+        subject="Docker" if run.engine.startswith("docker") else "podman",
     )
 
 
@@ -110,4 +116,53 @@ def describe_host(info: RuntimeInfo) -> str:
         f"{engine} on {info.hostname or '?'} ({where}): cgroup {info.cgroup_version.value}, "
         f"swap {swap}{limits[info.swap_limit_supported]}, memory {human(info.memory_total_bytes)}, "
         f"kernel {info.kernel or 'unknown'}, THP {info.transparent_hugepages or 'unknown'}"
+    )
+
+
+def _allowance(row: Row) -> Allowance:
+    """Docker's allowance for the row's flags on the host the row ran on."""
+    host = row.result.host if row.result else None
+    return flags_allowance(row.run.docker_flags, host)
+
+
+def row_bar(row: Row) -> Bar:
+    """A Docker/podman row on the limits chart: its flags' allowance on the host it ran on."""
+    allowance = _allowance(row)
+    host_swap = row.result.host.swap_total_bytes if row.result else None
+    usable, _ = usable_swap(allowance, host_swap)
+    again = row.run.workload.reaccess
+    ran = row.result is not None and row.result.outcome != Outcome.REFUSED
+    note = ""
+    if not ran:
+        note = row.result.reason if row.result else row.error
+    return Bar(
+        label=f"{row.run.engine}/{row.run.runtime} {row.run.workload.mode.value}"
+        + (f" +{again} re-access" if again else "")
+        + "\n"
+        + " ".join(row.run.flags()),
+        memory_bytes=allowance.memory_bytes or 0,
+        swap_bytes=usable if usable is not None else host_swap or 0,
+        demand_bytes=row.run.workload.demand_bytes(),
+        peak_bytes=row.result.peak_usage_bytes if row.result and ran else None,
+        outcome=row.result.outcome if row.result else Outcome.REFUSED,
+        note=note,
+    )
+
+
+def row_timeline(row: Row) -> Timeline | None:
+    """A row's memory over time (None when it did not run)."""
+    result = row.result
+    if result is None:
+        return None
+    allowance = _allowance(row)
+    usable = None
+    if allowance.memory_bytes:
+        usable, _ = usable_swap(allowance, result.host.swap_total_bytes)
+    return Timeline(
+        title=f"{row.run.engine}/{row.run.runtime} {row.run.workload.describe()} "
+        f"{' '.join(row.run.flags())}: {result.outcome.value}",
+        samples=tuple(result.progress.timeline),
+        outcome=result.outcome,
+        memory_bytes=allowance.memory_bytes,
+        usable_swap_bytes=usable,
     )

@@ -16,7 +16,8 @@ from rich.table import Table
 
 from oomlab import kube
 from oomlab.cli.errors import App
-from oomlab.experiment import DockerFlags, ExperimentSpec, InvalidSpec
+from oomlab.experiment import ExperimentSpec, InvalidSpec
+from oomlab.rules.docker import DockerFlags
 from oomlab.rules.runtimeclass import (
     DEFAULT_HANDLER,
     check_runtime_class,

@@ -1,19 +1,17 @@
 """A chart of a matrix run: for each row, the memory and swap it was given, what it needed, and
-what happened. One picture shows why 500m/1g survives and 500m/500m does not."""
+what happened. One picture shows why 500m/1g survives and 500m/500m does not.
+
+The charts take plain numbers (:class:`Bar`, :class:`Timeline`), whoever ran the experiment."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from oomlab.rules.results import Outcome
-from oomlab.rules.semantics import Allowance, docker_allowance, usable_swap
 from oomlab.rules.units import MiB
-
-if TYPE_CHECKING:
-    from oomlab.cli.container_runs import Row
 
 COLOURS = {
     Outcome.OOM_KILLED: "#d62728",
@@ -35,48 +33,42 @@ def _pyplot() -> Any:
     return plt
 
 
-def _allowance(row: Row) -> Allowance:
-    """Docker's allowance for the row's flags on the host the row ran on."""
-    host = row.result.host if row.result else None
-    return docker_allowance(
-        row.run.memory_bytes,
-        row.run.memory_swap_bytes,
-        swap_accounting=host is None or host.swap_limit_supported is not False,
-    )
+@dataclass(frozen=True)
+class Timeline:
+    """One run's memory over time against its limits, in plain numbers (any runner)."""
+
+    title: str
+    samples: tuple[tuple[float, int | None, int | None], ...]
+    """(seconds since start, resident bytes, bytes the workload allocated)."""
+    outcome: Outcome
+    memory_bytes: int | None
+    usable_swap_bytes: int | None
 
 
-def plot_timeline(rows: Sequence[Row], path: Path) -> None:
+def plot_timeline(timelines: Sequence[Timeline], path: Path) -> None:
     """Resident memory over time for each run, against its memory and memory+swap limits.
 
     A leak's ramp, a spike's peak and the moment of the kill are easier to see than to read.
     """
     plt = _pyplot()
-    ran = [row for row in rows if row.result is not None and row.result.progress.timeline]
+    ran = [timeline for timeline in timelines if timeline.samples]
     fig, axes = plt.subplots(len(ran) or 1, 1, figsize=(10, 2.4 * max(1, len(ran))), squeeze=False)
-    for ax, row in zip(axes[:, 0], ran, strict=False):
-        assert row.result is not None
-        timeline = row.result.progress.timeline
-        times = [t for t, _, _ in timeline]
-        rss = [(r or 0) / MiB for _, r, _ in timeline]
-        live = [(a or 0) / MiB for _, _, a in timeline]
-        colour = COLOURS[row.result.outcome]
+    for ax, run in zip(axes[:, 0], ran, strict=False):
+        times = [t for t, _, _ in run.samples]
+        rss = [(r or 0) / MiB for _, r, _ in run.samples]
+        live = [(a or 0) / MiB for _, _, a in run.samples]
+        colour = COLOURS[run.outcome]
         ax.plot(times, rss, color=colour, label="resident (RSS)")
         ax.plot(times, live, color=colour, linestyle=":", label="allocated by the workload")
-        allowance = _allowance(row)
-        if allowance.memory_bytes:
-            ax.axhline(allowance.memory_bytes / MiB, color="#1f77b4", linestyle="--",
+        if run.memory_bytes:
+            ax.axhline(run.memory_bytes / MiB, color="#1f77b4", linestyle="--",
                        label="memory limit")  # fmt: skip
-            usable, _ = usable_swap(allowance, row.result.host.swap_total_bytes)
-            if usable:
-                ax.axhline((allowance.memory_bytes + usable) / MiB, color="#aec7e8",
+            if run.usable_swap_bytes:
+                ax.axhline((run.memory_bytes + run.usable_swap_bytes) / MiB, color="#aec7e8",
                            linestyle="--", label="memory + usable swap")  # fmt: skip
-        if row.result.outcome == Outcome.OOM_KILLED and times:
+        if run.outcome == Outcome.OOM_KILLED and times:
             ax.plot(times[-1], rss[-1], marker="X", markersize=12, color=colour, label="OOM kill")
-        ax.set_title(
-            f"{row.run.engine}/{row.run.runtime} {row.run.workload.describe()} "
-            f"{' '.join(row.run.flags())}: {row.result.outcome.value}",
-            fontsize=9,
-        )
+        ax.set_title(run.title, fontsize=9)
         ax.set_ylabel("MiB")
         ax.legend(loc="upper left", fontsize=7)
     axes[-1, 0].set_xlabel("seconds since start")
@@ -97,34 +89,6 @@ class Bar:
     outcome: Outcome
     note: str = ""
     """Why it did not run (drawn instead of a peak)."""
-
-
-def row_bar(row: Row) -> Bar:
-    """A Docker/podman row: its flags' allowance on the host it ran on."""
-    allowance = _allowance(row)
-    host_swap = row.result.host.swap_total_bytes if row.result else None
-    usable, _ = usable_swap(allowance, host_swap)
-    again = row.run.workload.reaccess
-    ran = row.result is not None and row.result.outcome != Outcome.REFUSED
-    note = ""
-    if not ran:
-        note = row.result.reason if row.result else row.error
-    return Bar(
-        label=f"{row.run.engine}/{row.run.runtime} {row.run.workload.mode.value}"
-        + (f" +{again} re-access" if again else "")
-        + "\n"
-        + " ".join(row.run.flags()),
-        memory_bytes=allowance.memory_bytes or 0,
-        swap_bytes=usable if usable is not None else host_swap or 0,
-        demand_bytes=row.run.workload.demand_bytes(),
-        peak_bytes=row.result.peak_usage_bytes if row.result and ran else None,
-        outcome=row.result.outcome if row.result else Outcome.REFUSED,
-        note=note,
-    )
-
-
-def plot_rows(rows: Sequence[Row], path: Path) -> None:
-    plot_bars([row_bar(row) for row in rows], path)
 
 
 def plot_bars(bars: Sequence[Bar], path: Path) -> None:

@@ -1,298 +1,25 @@
-"""The cluster's columns of ``oomlab report``: the same scenarios as OOMExperiments, run by the
-operator on the kubelet's two kinds of node, under each RuntimeClass.
-
-Columns: the host node (NoSwap, cgroup v1, runc) and the VM node (LimitedSwap, cgroup v2) with
-RuntimeClass runc and crun. Each Docker scenario is mapped to its Kubernetes equivalent
-(:func:`kubernetes_equivalent`, shown in the report): Docker's no-swap pair is a Guaranteed pod;
-a pair that gives swap is the Burstable request whose LimitedSwap share (request / node memory x
-node swap) is at least Docker's swap. The prediction is the operator's own
-(``status.kubernetes.predictedOutcome``), the observation the status's outcome; a difference is a
-finding. Nothing here judges: it reads what the operator wrote.
+"""The cluster's columns of ``oomlab report``, run: every scenario as an OOMExperiment, through
+the operator, on the kubelet's two kinds of node (the pure side: :mod:`oomlab.cli.cluster_cells`).
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from oomlab.rules.nodes import NodeFacts, node_facts_from_node
-from oomlab.rules.runtimeclass import check_runtime_class, node_view, runtime_class_from_doc
-from oomlab.rules.semantics import SwapBehavior, docker_allowance, kernel_limit, limited_swap_bytes
-from oomlab.rules.units import MiB, human, parse_docker_flags
-
-if TYPE_CHECKING:
-    from oomlab.cli.report import Scenario, Step
-
-NAMESPACE = "default"
-REPORT_LABEL = "oomlab.dev/report"
-FALLBACK_BURSTABLE_REQUEST = 400 * MiB
-"""Without a LimitedSwap node to size it from: samples/seed-limited-swap.yaml's request."""
-TERMINAL = {"Completed", "OOMKilled", "Failed", "TimedOut", "Invalid"}
-
-
-@dataclass(frozen=True)
-class ClusterColumn:
-    key: str
-    label: str
-    swap_behavior: SwapBehavior
-    runtime_class: str
-    machine: str
-    """Which machine runs it: columns on different machines may run at the same time."""
-
-
-CLUSTER_COLUMNS: tuple[ClusterColumn, ...] = (
-    ClusterColumn("noswap-runc", "kubelet NoSwap v1 (runc)", SwapBehavior.NO_SWAP, "runc", "host"),
-    ClusterColumn(
-        "limited-runc", "kubelet LimitedSwap v2 runc", SwapBehavior.LIMITED_SWAP, "runc", "vm"
-    ),
-    ClusterColumn(
-        "limited-crun", "kubelet LimitedSwap v2 crun", SwapBehavior.LIMITED_SWAP, "crun", "vm"
-    ),
+from oomlab.cli.cluster_cells import (
+    CLUSTER_COLUMNS,
+    NAMESPACE,
+    REPORT_LABEL,
+    ClusterCell,
+    ClusterPart,
+    KubeMapping,
+    column_reachability,
+    kubernetes_equivalent,
+    limited_swap_node,
 )
-
-
-# -- the mapping (pure) -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class KubeMapping:
-    """A Docker scenario's Kubernetes equivalent, and why it is that one."""
-
-    limit: str
-    request: str
-    qos: str
-    why: str
-    limited_swap_bytes: int | None = None
-    """The swap the LimitedSwap node's formula gives this request, as memory.swap.max reads."""
-    not_run: str = ""
-    """Set when the scenario has no honest equivalent in an OOMExperiment."""
-
-    def text(self) -> str:
-        if self.not_run:
-            return f"not run: {self.not_run}"
-        return f"{self.qos} {self.request}/{self.limit}"
-
-
-def _mi(value: int) -> str:
-    return f"{value // MiB}Mi"
-
-
-def kubernetes_equivalent(scenario: Scenario, limited_node: NodeFacts | None) -> KubeMapping:
-    """Docker's ``--memory``/``--memory-swap`` as a pod's request/limit.
-
-    Docker ``500m`` is 500 MiB, so the limit is ``500Mi``. No swap (memory-swap = memory) is a
-    Guaranteed pod (LimitedSwap gives Guaranteed pods none). Swap S is the smallest whole-MiB
-    Burstable request whose LimitedSwap share on ``limited_node`` is at least S; on a NoSwap node
-    the same pod gets no swap, which is the comparison."""
-    memory, memory_swap = parse_docker_flags(scenario.memory, scenario.memory_swap)
-    if memory is None:
-        return KubeMapping("-", "-", "-", "", not_run="no Docker memory limit: nothing to map")
-    limit = _mi(memory) if memory % MiB == 0 else str(memory)
-    if scenario.workload.reaccess:
-        return KubeMapping(
-            limit, "-", "-", "",
-            not_run="an OOMExperiment has no re-access passes (memhog --reaccess is not in "
-            "the CRD's spec.workload)",
-        )  # fmt: skip
-    allowance = docker_allowance(memory, memory_swap)
-    swap = allowance.swap_bytes
-    if swap is None:
-        return KubeMapping(
-            limit, "-", "-", "",
-            not_run="unlimited Docker swap has no kubelet equivalent (LimitedSwap caps every "
-            "container at its request's share)",
-        )  # fmt: skip
-    if swap == 0:
-        return KubeMapping(
-            limit, limit, "Guaranteed",
-            f"Docker {scenario.memory}/{scenario.memory_swap or 'unset'} gives no swap; a "
-            "Guaranteed pod (request = limit) gets none under either swap behaviour",
-            limited_swap_bytes=0,
-        )  # fmt: skip
-    docker_text = (
-        f"Docker --memory={scenario.memory} --memory-swap={scenario.memory_swap or 'unset'}"
-    )
-    if (
-        limited_node is None
-        or not limited_node.memory_capacity_bytes
-        or not limited_node.swap_capacity_bytes
-    ):
-        request = FALLBACK_BURSTABLE_REQUEST
-        return KubeMapping(
-            limit, _mi(request), "Burstable",
-            f"{docker_text} gives {human(swap)} of swap; with no LimitedSwap node to size the "
-            f"request from, {_mi(request)} as in samples/seed-limited-swap.yaml",
-        )  # fmt: skip
-    node_memory = limited_node.memory_capacity_bytes
-    node_swap = limited_node.swap_capacity_bytes
-    request = math.ceil(swap * node_memory / node_swap / MiB) * MiB
-    while limited_swap_bytes(request, node_memory, node_swap) < swap:
-        request += MiB
-    if request >= memory:
-        return KubeMapping(
-            limit, "-", "-", "",
-            not_run=f"{docker_text} gives {human(swap)} of swap; LimitedSwap would need a "
-            f"request of {_mi(request)}, not below the limit, so no Burstable pod gets as much",
-        )  # fmt: skip
-    share = kernel_limit(limited_swap_bytes(request, node_memory, node_swap))
-    return KubeMapping(
-        limit, _mi(request), "Burstable",
-        f"{docker_text} gives {human(swap)} of swap; LimitedSwap gives request / "
-        f"{node_memory:,} B x {node_swap:,} B, so request {_mi(request)} gets {share:,} B "
-        f"({human(share)}), the smallest whole-MiB request with at least as much",
-        limited_swap_bytes=share,
-    )  # fmt: skip
-
-
-# -- cells (pure reading of the operator's status) ------------------------------------------------
-
-
-@dataclass
-class ClusterCell:
-    column: ClusterColumn
-    scenario: Scenario
-    mapping: KubeMapping
-    name: str = ""
-    body: dict[str, Any] = field(default_factory=dict)
-    error: str = ""
-    """Why it was not run or not finished (the cell shows "not run: ..."), else empty."""
-    seconds: float = 0.0
-
-    @property
-    def status(self) -> dict[str, Any]:
-        return dict(self.body.get("status") or {})
-
-    @property
-    def k8s(self) -> dict[str, Any]:
-        return dict(self.status.get("kubernetes") or {})
-
-    @property
-    def predicted(self) -> str | None:
-        return self.k8s.get("predictedOutcome")
-
-    @property
-    def observed(self) -> str | None:
-        return self.k8s.get("outcome") or (
-            self.status.get("phase") if self.status.get("phase") in TERMINAL else None
-        )
-
-    @property
-    def agrees(self) -> bool | None:
-        if self.error or self.predicted in (None, "Borderline") or self.observed is None:
-            return None
-        return self.predicted == self.observed
-
-    def text(self) -> str:
-        """``OOMKilled, 137 ✓`` as for the engines' cells."""
-        if self.error:
-            return f"not run: {self.error}"
-        observed = self.observed
-        if observed is None:
-            return f"not finished: phase {self.status.get('phase', 'Pending')}"
-        code = self.k8s.get("exitCode")
-        text = observed + ("" if code in (None, 0) else f", {code}")
-        if self.agrees is True:
-            return text + " ✓"
-        if self.agrees is False:
-            return f"**{text}** ✗ (predicted {self.predicted})"
-        if self.predicted == "Borderline":
-            return text + " (predicted: too close to call)"
-        return text
-
-    def swap_text(self) -> str:
-        seen, predicted = self.k8s.get("swapLimitBytes"), self.k8s.get("predictedSwapBytes")
-        if seen is None:
-            return "-" if predicted is None else f"predicted {predicted:,} B, not read"
-        agrees = self.k8s.get("swapLimitAgrees")
-        verdict = "" if agrees is None else (" = predicted" if agrees else f" != {predicted}")
-        return ("max" if seen < 0 else f"{seen:,} B") + verdict
-
-    def oom_reported_as(self) -> str:
-        if self.observed != "OOMKilled":
-            return "-"
-        if self.k8s.get("reason") == "OOMKilled":
-            return "terminated.reason=OOMKilled"
-        return f"exit {self.k8s.get('exitCode')} without reason OOMKilled: judged by evidence"
-
-
-def host_text(cells: Sequence[ClusterCell]) -> str:
-    """The node a column ran on, from the first status that names one."""
-    for cell in cells:
-        k8s = cell.k8s
-        if k8s.get("nodeName"):
-            facts = [
-                f"node {k8s['nodeName']}",
-                f"cgroup {k8s.get('cgroupVersion', '?')}",
-                str(k8s.get("swapBehavior", "?")),
-                f"THP {k8s.get('transparentHugepages') or '?'}",
-                f"runtime handler {k8s.get('runtimeHandler', '?')}",
-            ]
-            return ", ".join(facts)
-    return "-"
-
-
-@dataclass
-class ClusterPart:
-    cells: list[ClusterCell] = field(default_factory=list)
-    unreachable: dict[str, str] = field(default_factory=dict)
-    """Column label (or "cluster" for all of them) -> why it was not reachable."""
-    mapping: dict[str, KubeMapping] = field(default_factory=dict)
-    """Scenario key -> its Kubernetes equivalent."""
-    steps: list[Step] = field(default_factory=list)
-    wall_s: float = 0.0
-
-
-def column_reachability(
-    nodes: Sequence[Mapping[str, Any]], classes: Sequence[Mapping[str, Any]] | None
-) -> dict[str, str]:
-    """Column label -> why the cluster cannot run it (nothing for those it can)."""
-    ready = [n for n in nodes if _ready(n)]
-    views = [node_view(n) for n in ready]
-    facts = [node_facts_from_node(n) for n in ready]
-    why: dict[str, str] = {}
-    for column in CLUSTER_COLUMNS:
-        wanted = [
-            f for f in facts if (f.swap_behavior or SwapBehavior.NO_SWAP) == column.swap_behavior
-        ]
-        if not wanted:
-            label = f"oomlab.dev/swap-behavior={column.swap_behavior.value}"
-            hint = " (hack/vm-node.sh up)" if column.machine == "vm" else ""
-            why[column.label] = f"no Ready node runs {column.swap_behavior.value} ({label}){hint}"
-            continue
-        if classes is None:
-            continue
-        check = check_runtime_class(
-            column.runtime_class,
-            [runtime_class_from_doc(c) for c in classes],
-            views,
-            swap_behavior=column.swap_behavior,
-        )
-        if check.reason:
-            why[column.label] = check.message
-    return why
-
-
-def _ready(node: Mapping[str, Any]) -> bool:
-    conditions = (node.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
-def limited_swap_node(nodes: Sequence[Mapping[str, Any]]) -> NodeFacts | None:
-    for node in nodes:
-        facts = node_facts_from_node(node)
-        if facts.swap_behavior == SwapBehavior.LIMITED_SWAP and _ready(node):
-            return facts
-    return None
-
-
-# -- running (I/O) --------------------------------------------------------------------------------
-
-
-def planned_cells(scenarios: Sequence[Scenario]) -> int:
-    return len(CLUSTER_COLUMNS) * len(scenarios)
+from oomlab.cli.report_model import Scenario, Step, skip_reason
 
 
 def measure_cluster(
@@ -308,8 +35,6 @@ def measure_cluster(
     the VM node's columns run at the same time (different machines); on the VM node (1.5 GiB)
     one experiment at a time."""
     from concurrent.futures import ThreadPoolExecutor
-
-    from oomlab.cli.report import Step, skip_reason
 
     part = ClusterPart()
     started = time.monotonic()
@@ -393,7 +118,8 @@ def _run_cell(cell: ClusterCell, stamp: str, image: str, timeout_s: float) -> No
     """One OOMExperiment through the Kubernetes runner: the scenario's whole workload (re-access
     passes included) under the mapping's request and limit; its last body kept, then deleted."""
     from oomlab import kube
-    from oomlab.experiment import DockerFlags, ExperimentSpec, InvalidSpec
+    from oomlab.experiment import ExperimentSpec, InvalidSpec
+    from oomlab.rules.docker import DockerFlags
     from oomlab.runners.kubernetes import ClusterExperiment, KubernetesRunner
 
     scenario, mapping, column = cell.scenario, cell.mapping, cell.column

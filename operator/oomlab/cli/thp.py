@@ -23,6 +23,7 @@ from rich.table import Table
 
 from oomlab import kube
 from oomlab.cli import thp_compare as thp
+from oomlab.cli import thp_helper
 from oomlab.experiment import ExperimentSpec
 from oomlab.rules.nodes import (
     CGROUP_VERSION_LABEL,
@@ -92,9 +93,9 @@ class ClusterNode:
 
     def _create(self, role: str, mode: str | None, sample: bool) -> str:
         name = f"oomlab-thp-{self.stamp}-{role}"
-        pod = thp.helper_pod(
+        pod = thp_helper.helper_pod(
             name, self.namespace, self.node, image=self.image, set_mode=mode, sample=sample,
-            stamp=self.stamp,
+            labels={thp.COMPARE_LABEL: self.stamp},
         )  # fmt: skip
         kube.create_pod(pod)
         return name
@@ -110,8 +111,8 @@ class ClusterNode:
             lambda: True if kube.read_pod(self.namespace, name) is None else None,
         )
 
-    def _mode_line(self, name: str, *, finished: bool) -> thp.HelperLog:
-        def ready() -> thp.HelperLog | None:
+    def _mode_line(self, name: str, *, finished: bool) -> thp_helper.HelperLog:
+        def ready() -> thp_helper.HelperLog | None:
             pod = kube.read_pod(self.namespace, name)
             phase = _pod_phase(pod)
             if phase == "Failed":
@@ -119,10 +120,10 @@ class ClusterNode:
                 raise thp.ThpError(f"helper pod {name} failed on {self.node}: {tail}")
             if phase == "Pending" or (finished and phase != "Succeeded"):
                 return None
-            log = thp.parse_helper_log(self._log(name))
+            log = thp_helper.parse_helper_log(self._log(name))
             return log if log.after is not None else None
 
-        result: thp.HelperLog = wait_for(f"helper pod {name}", HELPER_READY_S, ready)
+        result: thp_helper.HelperLog = wait_for(f"helper pod {name}", HELPER_READY_S, ready)
         return result
 
     def start_helper(self, mode: str) -> thp.Helper:

@@ -6,24 +6,21 @@ The node's THP mode is switched only for the comparison, by a short-lived privil
 pinned to the node (hostPath ``/sys/kernel/mm/transparent_hugepage``), and the node's
 ``oomlab.dev/thp`` label (the operator's one source of a node's THP mode) follows it; both are
 restored afterwards whatever happens (:func:`compare`). While a run lasts the same helper pod
-samples, once a second, the node's ``/proc/meminfo`` and every Burstable container's cgroup
-(``memory.current``, ``memory.swap.current``, ``memory.stat``'s ``swapcached`` and ``anon_thp``):
-the workload's state at its peak is the sample with the most memory + swap in use: just before the
-kill when it was OOM-killed (memhog's own summary line is never written then), before it let go
-of its memory when it completed (its very last samples are after that).
+samples the node and the workload's cgroup (:mod:`oomlab.cli.thp_helper`).
 
 Everything here is pure except :func:`compare`, which drives a :class:`NodePort` (the cluster I/O,
-in ``thp_cli``) and so can be tested with a fake.
+in :mod:`oomlab.cli.thp`) and so can be tested with a fake.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from oomlab.rules.nodes import SWAP_TAINT_KEY, THP_LABEL, NodeFacts
+from oomlab.cli.thp_helper import EndState, end_state, parse_helper_log
+from oomlab.rules.nodes import THP_LABEL, NodeFacts
 from oomlab.rules.results import Predicted
 from oomlab.rules.semantics import kernel_limit, limited_swap_bytes
 from oomlab.rules.units import MiB, human
@@ -33,66 +30,10 @@ MODES = ("always", "madvise")
 """The two modes compared, in this order: the one FACTS saw kill early first."""
 COMPARE_LABEL = "oomlab.dev/thp-compare"
 """On every object a comparison creates (helper pods, experiments): its run's stamp."""
-HELPER_CONTAINER = "thp"
-THP_HOST_DIR = "/sys/kernel/mm/transparent_hugepage"
 DEFAULT_SWAP_FILL = 0.75
 """The workload's demand beyond its memory limit, as a share of its LimitedSwap allowance: it
 needs swap and fits in limit + swap with a quarter of the allowance to spare (FACTS' kind run,
 killed under ``always``, used about 0.78 of its allowance)."""
-
-# Runs inside the helper pod on Debian's python3-minimal (the memhog image): no json module, so
-# it prints ``key=value`` lines. argv: MODE|- (write it to THP's enabled file first), SAMPLES
-# (how many samples, a second apart; -1: until the pod is deleted). Paths under $HELPER_ROOT.
-HELPER_SCRIPT = r"""
-import os, sys, time
-ROOT = os.environ.get("HELPER_ROOT", "/host")
-THP = ROOT + "/thp/enabled"
-CGROUP = ROOT + "/cgroup"
-MEMINFO = os.environ.get("HELPER_MEMINFO", "/proc/meminfo")
-STAT = ("anon", "anon_thp", "swapcached", "file", "thp_fault_alloc", "thp_swpout", "pgmajfault")
-FILES = ("memory.current", "memory.swap.current", "memory.swap.max")
-NODE = ("SwapCached", "AnonHugePages", "SwapTotal", "SwapFree", "MemAvailable")
-def say(line):
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-def read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
-def selected():
-    text = read(THP).strip()
-    return text.split("[", 1)[1].split("]", 1)[0] if "[" in text else text
-say("before " + selected())
-if sys.argv[1] != "-":
-    with open(THP, "w") as f:
-        f.write(sys.argv[1])
-say("after " + selected())
-left = int(sys.argv[2])
-while left != 0:
-    left -= 1
-    now = "t=%.2f" % time.time()
-    info = dict(l.split(":", 1) for l in read(MEMINFO).splitlines() if ":" in l)
-    node = ["%s=%d" % (k, int(info[k].split()[0]) * 1024) for k in NODE if k in info]
-    say(" ".join(["node", now, "thp=" + selected()] + node))
-    for top in ("kubepods.slice", "kubepods"):
-        for d, subdirs, names in os.walk(os.path.join(CGROUP, top)):
-            if subdirs or "burstable" not in d or "memory.stat" not in names:
-                continue
-            parts = ["cg", now, "path=" + os.path.relpath(d, CGROUP)]
-            for name in FILES:
-                value = read(os.path.join(d, name)).strip()
-                if value:
-                    parts.append(name + "=" + value)
-            for l in read(os.path.join(d, "memory.stat")).splitlines():
-                kv = l.split()
-                if len(kv) == 2 and kv[0] in STAT:
-                    parts.append(kv[0] + "=" + kv[1])
-            say(" ".join(parts))
-    if left != 0:
-        time.sleep(1)
-"""
 
 
 class ThpError(RuntimeError):
@@ -104,59 +45,7 @@ class ThpRestoreError(ThpError):
 
 
 # --------------------------------------------------------------------------------------------
-# the helper pod and the workload's size
-
-
-def helper_pod(
-    name: str,
-    namespace: str,
-    node: str,
-    *,
-    image: str,
-    set_mode: str | None,
-    sample: bool,
-    stamp: str,
-) -> dict[str, Any]:
-    """A privileged pod bound to ``node`` that writes ``set_mode`` (None: only reads) into the
-    node's THP ``enabled`` file, prints the mode before and after, and with ``sample`` keeps
-    sampling until deleted. It tolerates the LimitedSwap taint and runs as root: nothing else
-    in the project may write the node's THP mode."""
-    mounts: list[dict[str, Any]] = [{"name": "thp", "mountPath": "/host/thp"}]
-    volumes: list[dict[str, Any]] = [
-        {"name": "thp", "hostPath": {"path": THP_HOST_DIR, "type": "Directory"}}
-    ]
-    if sample:
-        mounts.append({"name": "cgroup", "mountPath": "/host/cgroup", "readOnly": True})
-        volumes.append({"name": "cgroup", "hostPath": {"path": "/sys/fs/cgroup"}})
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {COMPARE_LABEL: stamp, "app.kubernetes.io/component": "thp-helper"},
-        },
-        "spec": {
-            "nodeName": node,
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "terminationGracePeriodSeconds": 1,
-            "tolerations": [{"key": SWAP_TAINT_KEY, "operator": "Exists"}],
-            "containers": [
-                {
-                    "name": HELPER_CONTAINER,
-                    "image": image,
-                    "imagePullPolicy": "IfNotPresent",
-                    "command": ["python3", "-u", "-c", HELPER_SCRIPT],
-                    "args": [set_mode or "-", "-1" if sample else "0"],
-                    "securityContext": {"privileged": True, "runAsUser": 0, "runAsNonRoot": False},
-                    "volumeMounts": mounts,
-                }
-            ],
-            "volumes": volumes,
-        },
-    }
+# the workload's size
 
 
 @dataclass(frozen=True)
@@ -195,139 +84,6 @@ def sizing(request: int, limit: int, node: NodeFacts, fill: float = DEFAULT_SWAP
     wanted = limit + math.floor(fill * share)
     size = (wanted - INTERPRETER_OVERHEAD_BYTES) // MiB * MiB
     return Sizing(request, limit, share, size, size + INTERPRETER_OVERHEAD_BYTES)
-
-
-# --------------------------------------------------------------------------------------------
-# the helper's log
-
-
-@dataclass(frozen=True)
-class NodeSample:
-    t: float
-    thp: str
-    swap_cached_bytes: int | None
-    anon_huge_bytes: int | None
-
-
-@dataclass(frozen=True)
-class CgroupSample:
-    t: float
-    path: str
-    memory_bytes: int | None
-    swap_bytes: int | None
-    swap_max_bytes: int | None
-    """None: ``max`` (unlimited) or not readable."""
-    stat: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class HelperLog:
-    before: str | None = None
-    after: str | None = None
-    nodes: tuple[NodeSample, ...] = ()
-    cgroups: tuple[CgroupSample, ...] = ()
-
-
-def _fields(words: Iterable[str]) -> dict[str, str]:
-    return dict(w.split("=", 1) for w in words if "=" in w)
-
-
-def _int(text: str | None) -> int | None:
-    return int(text) if text is not None and text.isdigit() else None
-
-
-def parse_helper_log(lines: Iterable[str]) -> HelperLog:
-    """The helper pod's lines: ``before MODE``, ``after MODE``, ``node ...`` and ``cg ...``
-    samples. Lines it does not know (a kubelet message, a torn last line) are skipped."""
-    before = after = None
-    nodes: list[NodeSample] = []
-    cgroups: list[CgroupSample] = []
-    for line in lines:
-        kind, _, rest = line.strip().partition(" ")
-        words = rest.split()
-        if kind in ("before", "after") and len(words) == 1:
-            before, after = (words[0], after) if kind == "before" else (before, words[0])
-            continue
-        values = _fields(words)
-        try:
-            t = float(values.get("t", ""))
-        except ValueError:
-            continue
-        if kind == "node" and "thp" in values:
-            nodes.append(
-                NodeSample(
-                    t,
-                    values["thp"],
-                    _int(values.get("SwapCached")),
-                    _int(values.get("AnonHugePages")),
-                )
-            )
-        elif kind == "cg" and "path" in values:
-            known = {"t", "path", "memory.current", "memory.swap.current", "memory.swap.max"}
-            stat = {k: int(v) for k, v in values.items() if k not in known and v.isdigit()}
-            cgroups.append(
-                CgroupSample(
-                    t,
-                    values["path"],
-                    _int(values.get("memory.current")),
-                    _int(values.get("memory.swap.current")),
-                    _int(values.get("memory.swap.max")),
-                    stat,
-                )
-            )
-    return HelperLog(before, after, tuple(nodes), tuple(cgroups))
-
-
-@dataclass(frozen=True)
-class EndState:
-    """The workload's container at its peak: the sample with the most memory + swap in use."""
-
-    memory_bytes: int | None
-    swap_bytes: int | None
-    swap_max_bytes: int | None
-    swap_cached_bytes: int | None
-    """The container's own ``memory.stat`` ``swapcached``: pages charged to memory and swap."""
-    anon_thp_bytes: int | None
-    node_swap_cached_bytes: int | None
-    """The node's ``/proc/meminfo`` SwapCached at the same moment (whole kernel)."""
-    peak_swap_cached_bytes: int | None
-    """The container's largest ``swapcached`` over the run (not always at the peak)."""
-    peak_swap_bytes: int | None
-    samples: int
-    thp_seen: str | None
-    """The node's THP mode as the helper read it during the run (the kernel's, not the label)."""
-    swap_at_cache_peak_bytes: int | None = None
-    """``memory.swap.current`` when ``swapcached`` was at its largest: how close the swap limit
-    was while those pages were counted twice."""
-
-
-def end_state(log: HelperLog, container_id: str | None) -> EndState | None:
-    """The container at its peak, its cgroup matched by its id in the path (systemd's
-    ``cri-containerd-<id>.scope`` or cgroupfs' ``<id>``); None when it was never sampled."""
-    if not container_id:
-        return None
-    own = [s for s in log.cgroups if container_id in s.path]
-    if not own:
-        return None
-    peak = max(own, key=lambda s: (s.memory_bytes or 0) + (s.swap_bytes or 0))
-    node = next((n for n in reversed(log.nodes) if n.t <= peak.t), None)
-    cached = [s.stat["swapcached"] for s in own if "swapcached" in s.stat]
-    swapped = [s.swap_bytes for s in own if s.swap_bytes is not None]
-    cache_peak = max(own, key=lambda s: s.stat.get("swapcached", -1))
-    modes = {n.thp for n in log.nodes}
-    return EndState(
-        memory_bytes=peak.memory_bytes,
-        swap_bytes=peak.swap_bytes,
-        swap_max_bytes=peak.swap_max_bytes,
-        swap_cached_bytes=peak.stat.get("swapcached"),
-        anon_thp_bytes=peak.stat.get("anon_thp"),
-        node_swap_cached_bytes=node.swap_cached_bytes if node else None,
-        peak_swap_cached_bytes=max(cached) if cached else None,
-        peak_swap_bytes=max(swapped) if swapped else None,
-        samples=len(own),
-        thp_seen=modes.pop() if len(modes) == 1 else ("/".join(sorted(modes)) or None),
-        swap_at_cache_peak_bytes=cache_peak.swap_bytes if cached else None,
-    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from oomlab.experiment import DockerFlags, ExperimentSpec
+from oomlab.experiment import ExperimentSpec
 from oomlab.handover import OBSERVATION_ANNOTATION, flags_document
 from oomlab.operator.config import OperatorConfig
+from oomlab.rules.docker import DockerFlags, docker_prediction
 from oomlab.rules.results import Outcome, Predicted
-from oomlab.rules.semantics import Allowance, FlagError, docker_allowance, predict
+from oomlab.rules.semantics import Allowance, FlagError
 from oomlab.rules.timestamps import parse_time
 from oomlab.rules.units import UNLIMITED
 
@@ -65,10 +66,10 @@ def docker_view(
     if flags is None:
         return DockerView(None, None, None)
     try:
-        allowance = docker_allowance(
-            flags.memory_bytes,
-            flags.memory_swap_bytes,
-            as_written=(flags.memory, flags.memory_swap),
+        allowance, prediction = docker_prediction(
+            flags,
+            spec.workload.demand_bytes(),
+            host_swap_bytes=config.docker_host_swap_bytes,
         )
     except FlagError as exc:
         sentence = f"Docker refuses {flags.cli()}: {exc}."
@@ -79,12 +80,6 @@ def docker_view(
             "explanation": sentence,
         }
         return DockerView(refused, Outcome.REFUSED, None, refused=sentence)
-    prediction = predict(
-        spec.workload.demand_bytes(),
-        allowance,
-        host_swap_bytes=config.docker_host_swap_bytes,
-        subject="Docker",
-    )
     section: dict[str, Any] = {
         "predictedOutcome": prediction.outcome.value,
         "explanation": prediction.explanation,

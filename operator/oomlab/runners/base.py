@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from oomlab.experiment import DockerFlags
 from oomlab.rules.classify import classify_exit
+from oomlab.rules.docker import DockerFlags, flags_allowance
 from oomlab.rules.results import CgroupVersion, Outcome, RunResult, RuntimeInfo
-from oomlab.rules.semantics import FlagError, docker_allowance
+from oomlab.rules.semantics import FlagError
 from oomlab.rules.workload import DEFAULT_IMAGE, WorkloadSpec, parse_lines
 
 RUN_LABEL = "oomlab.dev/run"
@@ -117,11 +117,7 @@ def evidence_limit(run: ContainerRun, info: RuntimeInfo) -> int | None:
     """The limit the sampled peak is measured against: on cgroup v1 the sampler reads
     memory+swap, on v2 ``memory.peak`` (memory alone)."""
     try:
-        allowance = docker_allowance(
-            run.memory_bytes,
-            run.memory_swap_bytes,
-            swap_accounting=info.swap_limit_supported is not False,
-        )
+        allowance = flags_allowance(run.docker_flags, info)
     except FlagError:
         return None
     if allowance.memory_bytes is None:

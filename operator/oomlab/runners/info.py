@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oomlab.rules.kernel import parse_meminfo, parse_thp
 from oomlab.rules.results import CgroupVersion, RuntimeInfo
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -52,26 +53,6 @@ print(repr({
 """Run by ``python3 -c`` in a container of the workload image (no network, read-only): what the
 kernel under the engine says about itself. /proc/meminfo in a container shows the host's. The
 image has only python3-minimal, which has no json module: the probe prints a Python literal."""
-
-
-def parse_meminfo(text: str) -> dict[str, int]:
-    """``/proc/meminfo`` in bytes, keyed by field name (``SwapTotal``, ``MemTotal``, ...)."""
-    values: dict[str, int] = {}
-    for line in text.splitlines():
-        key, _, rest = line.partition(":")
-        parts = rest.split()
-        if parts and parts[0].isdigit():
-            factor = 1024 if len(parts) > 1 and parts[1] == "kB" else 1
-            values[key.strip()] = int(parts[0]) * factor
-    return values
-
-
-def parse_thp(text: str | None) -> str | None:
-    """The selected mode of ``transparent_hugepage/enabled`` (``always [madvise] never``)."""
-    for word in (text or "").split():
-        if word.startswith("[") and word.endswith("]"):
-            return word[1:-1]
-    return None
 
 
 def cgroup_version_of(value: Any) -> CgroupVersion:
