@@ -10,7 +10,7 @@ needs a cluster or an engine gives itself an explicit fake.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -66,4 +66,14 @@ def isolate(monkeypatch: pytest.MonkeyPatch, base: Path) -> None:
     monkeypatch.setenv("DOCKER_HOST", NO_DOCKER_ENGINE)
     # tests/lab.py's connect() sets the client library's default configuration: give it back.
     monkeypatch.setattr(client.Configuration, "_default", client.Configuration._default)
+    forget_clients()
+
+
+@pytest.fixture(autouse=True)
+def hermetic_tier(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Autouse in every tier whose conftest imports it: :func:`isolate` around each test."""
+    isolate(monkeypatch, tmp_path_factory.getbasetemp())
+    yield
     forget_clients()

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hermetic import forget_clients, isolate
+from hermetic import hermetic_tier  # noqa: F401  (autouse: no cluster or engine here either)
 
 
 def _unavailable(reason: str) -> None:
@@ -46,13 +46,3 @@ def host_guard_untouched(netns_capable: None) -> Iterator[None]:
     before = _host_guard_rules()
     yield
     assert _host_guard_rules() == before
-
-
-@pytest.fixture(autouse=True)
-def hermetic(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
-    """No cluster or engine from the environment here either (OOMLAB_REQUIRE_NETNS stays)."""
-    isolate(monkeypatch, tmp_path_factory.getbasetemp())
-    yield
-    forget_clients()
