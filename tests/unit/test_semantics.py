@@ -214,13 +214,6 @@ def test_a_burstable_pod_with_a_request_below_its_limit_is_eligible() -> None:
     assert kubelet_no_swap_causes(GiB, 2 * GiB, QoSClass.BURSTABLE, V2_LIMITED) == []
 
 
-def test_a_static_pod_is_critical_whatever_its_priority() -> None:
-    causes = kubelet_no_swap_causes(GiB, 2 * GiB, QoSClass.BURSTABLE, V2_LIMITED, static_pod=True)
-    assert causes == [NoSwapCause.CRITICAL]
-    allowance = kubelet_allowance(GiB, 2 * GiB, QoSClass.BURSTABLE, V2_LIMITED, static_pod=True)
-    assert (allowance.swap_bytes, allowance.no_swap_cause) == (0, NoSwapCause.CRITICAL)
-
-
 SEED = WorkloadSpec(Mode.BULK, 1000 * MiB, 500 * MiB)
 STREAM = WorkloadSpec(Mode.STREAMING, 1000 * MiB, 50 * MiB, window=2)
 

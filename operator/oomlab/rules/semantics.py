@@ -229,20 +229,16 @@ def kubelet_no_swap_causes(
     node: NodeSwap,
     *,
     priority: int = 0,
-    static_pod: bool = False,
 ) -> list[NoSwapCause]:
     """Every kubelet rule that denies this container swap, in the order they are named (the
-    first is the one an explanation gives); empty when LimitedSwap gives it a share.
-
-    ``static_pod``: a static or mirror pod, which the kubelet counts as critical whatever its
-    priority."""
+    first is the one an explanation gives); empty when LimitedSwap gives it a share."""
     denied = [
         (node.cgroup_version == CgroupVersion.V1, NoSwapCause.CGROUP_V1),
         (node.swap_behavior == SwapBehavior.NO_SWAP, NoSwapCause.NO_SWAP),
         (not node.swap_capacity_bytes, NoSwapCause.NODE_NO_SWAP),
         (qos == QoSClass.GUARANTEED, NoSwapCause.GUARANTEED),
         (qos == QoSClass.BEST_EFFORT, NoSwapCause.BEST_EFFORT),
-        (priority >= CRITICAL_PRIORITY or static_pod, NoSwapCause.CRITICAL),
+        (priority >= CRITICAL_PRIORITY, NoSwapCause.CRITICAL),
         (not memory_request, NoSwapCause.NO_REQUEST),
         (bool(memory_request) and memory_request == memory_limit, NoSwapCause.REQUEST_EQUALS_LIMIT),
     ]
@@ -256,7 +252,6 @@ def kubelet_allowance(
     node: NodeSwap,
     *,
     priority: int = 0,
-    static_pod: bool = False,
 ) -> Allowance:
     """Swap the kubelet gives one container (NodeSwap, Kubernetes 1.30+).
 
@@ -264,9 +259,7 @@ def kubelet_allowance(
     else gets none. The first rule that zeroes swap is the one named in the explanation.
     """
     limit = human(memory_limit) if memory_limit is not None else "no limit"
-    causes = kubelet_no_swap_causes(
-        memory_request, memory_limit, qos, node, priority=priority, static_pod=static_pod
-    )
+    causes = kubelet_no_swap_causes(memory_request, memory_limit, qos, node, priority=priority)
     if causes:
         cause = causes[0]
         return Allowance(memory_limit, 0, f"limit {limit} and no swap: {cause.sentence}", cause)
