@@ -21,11 +21,10 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from oomlab.experiment import GROUP, PLURAL, VERSION
+from oomlab.experiment import GROUP, PLURAL, VERSION, DockerFlags
 from oomlab.operator.docker_view import OBSERVATION_ANNOTATION, observation_annotation
 from oomlab.operator.phases import status_of
 from oomlab.operator.status import status_patch
-from oomlab.rules.docker import DockerFlags
 from oomlab.rules.nodes import NodeFacts, node_facts_from_node
 from oomlab.rules.results import RunResult
 

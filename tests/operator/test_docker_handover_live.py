@@ -17,9 +17,9 @@ from kopf.testing import KopfRunner
 
 from lab import IMAGE, Lab, wait_for
 from oomlab import kube
+from oomlab.experiment import DockerFlags
 from oomlab.operator.config import ENV_DOCKER_HOST_SWAP_BYTES
 from oomlab.operator.docker_view import OBSERVATION_ANNOTATION
-from oomlab.rules.docker import DockerFlags
 from oomlab.rules.results import CgroupVersion, HostFacts, Outcome, Progress, RunResult
 
 MiB = 2**20

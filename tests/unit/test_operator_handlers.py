@@ -23,13 +23,12 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from oomlab import kube
-from oomlab.experiment import pod_name
+from oomlab.experiment import DockerFlags, pod_name
 from oomlab.operator import handlers as op
 from oomlab.operator.config import OperatorConfig
 from oomlab.operator.docker_view import OBSERVATION_ANNOTATION, observation_annotation
 from oomlab.operator.timestamps import rfc3339
 from oomlab.operator.twin import twin_pod_name
-from oomlab.rules.docker import DockerFlags
 from oomlab.rules.nodes import NodeFacts
 from oomlab.rules.results import Outcome, RunResult
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from oomlab.experiment import ExperimentSpec
+from oomlab.experiment import DockerFlags, ExperimentSpec
 from oomlab.operator.config import OperatorConfig
 from oomlab.operator.timestamps import parse_time, rfc3339
-from oomlab.rules.docker import DockerFlags, docker_prediction
+from oomlab.rules.docker import docker_prediction
 from oomlab.rules.results import Outcome, Predicted, RunResult
 from oomlab.rules.semantics import Allowance, FlagError
 from oomlab.rules.units import UNLIMITED
