@@ -56,8 +56,8 @@ report: setup ## The runtime comparison on every engine and runtime reachable he
 lint: venv ## ruff, mypy and shellcheck.
 	$(BIN)/ruff check operator tests bench workloads
 	$(BIN)/ruff format --check operator tests bench workloads
-	$(BIN)/mypy
 	$(PYTEST) -q -p no:cacheprovider tests/unit/test_layering.py
+	$(BIN)/mypy
 	@command -v shellcheck >/dev/null || { [ "$$(id -u)" = 0 ] && \
 	  apt-get -o DPkg::Lock::Timeout=600 install -y -q shellcheck >/dev/null; } || true
 	@if command -v shellcheck >/dev/null; then shellcheck -x hack/*.sh hack/cluster/*.sh .ci/run && echo "shellcheck: ok"; \
