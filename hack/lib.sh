@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Shared helpers for the hack/*.sh scripts. Source it; it defines variables and functions and
 # runs nothing. Several scripts (and engineers) add to it: append, keep names oomlab_*.
+# Root filesystems and image archives are in hack/lib/rootfs.sh (sourced at the end).
 #
 #   HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 #   source "${HACK_DIR}/lib.sh"
@@ -253,26 +254,6 @@ oomlab_kind_bridge_guard() { # up|down bridge
   esac
 }
 
-# --- the sandbox ("pause") image, built from hack/pause/pause.c (no registry needed) ---
-
-# Writes a docker-save archive of the pause image named $2 to $1: one static binary, run as
-# 65535. Needs gcc and a static libc (gcc, libc6-dev).
-oomlab_pause_image_tar() { # dest-tar ref
-  local dest="$1" ref="$2" work layer_sha cfg cfg_sha
-  work="$(mktemp -d "${dest}.XXXXXX")"
-  mkdir -p "${work}/rootfs"
-  gcc -Os -static -s -Wall -Wextra -o "${work}/rootfs/pause" "${OOMLAB_REPO_ROOT}/hack/pause/pause.c"
-  tar --numeric-owner --owner=0 --group=0 --mtime=@0 -C "${work}/rootfs" -cf "${work}/layer.tar" pause
-  layer_sha="$(sha256sum "${work}/layer.tar" | cut -d' ' -f1)"
-  cfg="{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Entrypoint\":[\"/pause\"],\"User\":\"65535:65535\"},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:${layer_sha}\"]}}"
-  printf '%s' "${cfg}" >"${work}/config.json"
-  cfg_sha="$(sha256sum "${work}/config.json" | cut -d' ' -f1)"
-  mv "${work}/config.json" "${work}/${cfg_sha}.json"
-  printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["layer.tar"]}]' "${cfg_sha}" "${ref}" >"${work}/manifest.json"
-  tar -C "${work}" -cf "${dest}" manifest.json "${cfg_sha}.json" layer.tar
-  rm -rf "${work}"
-}
-
 # --- qemu guests (hack/vm-node.sh, hack/vm-engine.sh) ---
 
 # qemu's accelerator: KVM only where the CPU offers it (FACTS: this host's /dev/kvm never boots
@@ -308,3 +289,11 @@ oomlab_qemu_stop() { # pidfile
 }
 
 oomlab_pid_gone() { [[ ! -d "/proc/$1" ]]; }
+
+# --- hack/lib: root filesystems and image archives ---
+
+# The sha256 of files in hack/lib, for the cache key of an image built with them.
+oomlab_lib_sums() { (cd "${OOMLAB_REPO_ROOT}/hack/lib" && sha256sum "$@"); } # file...
+
+# shellcheck source=hack/lib/rootfs.sh
+source "${OOMLAB_REPO_ROOT}/hack/lib/rootfs.sh"
