@@ -52,15 +52,18 @@ matrix: setup ## The runtime matrix (Docker + podman, runc + crun, swap flags) w
 report: setup ## The runtime comparison on every engine and runtime reachable here (the cluster's columns when make cluster-up ran), written to report/.
 	KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(BIN)/oomlab report --out report
 
+SHELL_SCRIPTS := hack/*.sh hack/lib/*.sh hack/cluster/*.sh hack/kind/*.sh .ci/run
+
 .PHONY: lint
-lint: venv ## ruff, mypy and shellcheck.
+lint: venv ## ruff, mypy and shellcheck (installed when missing, as root; never skipped).
 	$(BIN)/ruff check operator tests bench workloads
 	$(BIN)/ruff format --check operator tests bench workloads
 	$(BIN)/mypy
-	@command -v shellcheck >/dev/null || { [ "$$(id -u)" = 0 ] && \
-	  apt-get -o DPkg::Lock::Timeout=600 install -y -q shellcheck >/dev/null; } || true
-	@if command -v shellcheck >/dev/null; then shellcheck -x hack/*.sh hack/cluster/*.sh .ci/run && echo "shellcheck: ok"; \
-	  else echo "shellcheck not installed (needs root to install): skipped"; fi
+	@command -v shellcheck >/dev/null || { [ "$$(id -u)" = 0 ] || \
+	  { echo "make lint: shellcheck is missing: apt-get install shellcheck (as root), or run make lint as root" >&2; exit 1; }; \
+	  bash -c 'source hack/lib.sh && oomlab_apt_install shellcheck'; }
+	shellcheck -x $(SHELL_SCRIPTS)
+	@echo "shellcheck: ok"
 
 .PHONY: test-unit
 test-unit: venv ## Unit tier: pure rules, memhog, manifests; seconds, no services.
