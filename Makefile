@@ -75,8 +75,8 @@ test-net: venv ## Net tier (root): the egress guard proven inside network namesp
 	OOMLAB_REQUIRE_NETNS=1 $(PYTEST) tests/net
 
 .PHONY: test-docker
-test-docker: setup ## Docker tier: real engine, real OOM kills; minutes.
-	OOMLAB_REQUIRE_ENGINE=1 $(PYTEST) tests/docker
+test-docker: setup ## Docker tier: real engine, real OOM kills; minutes. podman@vm is make test-vm-engine's.
+	OOMLAB_REQUIRE_ENGINE=1 $(PYTEST) tests/docker --ignore=tests/docker/test_podman_vm.py
 
 .PHONY: cluster-up
 cluster-up: images ## Egress guard, the local cluster (Kubernetes built from source, cached), and its cgroup v2 LimitedSwap VM node.
@@ -207,6 +207,15 @@ vm-engine-up: images ## Docker and podman (runc, crun) in a cgroup v2 qemu guest
 .PHONY: vm-engine-down
 vm-engine-down: ## Stop the VM engine and remove its overlay disk.
 	hack/vm-engine.sh down
+
+.PHONY: test-vm-engine
+test-vm-engine: export OOMLAB_STRICT_SKIPS := 1
+test-vm-engine: venv vm-engine-up ## podman@vm (runc, crun) on the VM engine, required; then vm-engine-down. Not in make test: it boots its own qemu guest.
+	start=$$(date +%s); OOMLAB_REQUIRE_VM_ENGINE=1 \
+	  OOMLAB_ENGINE_PODMAN_VM=crun=tcp://127.0.0.1:$(OOMLAB_VM_ENGINE_PODMAN_PORT),runc=tcp://127.0.0.1:$(OOMLAB_VM_ENGINE_PODMAN_RUNC_PORT) \
+	  $(PYTEST) tests/docker/test_podman_vm.py; rc=$$?; \
+	  echo "+++ time: podman@vm tests: $$(( $$(date +%s) - start )) s (exit $$rc)"; \
+	  hack/vm-engine.sh down; exit $$rc
 
 .PHONY: report-vm
 report-vm: setup vm-engine-up ## The runtime comparison across the host's Docker (cgroup v1) and the VM's Docker and podman (v2), written to report-vm/.
