@@ -19,16 +19,12 @@ SEED = WorkloadSpec(Mode.BULK, 1000 * MiB, 500 * MiB)
 ENGINE = "podman@vm"
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("OOMLAB_REQUIRE_VM_ENGINE") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def podman_vm() -> PodmanRunner:
+    # a skip, or a failure where the engine is required (make test-vm-engine)
+    unavailable = pytest.fail if os.environ.get("OOMLAB_REQUIRE_VM_ENGINE") == "1" else pytest.skip
     if not os.environ.get("OOMLAB_ENGINE_PODMAN_VM"):
-        _unavailable("OOMLAB_ENGINE_PODMAN_VM is not set: make test-vm-engine starts the VM engine")
+        unavailable("OOMLAB_ENGINE_PODMAN_VM is not set: make test-vm-engine starts the VM engine")
     try:
         runner = container_runner(ENGINE)
         assert isinstance(runner, PodmanRunner)
@@ -36,7 +32,7 @@ def podman_vm() -> PodmanRunner:
         for runtime in ("runc", "crun"):
             runner._runtime_url(runtime)
     except EngineError as exc:
-        _unavailable(f"podman@vm does not answer: {exc}")
+        unavailable(f"podman@vm does not answer: {exc}")
     return runner
 
 
