@@ -6,8 +6,9 @@
 #   oomlab/memhog:dev       workloads/Dockerfile on oomlab-base:bookworm
 #   oomlab/operator:dev     ./Dockerfile on oomlab-pybase:bookworm, if ./Dockerfile exists
 #
-# The base root filesystems are cached as tarballs under ${OOMLAB_CACHE}/images, so a rerun (or a
-# rebuilt engine) imports them in seconds. Each image carries a label with a hash of its inputs;
+# The base root filesystems are cached as tarballs under ${OOMLAB_CACHE}/images (made with
+# hack/lib/rootfs.sh), so a rerun (or a rebuilt engine) imports them in seconds. Each image
+# carries a label with a hash of its inputs (for the bases: suite, packages, hack/lib/rootfs.sh);
 # an image whose inputs did not change is not rebuilt.
 #
 # The operator image is built with no network: its Dockerfile gets a build context holding the
@@ -27,12 +28,11 @@ source "${HACK_DIR}/lib.sh"
 ROOT="${OOMLAB_REPO_ROOT}"
 IMG_CACHE="${OOMLAB_CACHE}/images"
 LABEL="org.oomlab.inputs"
-SUITE=bookworm
 
 BASE_IMAGE=oomlab-base:bookworm
-BASE_INCLUDE=python3-minimal
+BASE_PACKAGES=(python3-minimal)
 PYBASE_IMAGE=oomlab-pybase:bookworm
-PYBASE_INCLUDE=python3,python3-venv
+PYBASE_PACKAGES=(python3 python3-venv)
 MEMHOG_IMAGE=oomlab/memhog:dev
 OPERATOR_IMAGE=oomlab/operator:dev
 
@@ -55,42 +55,18 @@ up_to_date() { # image hash
 }
 
 # A minimal Debian root filesystem with extra packages, imported as an image.
-build_rootfs_image() { # image include-list
-  local image="$1" include="$2" hash tarball tmp mirror
-  hash="$(printf '%s %s %s\n' "${SUITE}" minbase "${include}" | sha)"
+build_rootfs_image() { # image package...
+  local image="$1" hash tarball
+  shift
+  hash="$({ printf '%s %s %s\n' "${OOMLAB_DEBIAN_SUITE}" minbase "$*"; oomlab_lib_sums rootfs.sh; } | sha)"
   if up_to_date "${image}" "${hash}"; then
     oomlab_log "${image} is up to date (inputs ${hash})"
     return 0
   fi
-  tarball="${IMG_CACHE}/rootfs-${SUITE}-${hash}.tar"
+  tarball="${IMG_CACHE}/rootfs-${OOMLAB_DEBIAN_SUITE}-${hash}.tar"
   if [[ ! -s "${tarball}" ]]; then
     oomlab_need_root "runs debootstrap"
-    oomlab_apt_install debootstrap
-    mirror="${OOMLAB_DEBIAN_MIRROR:-$(oomlab_debian_mirror)}"
-    mkdir -p "${IMG_CACHE}"
-    tmp="$(mktemp -d "${IMG_CACHE}/rootfs.XXXXXX")"
-    # shellcheck disable=SC2064  # expand now: tmp is local
-    trap "rm -rf '${tmp}'" EXIT
-    oomlab_log "debootstrap ${SUITE} (minbase + ${include}) from ${mirror} into ${tmp}/root (about 30 s)"
-    debootstrap --variant=minbase --include="${include}" "${SUITE}" "${tmp}/root" "${mirror}" \
-      >"${tmp}/debootstrap.log" 2>&1 || {
-        tail -n 30 "${tmp}/debootstrap.log" >&2
-        oomlab_die "debootstrap failed"
-      }
-    oomlab_log "trimming caches, docs and package lists"
-    (
-      cd "${tmp}/root"
-      rm -rf var/cache/apt/archives/*.deb var/cache/apt/*.bin var/lib/apt/lists/* \
-        usr/share/doc/* usr/share/man/* usr/share/info/* usr/share/locale/* \
-        var/log/*.log var/cache/debconf/*-old var/lib/dpkg/*-old debootstrap
-    )
-    oomlab_log "packing ${tarball}"
-    tar --numeric-owner --xattrs -C "${tmp}/root" -cf "${tarball}.part" .
-    mv "${tarball}.part" "${tarball}"
-    rm -rf "${tmp}"
-    trap - EXIT
-  else
-    oomlab_log "using the cached root filesystem ${tarball}"
+    oomlab_rootfs_tarball "${tarball}" - "$@"
   fi
   oomlab_log "docker import ${tarball} ${image} ($(du -h "${tarball}" | cut -f1))"
   docker_ import \
@@ -98,7 +74,7 @@ build_rootfs_image() { # image include-list
     --change "ENV LANG=C.UTF-8" \
     --change 'CMD ["/usr/bin/python3"]' \
     --change "LABEL ${LABEL}=${hash}" \
-    --message "oomlab: debootstrap --variant=minbase --include=${include} ${SUITE}" \
+    --message "oomlab: debootstrap --variant=minbase --include=$(IFS=,; echo "$*") ${OOMLAB_DEBIAN_SUITE}" \
     "${tarball}" "${image}" >/dev/null
 }
 
@@ -220,15 +196,15 @@ main() {
   local t
   for t in "${targets[@]}"; do
     case "${t}" in
-      base) build_rootfs_image "${BASE_IMAGE}" "${BASE_INCLUDE}" ;;
-      pybase) build_rootfs_image "${PYBASE_IMAGE}" "${PYBASE_INCLUDE}" ;;
+      base) build_rootfs_image "${BASE_IMAGE}" "${BASE_PACKAGES[@]}" ;;
+      pybase) build_rootfs_image "${PYBASE_IMAGE}" "${PYBASE_PACKAGES[@]}" ;;
       memhog) build_memhog ;;
       operator) build_operator ;;
       all)
-        build_rootfs_image "${BASE_IMAGE}" "${BASE_INCLUDE}"
+        build_rootfs_image "${BASE_IMAGE}" "${BASE_PACKAGES[@]}"
         build_memhog
         if [[ -f "${ROOT}/Dockerfile" ]]; then
-          build_rootfs_image "${PYBASE_IMAGE}" "${PYBASE_INCLUDE}"
+          build_rootfs_image "${PYBASE_IMAGE}" "${PYBASE_PACKAGES[@]}"
           build_operator
         fi
         ;;

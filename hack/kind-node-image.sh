@@ -11,7 +11,8 @@
 #      docker-archive tarballs (one static binary each; kube-proxy also gets iptables) and
 #      imported into the node's containerd store (that containerd, chrooted, no network).
 # The image is written as a docker-archive (zstd) under ${OOMLAB_CACHE}/kind-node with a key of
-# all its inputs, then `docker load`ed; with the same key nothing is rebuilt, and the engine
+# all its inputs (hack/lib/rootfs.sh builds the tree, the archives and the pause image: it is
+# one of them), then `docker load`ed; with the same key nothing is rebuilt, and the engine
 # loads the archive again only if it lost the image. Only the load needs the Docker engine.
 #
 # Usage: hack/kind-node-image.sh [--force] [--no-load] [--print-name]
@@ -35,7 +36,6 @@ POD_SUBNET="${OOMLAB_KIND_POD_SUBNET:-100.81.0.0/16}"
 CACHE_DIR="${OOMLAB_CACHE}/kind-node"
 PATCH_DIR="${HACK_DIR}/kind/patches"
 LABEL=org.oomlab.inputs
-SUITE=bookworm
 # kind's base image packages (its images/base/Dockerfile), minus network storage clients and
 # curl, plus the container runtime and CNI plugins from Debian instead of kind's own builds.
 PACKAGES=(systemd conntrack iptables nftables iproute2 ethtool util-linux mount kmod libseccomp2
@@ -94,47 +94,27 @@ binaries() {
 # Everything the image is made of: a change in any of them means a rebuild.
 inputs_key() {
   {
-    printf '%s\n' "${IMAGE}" "${POD_SUBNET}" "${SUITE}" "${PACKAGES[*]}" "${KUBEADM_IMAGES[*]}"
+    printf '%s\n' "${IMAGE}" "${POD_SUBNET}" "${OOMLAB_DEBIAN_SUITE}" "${PACKAGES[*]}" "${KUBEADM_IMAGES[*]}"
     sha256sum "$0" "${HACK_DIR}/pause/pause.c" "${PATCH_DIR}"/*.patch | cut -d' ' -f1
+    oomlab_lib_sums rootfs.sh
     (cd "${KIND_FILES}" && find . -type f | LC_ALL=C sort | xargs sha256sum)
     binaries | xargs sha256sum | cut -d' ' -f1
   } | sha | cut -c1-16
 }
 
 # --- the root filesystem -------------------------------------------------------------------------
+# The cached debootstrap tree with the packages (hack/lib/rootfs.sh builds it when missing).
 rootfs_tarball() {
-  local hash tarball tmp mirror include
-  hash="$(printf '%s %s\n' "${SUITE}" "${PACKAGES[*]}" | sha | cut -c1-16)"
-  tarball="${CACHE_DIR}/rootfs-${SUITE}-${hash}.tar"
-  if [[ ! -s "${tarball}" ]]; then
-    oomlab_apt_install debootstrap
-    mirror="${OOMLAB_DEBIAN_MIRROR:-$(oomlab_debian_mirror)}"
-    include="$(IFS=,; echo "${PACKAGES[*]}")"
-    tmp="$(mktemp -d "${CACHE_DIR}/rootfs.XXXXXX")"
-    oomlab_log "debootstrap ${SUITE} (minbase + ${include}) from ${mirror}"
-    if ! debootstrap --variant=minbase --include="${include}" "${SUITE}" "${tmp}/root" "${mirror}" \
-      >"${tmp}/debootstrap.log" 2>&1; then
-      tail -n 30 "${tmp}/debootstrap.log" >&2
-      rm -rf "${tmp}"
-      oomlab_die "debootstrap failed"
-    fi
-    (
-      cd "${tmp}/root"
-      rm -rf var/cache/apt/archives/*.deb var/cache/apt/*.bin var/lib/apt/lists/* \
-        usr/share/doc/* usr/share/man/* usr/share/info/* usr/share/locale/* \
-        var/log/*.log var/cache/debconf/*-old var/lib/dpkg/*-old debootstrap
-    )
-    tar --numeric-owner --xattrs -C "${tmp}/root" -cf "${tarball}.part" .
-    mv "${tarball}.part" "${tarball}"
-    rm -rf "${tmp}"
-  fi
-  printf '%s\n' "${tarball}"
+  local hash
+  hash="$({ printf '%s %s\n' "${OOMLAB_DEBIAN_SUITE}" "${PACKAGES[*]}"; oomlab_lib_sums rootfs.sh; } | sha | cut -c1-16)"
+  printf '%s\n' "${CACHE_DIR}/rootfs-${OOMLAB_DEBIAN_SUITE}-${hash}.tar"
 }
 
 # kind's node files, the project's patches, the binaries and the static CNI config, in $1.
 assemble_root() {
   local root="$1" pause_ref
-  tar --numeric-owner -xf "$(rootfs_tarball)" -C "${root}"
+  oomlab_rootfs_tarball "$(rootfs_tarball)" - "${PACKAGES[@]}"
+  oomlab_rootfs_untar "$(rootfs_tarball)" "${root}"
   # As kind's Dockerfile copies them: scripts 0755, everything else 0644.
   (umask 022 && cp -r --no-preserve=mode "${KIND_FILES}/." "${root}/")
   chmod 0755 "${root}"/usr/local/bin/* "${root}"/kind/bin/*
@@ -194,21 +174,6 @@ EOF
 }
 
 # --- component images ----------------------------------------------------------------------------
-# A docker-archive tarball $3 holding image $1 whose single layer is directory $2; $4 is the
-# image's config object (JSON).
-docker_archive() {
-  local ref="$1" dir="$2" out="$3" config="$4" work layer_sha cfg cfg_sha
-  work="$(mktemp -d "${out}.XXXXXX")"
-  tar --numeric-owner --owner=0 --group=0 --mtime=@0 --sort=name -C "${dir}" -cf "${work}/layer.tar" .
-  layer_sha="$(sha <"${work}/layer.tar")"
-  cfg="{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":${config},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:${layer_sha}\"]}}"
-  cfg_sha="$(printf '%s' "${cfg}" | sha)"
-  printf '%s' "${cfg}" >"${work}/${cfg_sha}.json"
-  printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["layer.tar"]}]' "${cfg_sha}" "${ref}" >"${work}/manifest.json"
-  tar -C "${work}" -cf "${out}" manifest.json "${cfg_sha}.json" layer.tar
-  rm -rf "${work}"
-}
-
 # kube-proxy runs iptables: Debian's xtables binaries and extensions with their libraries (taken
 # from the node's root filesystem), and a wrapper that picks legacy or nft the way kind's
 # entrypoint does for the node (whichever already holds more rules).
@@ -266,22 +231,17 @@ component_archives() { # node-root out-dir
       install -m 0755 "${OOMLAB_K8S_BIN}/${c}" "${dir}/usr/local/bin/"
     fi
     [[ "${c}" == kube-proxy ]] && add_iptables "${root}" "${dir}"
-    docker_archive "$(image_ref "${c}")" "${dir}" "${out}/${c}.tar" \
+    oomlab_image_archive "$(image_ref "${c}")" "${dir}" "${out}/${c}.tar" \
       "{${env},\"Entrypoint\":[\"/usr/local/bin/${c}\"],\"Labels\":{\"org.oomlab.built-from\":\"${c} $(built_version "${c}")\"}}"
     rm -rf "${dir}"
   done
   dir="${out}/coredns.d"
   mkdir -p "${dir}/tmp" && chmod 1777 "${dir}/tmp"
   install -m 0755 "${OOMLAB_COREDNS_BIN}/coredns" "${dir}/coredns"
-  docker_archive "$(image_ref coredns)" "${dir}" "${out}/coredns.tar" \
+  oomlab_image_archive "$(image_ref coredns)" "${dir}" "${out}/coredns.tar" \
     "{${env},\"Entrypoint\":[\"/coredns\"],\"Labels\":{\"org.oomlab.built-from\":\"coredns ${OOMLAB_COREDNS_VERSION}\"}}"
   rm -rf "${dir}"
-  dir="${out}/pause.d"
-  mkdir -p "${dir}"
-  gcc -Os -static -s -Wall -Wextra -o "${dir}/pause" "${HACK_DIR}/pause/pause.c"
-  docker_archive "$(image_ref pause)" "${dir}" "${out}/pause.tar" \
-    "{\"Entrypoint\":[\"/pause\"],\"User\":\"65535:65535\",\"Labels\":{\"org.oomlab.built-from\":\"hack/pause/pause.c\"}}"
-  rm -rf "${dir}"
+  oomlab_pause_image_tar "${out}/pause.tar" "$(image_ref pause)"
 }
 
 # etcd's image keeps kubeadm's name and tag; the label says which etcd is really inside.
@@ -333,7 +293,7 @@ build_archive() { # key tarball
   config='{"Env":["container=docker","PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],'
   config+='"Entrypoint":["/usr/local/bin/entrypoint","/sbin/init"],"StopSignal":"SIGRTMIN+3",'
   config+="\"Labels\":{\"${LABEL}\":\"${key}\",\"org.oomlab.kind-pod-subnet\":\"${POD_SUBNET}\"}}"
-  timed "node image archive" docker_archive "${IMAGE}" "${work}/root" "${work}/node.tar" "${config}"
+  timed "node image archive" oomlab_image_archive "${IMAGE}" "${work}/root" "${work}/node.tar" "${config}"
   timed "zstd" zstd -q -T0 -3 -f -o "${tarball}.part" "${work}/node.tar"
   mv -f "${tarball}.part" "${tarball}"
   rm -rf "${work}"

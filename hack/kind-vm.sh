@@ -61,13 +61,10 @@ NODE_ARCHIVE_KEY="${NODE_ARCHIVE%.tar.zst}.key"
 WORKLOAD_IMAGES=(oomlab/memhog:dev oomlab/operator:dev)
 PIDFILE="${OOMLAB_KIND_VM_STATE}/qemu.pid"
 KUBECONFIG_OUT="${OOMLAB_KIND_VM_STATE}/kubeconfig"
-# Outside the state directory: kept after `down` (and a failed `up`) for a post-mortem.
-SERIAL_LOG="${OOMLAB_STATE}/kind-vm-serial.log"
 TIMES_LOG="${OOMLAB_STATE}/kind-vm-times.tsv"
 ADDRESS="tcp://127.0.0.1:${OOMLAB_KIND_VM_DOCKER_PORT}"
 
 guest_docker() { DOCKER_HOST="${ADDRESS}" oomlab_docker "$@"; }
-engine_answers() { guest_docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 qemu_pid() { oomlab_qemu_pid "${PIDFILE}"; }
 
 # A command as root in the guest's own namespaces: the guest has no shell access but its dockerd,
@@ -103,31 +100,17 @@ summary() { # outcome
 
 # --- the guest ------------------------------------------------------------------------------------
 start_qemu() { # engine-image-dir disk
-  local image="$1" disk="$2" accel
-  read -ra accel <<<"$(oomlab_qemu_accel_args)"
-  mkdir -p "${OOMLAB_KIND_VM_STATE}"
-  rm -f "${SERIAL_LOG}"
-  oomlab_log "qemu: ${accel[*]}, ${OOMLAB_KIND_VM_CPUS} CPUs, ${OOMLAB_KIND_VM_MEMORY} MiB, dockerd at ${ADDRESS}, API server at 127.0.0.1:${OOMLAB_KIND_VM_API_PORT} (serial log ${SERIAL_LOG})"
-  qemu-system-x86_64 -name oomlab-kind-vm -nodefaults -machine q35 "${accel[@]}" \
-    -smp "${OOMLAB_KIND_VM_CPUS}" -m "${OOMLAB_KIND_VM_MEMORY}" \
-    -kernel "${image}/vmlinuz" -initrd "${image}/initrd.img" -append "$(cat "${image}/cmdline")" \
-    -drive "file=${disk},if=virtio,format=qcow2,cache=unsafe" \
-    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${OOMLAB_KIND_VM_DOCKER_PORT}-:2375,hostfwd=tcp:127.0.0.1:${OOMLAB_KIND_VM_API_PORT}-:${OOMLAB_KIND_VM_API_PORT}" \
-    -device virtio-net-pci,netdev=n0 \
-    -display none -vga none -serial "file:${SERIAL_LOG}" \
-    -monitor "unix:${OOMLAB_KIND_VM_STATE}/monitor.sock,server,nowait" \
-    -daemonize -pidfile "${PIDFILE}"
+  local net
+  read -ra net <<<"$(oomlab_qemu_user_net "${OOMLAB_KIND_VM_DOCKER_PORT}:2375" \
+    "${OOMLAB_KIND_VM_API_PORT}:${OOMLAB_KIND_VM_API_PORT}")"
+  oomlab_log "the kind guest: dockerd at ${ADDRESS}, API server at 127.0.0.1:${OOMLAB_KIND_VM_API_PORT}"
+  oomlab_qemu_start oomlab-kind-vm "$1" "$2" "${OOMLAB_KIND_VM_CPUS}" "${OOMLAB_KIND_VM_MEMORY}" \
+    "${OOMLAB_KIND_VM_STATE}" "${net[@]}"
 }
 
 wait_engine() {
-  local i
-  for ((i = 0; i < OOMLAB_KIND_VM_READY_SECONDS; i++)); do
-    engine_answers && return 0
-    qemu_pid >/dev/null || { tail -n 40 "${SERIAL_LOG}" >&2; oomlab_die "qemu exited"; }
-    sleep 1
-  done
-  tail -n 40 "${SERIAL_LOG}" >&2
-  oomlab_die "dockerd did not answer at ${ADDRESS} after ${OOMLAB_KIND_VM_READY_SECONDS} s"
+  oomlab_qemu_wait "${OOMLAB_KIND_VM_STATE}" "${OOMLAB_KIND_VM_READY_SECONDS}" "dockerd at ${ADDRESS}" \
+    oomlab_engine_answers "${ADDRESS}"
 }
 
 # A clean shutdown, so that what the guest wrote is on its disk (needed before caching it).
@@ -152,7 +135,7 @@ host_image_id() { oomlab_docker image inspect --format '{{.Id}}' "$1"; }
 
 # What the workload images are made of: their IDs in this host's engine, or (built in the guest)
 # the files hack/images.sh builds them from, committed and changed.
-IMAGE_INPUTS=(workloads operator Dockerfile pyproject.toml hack/images.sh)
+IMAGE_INPUTS=(workloads operator Dockerfile pyproject.toml hack/images.sh hack/lib/rootfs.sh)
 workload_images_key() {
   if [[ "${OOMLAB_KIND_VM_IMAGES}" == guest ]]; then
     (cd "${OOMLAB_REPO_ROOT}" && git ls-files -s -- "${IMAGE_INPUTS[@]}" && git diff HEAD -- "${IMAGE_INPUTS[@]}")
@@ -187,7 +170,7 @@ seed_disk() { # engine-image-dir out-dir
   tmp="$(mktemp -d "${OOMLAB_KIND_VM_CACHE}/seed.XXXXXX")"
   # shellcheck disable=SC2064  # expand now: tmp is local
   trap "oomlab_warn 'seeding the disk failed'; oomlab_qemu_stop '${PIDFILE}'; rm -rf '${tmp}'" EXIT
-  qemu-img create -q -f qcow2 -F raw -b "${image}/disk.raw" "${tmp}/disk.qcow2" "${OOMLAB_KIND_VM_DISK_SIZE}"
+  oomlab_qemu_overlay "${image}/disk.raw" "${tmp}/disk.qcow2" "${OOMLAB_KIND_VM_DISK_SIZE}"
   start_qemu "${image}" "${tmp}/disk.qcow2"
   timed "seed: boot -> dockerd answers" wait_engine
   timed "seed: docker load ${NODE_IMAGE} (1 GB)" \
@@ -269,7 +252,7 @@ cmd_up() {
     trap 'oomlab_warn "up failed: stopping the kind guest"; summary failed; stop_guest' EXIT
     mkdir -p "${OOMLAB_KIND_VM_STATE}"
     echo "${disk}" >"${OOMLAB_KIND_VM_STATE}/disk"
-    qemu-img create -q -f qcow2 -F qcow2 -b "${disk}/disk.qcow2" "${OOMLAB_KIND_VM_STATE}/overlay.qcow2"
+    oomlab_qemu_overlay "${disk}/disk.qcow2" "${OOMLAB_KIND_VM_STATE}/overlay.qcow2"
     start_qemu "${image}" "${OOMLAB_KIND_VM_STATE}/overlay.qcow2"
     timed "boot -> dockerd answers" wait_engine
   fi
@@ -289,13 +272,8 @@ cmd_down() {
 }
 
 cmd_status() {
-  local pid
-  if pid="$(qemu_pid)"; then
-    echo "qemu            running (pid ${pid}; disk $(cat "${OOMLAB_KIND_VM_STATE}/disk" 2>/dev/null))"
-  else
-    echo "qemu            stopped"
-  fi
-  if ! engine_answers; then
+  oomlab_qemu_status "${OOMLAB_KIND_VM_STATE}" disk || true
+  if ! oomlab_engine_answers "${ADDRESS}"; then
     echo "engine          no answer at ${ADDRESS}"
     return 1
   fi

@@ -1,6 +1,8 @@
 # shellcheck shell=bash
 # Shared helpers for the hack/*.sh scripts. Source it; it defines variables and functions and
 # runs nothing. Several scripts (and engineers) add to it: append, keep names oomlab_*.
+# Root filesystems and image archives are in hack/lib/rootfs.sh, qemu guests in hack/lib/qemu.sh
+# (sourced at the end).
 #
 #   HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 #   source "${HACK_DIR}/lib.sh"
@@ -101,6 +103,11 @@ oomlab_docker() { "$(oomlab_docker_bin)" "$@"; }
 
 # True when a Docker engine answers.
 oomlab_docker_ok() { oomlab_docker info >/dev/null 2>&1; }
+
+# True when a Docker API answers at ADDRESS (tcp://...): a guest's dockerd, or podman's service.
+oomlab_engine_answers() { # address
+  DOCKER_HOST="$1" oomlab_docker version --format '{{.Server.Version}}' >/dev/null 2>&1
+}
 
 # True when the Docker client talks to an engine on another machine (DOCKER_HOST=tcp:// or
 # ssh://, e.g. a qemu guest's dockerd forwarded to 127.0.0.1): its kernel, cgroups, swap and
@@ -253,58 +260,12 @@ oomlab_kind_bridge_guard() { # up|down bridge
   esac
 }
 
-# --- the sandbox ("pause") image, built from hack/pause/pause.c (no registry needed) ---
+# --- hack/lib: root filesystems and image archives, qemu guests ---
 
-# Writes a docker-save archive of the pause image named $2 to $1: one static binary, run as
-# 65535. Needs gcc and a static libc (gcc, libc6-dev).
-oomlab_pause_image_tar() { # dest-tar ref
-  local dest="$1" ref="$2" work layer_sha cfg cfg_sha
-  work="$(mktemp -d "${dest}.XXXXXX")"
-  mkdir -p "${work}/rootfs"
-  gcc -Os -static -s -Wall -Wextra -o "${work}/rootfs/pause" "${OOMLAB_REPO_ROOT}/hack/pause/pause.c"
-  tar --numeric-owner --owner=0 --group=0 --mtime=@0 -C "${work}/rootfs" -cf "${work}/layer.tar" pause
-  layer_sha="$(sha256sum "${work}/layer.tar" | cut -d' ' -f1)"
-  cfg="{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Entrypoint\":[\"/pause\"],\"User\":\"65535:65535\"},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:${layer_sha}\"]}}"
-  printf '%s' "${cfg}" >"${work}/config.json"
-  cfg_sha="$(sha256sum "${work}/config.json" | cut -d' ' -f1)"
-  mv "${work}/config.json" "${work}/${cfg_sha}.json"
-  printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["layer.tar"]}]' "${cfg_sha}" "${ref}" >"${work}/manifest.json"
-  tar -C "${work}" -cf "${dest}" manifest.json "${cfg_sha}.json" layer.tar
-  rm -rf "${work}"
-}
+# The sha256 of files in hack/lib, for the cache key of an image built with them.
+oomlab_lib_sums() { (cd "${OOMLAB_REPO_ROOT}/hack/lib" && sha256sum "$@"); } # file...
 
-# --- qemu guests (hack/vm-node.sh, hack/vm-engine.sh) ---
-
-# qemu's accelerator: KVM only where the CPU offers it (FACTS: this host's /dev/kvm never boots
-# a guest), else TCG.
-oomlab_qemu_accel_args() {
-  if grep -qwE 'vmx|svm' /proc/cpuinfo && [[ -w /dev/kvm ]]; then
-    echo "-accel kvm -cpu host"
-  else
-    echo "-accel tcg,thread=multi -cpu max"
-  fi
-}
-
-# The pid in a qemu pidfile, if that process runs and is qemu.
-oomlab_qemu_pid() { # pidfile
-  local pid
-  [[ -f "$1" ]] || return 1
-  read -r pid <"$1" || return 1
-  [[ -n "${pid}" && "$(readlink "/proc/${pid}/exe" 2>/dev/null)" == */qemu-system-* ]] || return 1
-  echo "${pid}"
-}
-
-# Stops a qemu (TERM, then KILL after 10 s) and returns once it is gone, so the caller can reuse
-# its tap, port and files: its disks are throwaway overlays, no clean guest shutdown is needed.
-oomlab_qemu_stop() { # pidfile
-  local pid
-  pid="$(oomlab_qemu_pid "$1")" || return 0
-  oomlab_log "stopping qemu (pid ${pid})"
-  kill -TERM "${pid}" 2>/dev/null || true
-  oomlab_wait_for 10 "qemu (pid ${pid}) to exit on TERM" oomlab_pid_gone "${pid}" && return 0
-  kill -KILL "${pid}" 2>/dev/null || true
-  oomlab_wait_for 10 "qemu (pid ${pid}) to exit on KILL" oomlab_pid_gone "${pid}" ||
-    oomlab_die "qemu (pid ${pid}) survived KILL"
-}
-
-oomlab_pid_gone() { [[ ! -d "/proc/$1" ]]; }
+# shellcheck source=hack/lib/rootfs.sh
+source "${OOMLAB_REPO_ROOT}/hack/lib/rootfs.sh"
+# shellcheck source=hack/lib/qemu.sh
+source "${OOMLAB_REPO_ROOT}/hack/lib/qemu.sh"

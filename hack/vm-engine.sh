@@ -37,8 +37,6 @@ source "${HACK_DIR}/lib.sh"
 : "${OOMLAB_VM_ENGINE_IMAGE_TAR:=${OOMLAB_CACHE}/images/memhog-dev-vm-engine.tar}"
 
 PIDFILE="${OOMLAB_VM_ENGINE_STATE}/qemu.pid"
-# Outside the state directory: kept after `down` (and a failed `up`) for a post-mortem.
-SERIAL_LOG="${OOMLAB_STATE}/vm-engine-serial.log"
 # One line per `up`: UTC time, seconds from qemu start to dockerd answering, accelerator.
 TIMES_LOG="${OOMLAB_STATE}/vm-engine-times.tsv"
 ADDRESS="tcp://127.0.0.1:${OOMLAB_VM_ENGINE_PORT}"
@@ -48,44 +46,28 @@ PODMAN_RUNC_ADDRESS="tcp://127.0.0.1:${OOMLAB_VM_ENGINE_PODMAN_RUNC_PORT}"
 guest_docker() { DOCKER_HOST="${ADDRESS}" oomlab_docker "$@"; }
 # podman's Docker-compatible API: the docker CLI loads and inspects images in podman's store.
 guest_podman() { DOCKER_HOST="${PODMAN_ADDRESS}" oomlab_docker "$@"; }
-engine_answers() { guest_docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
-podman_answers() { # [address]
-  DOCKER_HOST="${1:-${PODMAN_ADDRESS}}" oomlab_docker version --format '{{.Server.Version}}' >/dev/null 2>&1
-}
 
 qemu_pid() { oomlab_qemu_pid "${PIDFILE}"; }
 
 start_qemu() { # image-dir
-  local image="$1" accel
-  read -ra accel <<<"$(oomlab_qemu_accel_args)"
-  oomlab_log "qemu: ${accel[*]}, ${OOMLAB_VM_ENGINE_CPUS} CPUs, ${OOMLAB_VM_ENGINE_MEMORY} MiB, dockerd at ${ADDRESS} (serial log ${SERIAL_LOG})"
-  qemu-system-x86_64 -name oomlab-vm-engine -nodefaults -machine q35 "${accel[@]}" \
-    -smp "${OOMLAB_VM_ENGINE_CPUS}" -m "${OOMLAB_VM_ENGINE_MEMORY}" \
-    -kernel "${image}/vmlinuz" -initrd "${image}/initrd.img" -append "$(cat "${image}/cmdline")" \
-    -drive "file=${OOMLAB_VM_ENGINE_STATE}/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe" \
-    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${OOMLAB_VM_ENGINE_PORT}-:2375,hostfwd=tcp:127.0.0.1:${OOMLAB_VM_ENGINE_PODMAN_PORT}-:8888,hostfwd=tcp:127.0.0.1:${OOMLAB_VM_ENGINE_PODMAN_RUNC_PORT}-:8889" \
-    -device virtio-net-pci,netdev=n0 \
-    -display none -vga none -serial "file:${SERIAL_LOG}" \
-    -monitor "unix:${OOMLAB_VM_ENGINE_STATE}/monitor.sock,server,nowait" \
-    -daemonize -pidfile "${PIDFILE}"
+  local net
+  read -ra net <<<"$(oomlab_qemu_user_net "${OOMLAB_VM_ENGINE_PORT}:2375" \
+    "${OOMLAB_VM_ENGINE_PODMAN_PORT}:8888" "${OOMLAB_VM_ENGINE_PODMAN_RUNC_PORT}:8889")"
+  oomlab_log "the VM engine: dockerd at ${ADDRESS}, podman at ${PODMAN_ADDRESS} (crun), ${PODMAN_RUNC_ADDRESS} (runc)"
+  oomlab_qemu_start oomlab-vm-engine "$1" "${OOMLAB_VM_ENGINE_STATE}/overlay.qcow2" \
+    "${OOMLAB_VM_ENGINE_CPUS}" "${OOMLAB_VM_ENGINE_MEMORY}" "${OOMLAB_VM_ENGINE_STATE}" "${net[@]}"
 }
 
 wait_engine() { # started-at (seconds since epoch)
-  local start="$1" i
+  local start="$1" podman
   oomlab_log "waiting for dockerd in the guest (up to ${OOMLAB_VM_ENGINE_READY_SECONDS} s)"
-  for ((i = 0; i < OOMLAB_VM_ENGINE_READY_SECONDS; i++)); do
-    engine_answers && break
-    qemu_pid >/dev/null || { tail -n 40 "${SERIAL_LOG}" >&2; oomlab_die "qemu exited"; }
-    sleep 1
-  done
-  engine_answers || { tail -n 40 "${SERIAL_LOG}" >&2; oomlab_die "dockerd did not answer at ${ADDRESS} after ${OOMLAB_VM_ENGINE_READY_SECONDS} s"; }
+  oomlab_qemu_wait "${OOMLAB_VM_ENGINE_STATE}" "${OOMLAB_VM_ENGINE_READY_SECONDS}" "dockerd at ${ADDRESS}" \
+    oomlab_engine_answers "${ADDRESS}"
   local took=$(($(date +%s) - start))
   printf '%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "${took}" "$(oomlab_qemu_accel_args)" >>"${TIMES_LOG}"
   oomlab_log "dockerd in the guest answers ${took} s after qemu started"
-  local podman
   for podman in "${PODMAN_ADDRESS}" "${PODMAN_RUNC_ADDRESS}"; do
-    oomlab_wait_for 120 "podman's API at ${podman}" podman_answers "${podman}" ||
-      { tail -n 40 "${SERIAL_LOG}" >&2; oomlab_die "podman's API service did not answer at ${podman}"; }
+    oomlab_qemu_wait "${OOMLAB_VM_ENGINE_STATE}" 120 "podman's API at ${podman}" oomlab_engine_answers "${podman}"
   done
 }
 
@@ -137,9 +119,8 @@ cmd_up() {
   # From here on, a failure removes what this run made.
   trap 'oomlab_warn "up failed: stopping the VM engine"; cmd_down' EXIT
   mkdir -p "${OOMLAB_VM_ENGINE_STATE}"
-  rm -f "${SERIAL_LOG}"
   echo "${image}" >"${OOMLAB_VM_ENGINE_STATE}/image"
-  qemu-img create -q -f qcow2 -F raw -b "${image}/disk.raw" "${OOMLAB_VM_ENGINE_STATE}/overlay.qcow2"
+  oomlab_qemu_overlay "${image}/disk.raw" "${OOMLAB_VM_ENGINE_STATE}/overlay.qcow2"
   start="$(date +%s)"
   start_qemu "${image}"
   wait_engine "${start}"
@@ -155,21 +136,16 @@ cmd_down() {
 }
 
 cmd_status() {
-  local pid
-  if pid="$(qemu_pid)"; then
-    echo "qemu            running (pid ${pid}; image $(cat "${OOMLAB_VM_ENGINE_STATE}/image" 2>/dev/null))"
-  else
-    echo "qemu            stopped"
-  fi
+  oomlab_qemu_status "${OOMLAB_VM_ENGINE_STATE}" image || true
   [[ -f "${TIMES_LOG}" ]] && echo "last up         $(tail -n1 "${TIMES_LOG}" | cut -f2) s from qemu start to dockerd answering"
-  if engine_answers; then
+  if oomlab_engine_answers "${ADDRESS}"; then
     # shellcheck disable=SC2016  # a Go template, not the shell's
     echo "engine          ${ADDRESS}: $(guest_docker info --format 'Docker {{.ServerVersion}}, cgroup v{{.CgroupVersion}}, runtimes {{range $k, $v := .Runtimes}}{{$k}} {{end}}')"
   else
     echo "engine          no answer at ${ADDRESS}"
     return 1
   fi
-  if podman_answers && podman_answers "${PODMAN_RUNC_ADDRESS}"; then
+  if oomlab_engine_answers "${PODMAN_ADDRESS}" && oomlab_engine_answers "${PODMAN_RUNC_ADDRESS}"; then
     echo "podman          ${PODMAN_ADDRESS} (crun), ${PODMAN_RUNC_ADDRESS} (runc): $(guest_podman version --format 'podman {{.Server.Version}}')"
     print_export
   else

@@ -9,11 +9,13 @@
 #   hack/vm-image.sh rootfs    build only stage 1 (below); needs no Docker engine or kubelet
 #
 # Output: ${OOMLAB_CACHE}/vm/<key>/{vmlinuz,initrd.img,disk.raw,cmdline,inputs.txt} where <key>
-# hashes every input (this script, hack/vm/rootfs, the package list, the kubelet binary, the
-# image IDs). A run never writes to disk.raw: hack/vm-node.sh boots a qcow2 overlay of it.
+# hashes every input (this script, hack/lib/rootfs.sh, hack/vm/rootfs, the package list, the
+# kubelet binary, the image IDs). A run never writes to disk.raw: hack/vm-node.sh boots a qcow2
+# overlay of it. The tree, apt and disk helpers are hack/lib/rootfs.sh's.
 # Two stages, so that a new kubelet or memhog image costs about a minute, not a debootstrap:
 #   1. rootfs-<key1>.tar: debootstrap minbase + the packages (apt in a chroot, services held
-#      back by a policy-rc.d that exits 101); key1 = suite, packages, initramfs settings.
+#      back by a policy-rc.d that exits 101); key1 = suite, packages, initramfs settings,
+#      hack/lib/rootfs.sh.
 #   2. the disk: that tree + hack/vm/rootfs + kubelet + images (imported by a temporary
 #      containerd whose root is the guest's /var/lib/containerd), then mkfs.ext4 -d.
 # Env: OOMLAB_VM_MEMHOG_IMAGE (oomlab/memhog:dev, from the local Docker engine),
@@ -29,11 +31,9 @@ source "${HACK_DIR}/k8s-env.sh"
 : "${OOMLAB_VM_MEMHOG_IMAGE:=oomlab/memhog:dev}"
 : "${OOMLAB_VM_DISK_SIZE:=6G}"
 : "${OOMLAB_VM_KUBELET:=${OOMLAB_K8S_BIN}/kubelet}"
-: "${OOMLAB_DEBIAN_SECURITY_MIRROR:=http://deb.debian.org/debian-security}"
 : "${OOMLAB_VM_KEEP:=2}"   # disk images (about 1 GB each) and root filesystems kept in the cache
 
 GUEST_FILES="${HACK_DIR}/vm/rootfs"
-SUITE=bookworm
 # Stage-1 recipe version: bump it when the way the root filesystem is made changes.
 ROOTFS_RECIPE=1
 BOOTSTRAP_PACKAGES=(systemd-sysv udev kmod iproute2)
@@ -43,22 +43,17 @@ PACKAGES=(linux-image-amd64 containerd runc crun containernetworking-plugins ipt
 PAUSE_IMAGE=localhost/oomlab-pause:1
 ENABLED_UNITS=(systemd-networkd.service containerd.service dbus.service oomlab-config.service
                oomlab-swap.service kubelet.service)
-# A getty fights other writers on the serial console; the rest only slow a boot under emulation
-# or have no work to do in a throwaway guest.
-MASKED_UNITS=(serial-getty@ttyS0.service getty@tty1.service systemd-firstboot.service
-              e2scrub_reap.service e2scrub_all.timer fstrim.timer apt-daily.timer
-              apt-daily-upgrade.timer dpkg-db-backup.timer systemd-networkd-wait-online.service
-              systemd-timesyncd.service)
-# THP is set deliberately (FACTS: with `always`, swapped pages were charged again and pods died
-# early); the kubelet's oomlab.dev/thp label reads the mode back from the kernel.
-KERNEL_CMDLINE="console=ttyS0 root=/dev/vda rw quiet net.ifnames=0 fsck.mode=skip transparent_hugepage=madvise"
+# The kubelet's oomlab.dev/thp label reads the THP mode the command line sets back from the kernel.
+KERNEL_CMDLINE="${OOMLAB_GUEST_CMDLINE}"
+MASKED_UNITS=("${OOMLAB_GUEST_MASKED_UNITS[@]}")
 
 sha() { sha256sum | cut -c1-16; }
 docker_() { oomlab_docker "$@"; }
 
 stage1_key() {
   {
-    printf '%s\n' "recipe ${ROOTFS_RECIPE}" "${SUITE}" "${BOOTSTRAP_PACKAGES[*]}" "${PACKAGES[*]}"
+    printf '%s\n' "recipe ${ROOTFS_RECIPE}" "${OOMLAB_DEBIAN_SUITE}" "${BOOTSTRAP_PACKAGES[*]}" "${PACKAGES[*]}"
+    oomlab_lib_sums rootfs.sh
     (cd "${GUEST_FILES}" && find etc/initramfs-tools -type f | sort | xargs sha256sum)
   } | sha
 }
@@ -79,64 +74,11 @@ image_key() { # memhog-image-id
   } | sha
 }
 
-# Everything mounted under $1 is unmounted (deepest first); then $1 is removed. Refuses to
-# remove a tree that still has a mount in it (a bound /dev or /proc would take the host's along).
-remove_tree() { # dir
-  local dir="$1" m
-  [[ -e "${dir}" ]] || return 0
-  while read -r m; do
-    umount "${m}" 2>/dev/null || umount -l "${m}"
-  done < <(findmnt -rn -o TARGET | grep -E "^${dir}(/|$)" | sort -r)
-  if [[ -n "$(findmnt -rn -o TARGET | grep -E "^${dir}(/|$)" || true)" ]]; then
-    oomlab_die "still mounted under ${dir}: not removing it"
-  fi
-  rm -rf "${dir}"
-}
-
-build_rootfs() { # key1 tarball
-  local key="$1" tarball="$2" tmp mirror start=${SECONDS}
-  oomlab_apt_install debootstrap
-  mirror="${OOMLAB_DEBIAN_MIRROR:-$(oomlab_debian_mirror)}"
-  tmp="$(mktemp -d "${OOMLAB_VM_CACHE}/rootfs.XXXXXX")"
-  # shellcheck disable=SC2064  # expand now: tmp is local
-  trap "remove_tree '${tmp}'" EXIT
-  local root="${tmp}/root"
-  oomlab_log "stage 1 (${key}): debootstrap ${SUITE} minbase + ${BOOTSTRAP_PACKAGES[*]} from ${mirror}"
-  debootstrap --variant=minbase --include="$(IFS=,; echo "${BOOTSTRAP_PACKAGES[*]}")" \
-    "${SUITE}" "${root}" "${mirror}" >"${tmp}/debootstrap.log" 2>&1 || {
-      tail -n 30 "${tmp}/debootstrap.log" >&2
-      oomlab_die "debootstrap failed"
-    }
-  oomlab_log "stage 1: debootstrap took $((SECONDS - start)) s"
-  cat >"${root}/etc/apt/sources.list" <<EOF
-deb ${mirror} ${SUITE} main
-deb ${mirror} ${SUITE}-updates main
-deb ${OOMLAB_DEBIAN_SECURITY_MIRROR} ${SUITE}-security main
-EOF
-  printf '#!/bin/sh\n# Build time: start no service in the chroot.\nexit 101\n' >"${root}/usr/sbin/policy-rc.d"
-  chmod 755 "${root}/usr/sbin/policy-rc.d"
+# Stage 1 in the tree (hack/lib/rootfs.sh's oomlab_rootfs_tarball calls it after debootstrap).
+guest_packages() { # root
   # The initramfs settings must be in place before the kernel package builds the initramfs.
-  cp -r "${GUEST_FILES}/etc/initramfs-tools/." "${root}/etc/initramfs-tools/"
-  mount -t proc proc "${root}/proc"
-  oomlab_log "stage 1: apt-get install ${PACKAGES[*]} (in the chroot)"
-  local apt=(chroot "${root}" env DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
-             apt-get -o Acquire::Retries=3 -o APT::Install-Recommends=false)
-  { "${apt[@]}" update && "${apt[@]}" install -y "${PACKAGES[@]}"; } >"${tmp}/apt.log" 2>&1 || {
-    tail -n 40 "${tmp}/apt.log" >&2
-    oomlab_die "apt-get in the guest chroot failed"
-  }
-  umount "${root}/proc"
-  rm -f "${root}/usr/sbin/policy-rc.d"
-  (
-    cd "${root}"
-    rm -rf var/cache/apt/archives/*.deb var/cache/apt/*.bin var/lib/apt/lists/* \
-      usr/share/doc/* usr/share/man/* usr/share/info/* usr/share/locale/* var/log/*.log
-  )
-  tar --numeric-owner --xattrs --xattrs-include='*' -C "${root}" -cf "${tarball}.part" .
-  mv "${tarball}.part" "${tarball}"
-  remove_tree "${tmp}"
-  trap - EXIT
-  oomlab_log "stage 1: root filesystem ${tarball} ($(du -h "${tarball}" | cut -f1)) in $((SECONDS - start)) s"
+  cp -r "${GUEST_FILES}/etc/initramfs-tools/." "$1/etc/initramfs-tools/"
+  oomlab_chroot_apt "$1" "${PACKAGES[@]}"
 }
 
 # A containerd of the host, for as long as the import takes, whose root is the guest's
@@ -175,30 +117,22 @@ EOF
 
 build_disk() { # key out-dir memhog-id
   local key="$1" out="$2" memhog_id="$3" tarball tmp start=${SECONDS}
-  tarball="$(ensure_rootfs)"
+  ensure_rootfs
+  tarball="$(rootfs_tarball)"
   local t2=${SECONDS}
   tmp="$(mktemp -d "${OOMLAB_VM_CACHE}/disk.XXXXXX")"
   # shellcheck disable=SC2064  # expand now: tmp is local
-  trap "remove_tree '${tmp}'" EXIT
+  trap "oomlab_remove_tree '${tmp}'" EXIT
   local root="${tmp}/root"
   mkdir -p "${root}" "${tmp}/out"
   oomlab_log "stage 2 (${key}): unpacking the root filesystem"
-  tar --numeric-owner --xattrs --xattrs-include='*' -C "${root}" -xf "${tarball}"
+  oomlab_rootfs_untar "${tarball}" "${root}"
   cp -r --preserve=mode "${GUEST_FILES}/." "${root}/"
   install -m 755 "${OOMLAB_VM_KUBELET}" "${root}/usr/local/bin/kubelet"
-  local said
-  said="$(chroot "${root}" systemctl enable "${ENABLED_UNITS[@]}" 2>&1)" || {
-    printf '%s\n' "${said}" >&2
-    oomlab_die "systemctl enable in the guest tree failed"
-  }
-  local unit
-  for unit in "${MASKED_UNITS[@]}"; do ln -sfn /dev/null "${root}/etc/systemd/system/${unit}"; done
+  oomlab_guest_units "${root}" enable "${ENABLED_UNITS[@]}"
+  oomlab_guest_units "${root}" mask "${MASKED_UNITS[@]}"
   preload_images "${root}" "${tmp}"
-  cp "${root}"/boot/vmlinuz-* "${tmp}/out/vmlinuz"
-  cp "${root}"/boot/initrd.img-* "${tmp}/out/initrd.img"
-  printf '%s\n' "${KERNEL_CMDLINE}" >"${tmp}/out/cmdline"
-  oomlab_log "stage 2: mkfs.ext4 -d (${OOMLAB_VM_DISK_SIZE}, sparse)"
-  mkfs.ext4 -q -F -L oomlab-root -d "${root}" "${tmp}/out/disk.raw" "${OOMLAB_VM_DISK_SIZE}" >&2
+  oomlab_guest_disk "${root}" "${tmp}/out" "${KERNEL_CMDLINE}" "${OOMLAB_VM_DISK_SIZE}"
   {
     echo "key ${key}"
     echo "rootfs ${tarball}"
@@ -211,21 +145,16 @@ build_disk() { # key out-dir memhog-id
   } >"${tmp}/out/inputs.txt"
   rm -rf "${out}"
   mv "${tmp}/out" "${out}"
-  remove_tree "${tmp}"
+  oomlab_remove_tree "${tmp}"
   trap - EXIT
   oomlab_log "stage 2: ${out} in $((SECONDS - t2)) s; whole build $((SECONDS - start)) s"
 }
 
-ensure_rootfs() { # prints the stage-1 tarball
-  local key1 tarball
-  key1="$(stage1_key)"
-  tarball="${OOMLAB_VM_CACHE}/rootfs-${SUITE}-${key1}.tar"
-  if [[ -s "${tarball}" ]]; then
-    oomlab_log "stage 1: using the cached root filesystem ${tarball}"
-  else
-    build_rootfs "${key1}" "${tarball}"
-  fi
-  echo "${tarball}"
+rootfs_tarball() { echo "${OOMLAB_VM_CACHE}/rootfs-${OOMLAB_DEBIAN_SUITE}-$(stage1_key).tar"; }
+
+ensure_rootfs() {
+  oomlab_log "stage 1: the root filesystem $(basename "$(rootfs_tarball)")"
+  oomlab_rootfs_tarball "$(rootfs_tarball)" guest_packages "${BOOTSTRAP_PACKAGES[@]}"
 }
 
 # Keeps the newest OOMLAB_VM_KEEP disk images and root filesystems, and the image a running VM
@@ -255,24 +184,18 @@ main() {
     key="$(image_key "${memhog_id}")"
     if [[ "${cmd}" == key ]]; then echo "${key}"; return; fi
     out="${OOMLAB_VM_CACHE}/${key}"
-    if [[ -s "${out}/disk.raw" && -s "${out}/inputs.txt" ]]; then
-      oomlab_log "VM image ${key} is up to date (${out})"
-      echo "${out}"
-      return
-    fi
+    oomlab_guest_image_built "${out}" && return
   fi
   oomlab_need_root "runs debootstrap, chroot and mkfs"
-  oomlab_apt_install e2fsprogs containerd gcc libc6-dev
+  oomlab_apt_install e2fsprogs containerd
   mkdir -p "${OOMLAB_VM_CACHE}"
   # One build at a time per cache.
   exec 8>"${OOMLAB_VM_CACHE}/.lock"
   flock 8
   if [[ "${cmd}" == rootfs ]]; then
     ensure_rootfs
-  elif [[ -s "${out}/disk.raw" && -s "${out}/inputs.txt" ]]; then
-    oomlab_log "VM image ${key} was built meanwhile"
-    echo "${out}"
-  else
+    rootfs_tarball
+  elif ! oomlab_guest_image_built "${out}"; then
     build_disk "${key}" "${out}" "${memhog_id}"
     prune_cache
     echo "${out}"

@@ -18,6 +18,7 @@
 # qemu: KVM where /proc/cpuinfo has vmx/svm, else TCG (software emulation, several times slower).
 # Each run boots a qcow2 overlay of the cached image plus a small config disk (node certificates
 # signed by the cluster CA, kubelet config, network files), so the cached image stays clean.
+# qemu is started and waited for with hack/lib/qemu.sh.
 # Env: OOMLAB_VM_MEMORY (MiB, 1536), OOMLAB_VM_CPUS (2), OOMLAB_VM_READY_SECONDS (600),
 #      OOMLAB_VM_DEBUG=1 (the guest's journal on its serial log, ${OOMLAB_STATE}/vm-node-serial.log,
 #      which `down` keeps; ${OOMLAB_STATE}/vm-node-times.tsv has the start-to-Ready times), and
@@ -36,7 +37,6 @@ source "${HACK_DIR}/k8s-env.sh"
 : "${OOMLAB_VM_MEMORY:=1536}"
 : "${OOMLAB_VM_CPUS:=2}"
 : "${OOMLAB_VM_READY_SECONDS:=600}"
-: "${OOMLAB_VM_DEBUG:=0}"
 : "${OOMLAB_VM_STATE:=${OOMLAB_STATE}/vm-node}"
 # The local cluster's settings (same defaults as hack/local-cluster.sh).
 : "${OOMLAB_CLUSTER_STATE:=${OOMLAB_STATE}/cluster}"
@@ -49,8 +49,6 @@ PKI="${OOMLAB_CLUSTER_STATE}/pki"
 KUBECONFIG_ADMIN="${OOMLAB_CLUSTER_STATE}/kubeconfig"
 RUNTIMECLASSES="${OOMLAB_REPO_ROOT}/manifests/cluster/vm-runtimeclasses.yaml"
 PIDFILE="${OOMLAB_VM_STATE}/qemu.pid"
-# Outside the state directory: kept after `down` (and a failed `up`) for a post-mortem.
-SERIAL_LOG="${OOMLAB_STATE}/vm-node-serial.log"
 # One line per `up` (for benchmarks): UTC time, seconds from qemu start to node Ready, accelerator.
 TIMES_LOG="${OOMLAB_STATE}/vm-node-times.tsv"
 
@@ -170,33 +168,17 @@ ensure_egress_guard() {
 }
 
 start_qemu() { # image-dir
-  local image="$1" cmdline
-  cmdline="$(cat "${image}/cmdline")"
-  [[ "${OOMLAB_VM_DEBUG}" == 1 ]] && cmdline+=" systemd.journald.forward_to_console=1"
-  local accel
-  read -ra accel <<<"$(oomlab_qemu_accel_args)"
-  oomlab_log "qemu: ${accel[*]}, ${OOMLAB_VM_CPUS} CPUs, ${OOMLAB_VM_MEMORY} MiB (serial log ${SERIAL_LOG})"
-  qemu-system-x86_64 -name "${OOMLAB_VM_NAME}" -nodefaults -machine q35 "${accel[@]}" \
-    -smp "${OOMLAB_VM_CPUS}" -m "${OOMLAB_VM_MEMORY}" \
-    -kernel "${image}/vmlinuz" -initrd "${image}/initrd.img" -append "${cmdline}" \
-    -drive "file=${OOMLAB_VM_STATE}/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe" \
+  oomlab_qemu_start "${OOMLAB_VM_NAME}" "$1" "${OOMLAB_VM_STATE}/overlay.qcow2" "${OOMLAB_VM_CPUS}" \
+    "${OOMLAB_VM_MEMORY}" "${OOMLAB_VM_STATE}" \
     -drive "file=${OOMLAB_VM_STATE}/config.img,if=virtio,format=raw,readonly=on" \
     -netdev "tap,id=net0,ifname=${OOMLAB_VM_TAP},script=no,downscript=no" \
-    -device "virtio-net-pci,netdev=net0,mac=${OOMLAB_VM_MAC}" \
-    -display none -vga none -serial "file:${SERIAL_LOG}" \
-    -monitor "unix:${OOMLAB_VM_STATE}/monitor.sock,server,nowait" \
-    -daemonize -pidfile "${PIDFILE}"
+    -device "virtio-net-pci,netdev=net0,mac=${OOMLAB_VM_MAC}"
 }
 
 wait_ready() { # started-at (seconds since epoch) [record: 1 = log the time for benchmarks]
-  local start="$1" record="${2:-0}" i
+  local start="$1" record="${2:-0}"
   oomlab_log "waiting for node ${OOMLAB_VM_NAME} to be Ready (up to ${OOMLAB_VM_READY_SECONDS} s)"
-  for ((i = 0; i < OOMLAB_VM_READY_SECONDS; i++)); do
-    node_ready && break
-    qemu_pid >/dev/null || { tail -n 40 "${SERIAL_LOG}" >&2; oomlab_die "qemu exited"; }
-    sleep 1
-  done
-  node_ready || { tail -n 40 "${SERIAL_LOG}" >&2; oomlab_die "node ${OOMLAB_VM_NAME} not Ready after ${OOMLAB_VM_READY_SECONDS} s"; }
+  oomlab_qemu_wait "${OOMLAB_VM_STATE}" "${OOMLAB_VM_READY_SECONDS}" "Ready node ${OOMLAB_VM_NAME}" node_ready
   local took=$(($(date +%s) - start))
   ((record == 0)) || printf '%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "${took}" "$(oomlab_qemu_accel_args)" >>"${TIMES_LOG}"
   oomlab_log "node ${OOMLAB_VM_NAME} Ready ${took} s after qemu started"
@@ -216,10 +198,9 @@ cmd_up() {
   trap 'oomlab_warn "up failed: removing the VM node"; cmd_down' EXIT
   cmd_down_quiet
   mkdir -p "${OOMLAB_VM_STATE}"
-  rm -f "${SERIAL_LOG}"
   echo "${image}" >"${OOMLAB_VM_STATE}/image"
   write_config_disk "${OOMLAB_VM_STATE}/config.img"
-  qemu-img create -q -f qcow2 -F raw -b "${image}/disk.raw" "${OOMLAB_VM_STATE}/overlay.qcow2"
+  oomlab_qemu_overlay "${image}/disk.raw" "${OOMLAB_VM_STATE}/overlay.qcow2"
   oomlab_log "network: ${OOMLAB_VM_TAP} on ${OOMLAB_BRIDGE}; route ${OOMLAB_VM_POD_SUBNET} via ${OOMLAB_VM_IP}"
   ip tuntap add dev "${OOMLAB_VM_TAP}" mode tap
   ip link set "${OOMLAB_VM_TAP}" master "${OOMLAB_BRIDGE}" up
@@ -264,13 +245,8 @@ cmd_down() {
 }
 
 cmd_status() {
-  local pid rc=0
-  if pid="$(qemu_pid)"; then
-    echo "qemu            running (pid ${pid}; image $(cat "${OOMLAB_VM_STATE}/image" 2>/dev/null))"
-  else
-    echo "qemu            stopped"
-    rc=1
-  fi
+  local rc=0
+  oomlab_qemu_status "${OOMLAB_VM_STATE}" image || rc=1
   if ip link show "${OOMLAB_VM_TAP}" >/dev/null 2>&1; then
     echo "tap             ${OOMLAB_VM_TAP} on $(ip -o link show "${OOMLAB_VM_TAP}" | sed -n 's/.* master \([^ ]*\).*/\1/p')"
   else

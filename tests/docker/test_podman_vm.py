@@ -1,6 +1,7 @@
 """podman@vm: podman 4.3 with runc and crun in the cgroup v2 guest of ``hack/vm-engine.sh up``,
-reached through its API service (``OOMLAB_ENGINE_PODMAN_VM``). Skips unless that engine answers:
-no make target starts the VM engine for this tier."""
+reached through its API service (``OOMLAB_ENGINE_PODMAN_VM``). Skips unless that engine answers,
+a failure instead under OOMLAB_REQUIRE_VM_ENGINE=1: ``make test-vm-engine`` brings the engine up
+and requires it (``make test-docker`` leaves this file out)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ ENGINE = "podman@vm"
 
 @pytest.fixture(scope="module")
 def podman_vm() -> PodmanRunner:
+    # a skip, or a failure where the engine is required (make test-vm-engine)
+    unavailable = pytest.fail if os.environ.get("OOMLAB_REQUIRE_VM_ENGINE") == "1" else pytest.skip
     if not os.environ.get("OOMLAB_ENGINE_PODMAN_VM"):
-        pytest.skip("OOMLAB_ENGINE_PODMAN_VM is not set: start the VM engine, hack/vm-engine.sh up")
+        unavailable("OOMLAB_ENGINE_PODMAN_VM is not set: make test-vm-engine starts the VM engine")
     try:
         runner = container_runner(ENGINE)
         assert isinstance(runner, PodmanRunner)
@@ -29,7 +32,7 @@ def podman_vm() -> PodmanRunner:
         for runtime in ("runc", "crun"):
             runner._runtime_url(runtime)
     except EngineError as exc:
-        pytest.skip(f"podman@vm does not answer: {exc}")
+        unavailable(f"podman@vm does not answer: {exc}")
     return runner
 
 
