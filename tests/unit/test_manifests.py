@@ -170,6 +170,7 @@ def test_crd_has_status_subresource_and_printer_columns() -> None:
         "Swap-Cost",
         "Runtime",
         "Limit",
+        "Kubelet",
         "Age",
     ]
     assert columns["Runtime"]["jsonPath"] == ".status.kubernetes.runtimeHandler"
@@ -182,6 +183,8 @@ def test_crd_has_status_subresource_and_printer_columns() -> None:
     assert columns["Swap-Cost"]["jsonPath"] == ".status.swapCost.summary"
     assert columns["Limit"]["jsonPath"] == ".spec.resources.limits.memory"
     assert columns["Limit"]["priority"] == 1
+    assert columns["Kubelet"]["jsonPath"] == ".status.kubernetes.kubeletVersion"
+    assert columns["Kubelet"]["priority"] == 1
     assert columns["Age"] == {
         "name": "Age",
         "type": "date",
