@@ -10,7 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${OOMLAB_CACHE:=/var/cache/oomlab}"
 : "${OOMLAB_K8S_VERSION:=v1.34.4}"
 : "${OOMLAB_ETCD_VERSION:=v3.6.16}"
-: "${OOMLAB_KIND_VERSION:=v0.30.0}"
+: "${OOMLAB_KIND_VERSION:=v0.33.0}"
 : "${OOMLAB_ACTIONLINT_VERSION:=v1.7.12}"
 # For the offline kind node image (hack/kind-node-image.sh), per Kubernetes minor: CoreDNS as that
 # kubeadm lists it (cmd/kubeadm/app/constants CoreDNSVersion), crictl of the same minor.
