@@ -163,6 +163,12 @@ go_install() { # name package version bindir
   record_time "${name}-${v}" $((SECONDS - start))
 }
 
+# hack/k8s-env.sh pins CoreDNS and crictl per Kubernetes minor; another minor needs them set.
+pinned() { # variable name
+  [[ "${!1}" != unpinned ]] ||
+    oomlab_die "$1 has no default for Kubernetes ${OOMLAB_K8S_VERSION}: set it (hack/k8s-env.sh)"
+}
+
 main() {
   oomlab_go_env
   command -v go >/dev/null || oomlab_die "go is not installed"
@@ -185,8 +191,10 @@ main() {
            go_install actionlint github.com/rhysd/actionlint/cmd/actionlint "${OOMLAB_ACTIONLINT_VERSION}" "${OOMLAB_ACTIONLINT_BIN}" ;;
       k8s) build_k8s ;;
       kubeadm) build_k8s kubeadm ;;
-      coredns) go_install coredns github.com/coredns/coredns "${OOMLAB_COREDNS_VERSION}" "${OOMLAB_COREDNS_BIN}" ;;
-      crictl) go_install crictl sigs.k8s.io/cri-tools/cmd/crictl "${OOMLAB_CRICTL_VERSION}" "${OOMLAB_CRICTL_BIN}" ;;
+      coredns) pinned OOMLAB_COREDNS_VERSION
+               go_install coredns github.com/coredns/coredns "${OOMLAB_COREDNS_VERSION}" "${OOMLAB_COREDNS_BIN}" ;;
+      crictl) pinned OOMLAB_CRICTL_VERSION
+              go_install crictl sigs.k8s.io/cri-tools/cmd/crictl "${OOMLAB_CRICTL_VERSION}" "${OOMLAB_CRICTL_BIN}" ;;
       etcd) build_etcd ;;
       kind) go_install kind sigs.k8s.io/kind "${OOMLAB_KIND_VERSION}" "${OOMLAB_KIND_BIN}" ;;
       actionlint) go_install actionlint github.com/rhysd/actionlint/cmd/actionlint "${OOMLAB_ACTIONLINT_VERSION}" "${OOMLAB_ACTIONLINT_BIN}" ;;

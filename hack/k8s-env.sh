@@ -8,14 +8,17 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 : "${OOMLAB_CACHE:=/var/cache/oomlab}"
-: "${OOMLAB_K8S_VERSION:=v1.34.4}"
+: "${OOMLAB_K8S_VERSION:=v1.37.2}"  # v1.34.4 is also supported: set it to build and run that
 : "${OOMLAB_ETCD_VERSION:=v3.6.16}"
-: "${OOMLAB_KIND_VERSION:=v0.30.0}"
+: "${OOMLAB_KIND_VERSION:=v0.33.0}"
 : "${OOMLAB_ACTIONLINT_VERSION:=v1.7.12}"
-# For the offline kind node image (hack/kind-node-image.sh): CoreDNS as kubeadm v1.34 lists it,
-# crictl matching the Kubernetes minor.
-: "${OOMLAB_COREDNS_VERSION:=v1.12.1}"
-: "${OOMLAB_CRICTL_VERSION:=v1.34.0}"
+# For the offline kind node image (hack/kind-node-image.sh), per Kubernetes minor: CoreDNS as that
+# kubeadm lists it (cmd/kubeadm/app/constants CoreDNSVersion), crictl of the same minor.
+case "${OOMLAB_K8S_VERSION}" in
+  v1.34.*) : "${OOMLAB_COREDNS_VERSION:=v1.12.1}" "${OOMLAB_CRICTL_VERSION:=v1.34.0}" ;;
+  v1.37.*) : "${OOMLAB_COREDNS_VERSION:=v1.14.6}" "${OOMLAB_CRICTL_VERSION:=v1.37.0}" ;;
+  *) : "${OOMLAB_COREDNS_VERSION:=unpinned}" "${OOMLAB_CRICTL_VERSION:=unpinned}" ;;
+esac
 
 # Kubernetes binaries built by hack/k8s-build.sh (kube-proxy is used by the local cluster).
 OOMLAB_K8S_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)

@@ -54,12 +54,12 @@ SWAP_SIZE=""
 BUILD=1
 KUBECONFIG_OUT=""
 API_SERVER_PORT=""
-PINNED_KIND="${OOMLAB_KIND_VERSION:-v0.30.0}"
+PINNED_KIND="${OOMLAB_KIND_VERSION:-v0.33.0}"
 NETWORK="${OOMLAB_KIND_DOCKER_NETWORK:-kind}"
 SUBNET="${OOMLAB_KIND_DOCKER_SUBNET:-100.80.0.0/16}"
 BRIDGE="${OOMLAB_KIND_BRIDGE:-kindbr0}"
 NODE_IMAGE="${OOMLAB_KIND_NODE_IMAGE:-}"
-LOCAL_NODE_IMAGE="oomlab/kind-node:${OOMLAB_K8S_VERSION:-v1.34.4}"
+LOCAL_NODE_IMAGE="oomlab/kind-node:${OOMLAB_K8S_VERSION:-v1.37.2}"
 IMAGES=(oomlab/memhog:dev oomlab/operator:dev)
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
@@ -222,6 +222,8 @@ if [[ -n "${API_SERVER_PORT}" ]]; then
   trap 'rm -f "${REMOTE_CONFIG}"; [[ -z "${SHIM_DIR:-}" ]] || rm -rf "${SHIM_DIR}"' EXIT
   sed "s/^networking:\$/&\n  apiServerAddress: \"0.0.0.0\"\n  apiServerPort: ${API_SERVER_PORT}/" \
     "${CONFIG_FILE}" >"${REMOTE_CONFIG}"
+  # kind applies a patch only to the kubeadm API version it generates: v1beta3 below Kubernetes
+  # 1.36, v1beta4 from 1.36 on (kind v0.33), where the control plane timeout moved.
   cat >>"${REMOTE_CONFIG}" <<'EOF'
 kubeadmConfigPatches:
   - |
@@ -230,6 +232,16 @@ kubeadmConfigPatches:
     apiServer:
       certSANs: [localhost, "127.0.0.1"]
       timeoutForControlPlane: 15m0s
+  - |
+    apiVersion: kubeadm.k8s.io/v1beta4
+    kind: ClusterConfiguration
+    apiServer:
+      certSANs: [localhost, "127.0.0.1"]
+  - |
+    apiVersion: kubeadm.k8s.io/v1beta4
+    kind: InitConfiguration
+    timeouts:
+      controlPlaneComponentHealthCheck: 15m0s
 EOF
   grep -q "apiServerPort: ${API_SERVER_PORT}" "${REMOTE_CONFIG}" ||
     oomlab_die "${CONFIG_FILE#"${ROOT}"/} has no top-level 'networking:' to add the API server port to"

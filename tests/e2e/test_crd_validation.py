@@ -280,7 +280,7 @@ def test_printer_columns_are_served(kubectl: Kubectl) -> None:
     names = [c["name"] for c in version["additionalPrinterColumns"]]
     assert names == [
         "Phase", "Outcome", "Docker", "Parity", "Node", "Swap", "Swap-Cost", "Runtime", "Limit",
-        "Age",
+        "Kubelet", "Age",
     ]  # fmt: skip
     assert crd["spec"]["names"]["shortNames"] == ["oomx"]
 

@@ -170,6 +170,7 @@ def test_crd_has_status_subresource_and_printer_columns() -> None:
         "Swap-Cost",
         "Runtime",
         "Limit",
+        "Kubelet",
         "Age",
     ]
     assert columns["Runtime"]["jsonPath"] == ".status.kubernetes.runtimeHandler"
@@ -182,6 +183,8 @@ def test_crd_has_status_subresource_and_printer_columns() -> None:
     assert columns["Swap-Cost"]["jsonPath"] == ".status.swapCost.summary"
     assert columns["Limit"]["jsonPath"] == ".spec.resources.limits.memory"
     assert columns["Limit"]["priority"] == 1
+    assert columns["Kubelet"]["jsonPath"] == ".status.kubernetes.kubeletVersion"
+    assert columns["Kubelet"]["priority"] == 1
     assert columns["Age"] == {
         "name": "Age",
         "type": "date",
@@ -534,13 +537,15 @@ def test_every_rbac_rule_is_explained() -> None:
 
 PRIVATE = [ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
 SHARED = ipaddress.IPv4Network("100.64.0.0/10")
-NODE_IMAGE = re.compile(r"^kindest/node:v1\.34\.\d+@sha256:[0-9a-f]{64}$")
+NODE_IMAGE = re.compile(r"^kindest/node:v1\.37\.\d+@sha256:[0-9a-f]{64}$")
 
 
 @pytest.mark.parametrize(
-    ("name", "behavior"), [("limited-swap.yaml", "LimitedSwap"), ("no-swap.yaml", "NoSwap")]
+    ("name", "behavior", "fail_cgroup_v1"),
+    # no-swap is the config for cgroup v1 hosts: kubelets 1.35+ refuse v1 unless told not to
+    [("limited-swap.yaml", "LimitedSwap", None), ("no-swap.yaml", "NoSwap", False)],
 )
-def test_kind_config(name: str, behavior: str) -> None:
+def test_kind_config(name: str, behavior: str, fail_cgroup_v1: bool | None) -> None:
     cfg = load_one(MANIFESTS / "kind" / name)
     assert cfg["kind"] == "Cluster"
     assert cfg["apiVersion"] == "kind.x-k8s.io/v1alpha4"
@@ -555,6 +560,7 @@ def test_kind_config(name: str, behavior: str) -> None:
         assert len(kubelet) == 1
         assert kubelet[0]["failSwapOn"] is False
         assert kubelet[0]["memorySwap"] == {"swapBehavior": behavior}
+        assert kubelet[0].get("failCgroupV1") is fail_cgroup_v1
 
 
 def test_kind_configs_pin_the_same_image() -> None:

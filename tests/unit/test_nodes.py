@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from oomlab.rules.nodes import NodeFacts, node_facts_from_node
 from oomlab.rules.semantics import SwapBehavior
 
@@ -14,7 +18,9 @@ def test_node_facts() -> None:
             "nodeInfo": {"kubeletVersion": "v1.34.4", "swap": {"capacity": 2147479552}},
         },
     }
-    assert node_facts_from_node(node) == NodeFacts("oomlab-node", 24594420 * 1024, 2147479552)
+    assert node_facts_from_node(node) == NodeFacts(
+        "oomlab-node", 24594420 * 1024, 2147479552, kubelet_version="v1.34.4"
+    )
     no_swap = {"metadata": {"name": "n"}, "status": {"nodeInfo": {"swap": {}}}}
     assert node_facts_from_node(no_swap).swap_capacity_bytes == 0
     old_kubelet = {"metadata": {"name": "n"}, "status": {"nodeInfo": {}}}
@@ -31,3 +37,19 @@ def test_node_label_names_the_swap_behavior() -> None:
     assert facts.swap_capacity_bytes == 2**31
     node["metadata"]["labels"] = {"oomlab.dev/swap-behavior": "Sometimes"}
     assert node_facts_from_node(node).swap_behavior is None
+
+
+@pytest.mark.parametrize(
+    ("node_info", "version"),
+    [
+        ({"kubeletVersion": "v1.37.2"}, "v1.37.2"),
+        ({"kubeletVersion": "v1.34.4"}, "v1.34.4"),
+        ({"kubeletVersion": ""}, None),
+        ({"kubeletVersion": 137}, None),
+        ({}, None),
+        (None, None),
+    ],
+)
+def test_kubelet_version_comes_from_node_info(node_info: Any, version: str | None) -> None:
+    node = {"metadata": {"name": "n"}, "status": {"nodeInfo": node_info}}
+    assert node_facts_from_node(node).kubelet_version == version

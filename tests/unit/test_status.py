@@ -137,6 +137,37 @@ def test_accepted_experiment_is_pending_with_docker_prediction_at_once() -> None
     assert status["parity"]["result"] == "Unknown"
 
 
+@pytest.mark.parametrize(
+    ("node", "recorded"),
+    [
+        (NodeFacts("n", 24 * GiB, 2 * GiB, kubelet_version="v1.37.2"), "v1.37.2"),
+        (NodeFacts("n", 24 * GiB, 2 * GiB, kubelet_version="v1.34.4"), "v1.34.4"),
+        (NodeFacts("n", 24 * GiB, 2 * GiB), None),
+        (None, None),
+    ],
+)
+def test_status_records_the_kubelet_version_of_the_node(
+    node: NodeFacts | None, recorded: str | None
+) -> None:
+    status = run_through(SEED_SWAP, "running.yaml", node=node)
+    assert status["kubernetes"].get("kubeletVersion") == recorded
+
+
+def test_every_kubernetes_field_the_status_writes_is_in_the_crd() -> None:
+    crd = yaml.safe_load(
+        (Path(__file__).parents[2] / "manifests/crd/oomexperiments.yaml").read_text()
+    )
+    (version,) = crd["spec"]["versions"]
+    kubernetes = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"][
+        "kubernetes"
+    ]
+    assert kubernetes["properties"]["kubeletVersion"]["type"] == "string"
+    node = NodeFacts("n", 24 * GiB, 2 * GiB, thp="madvise", kubelet_version="v1.37.2")
+    status = run_through(SEED_SWAP, "oomkilled.yaml", node=node)
+    assert "kubeletVersion" in status["kubernetes"]
+    assert set(status["kubernetes"]) <= set(kubernetes["properties"])
+
+
 def test_seed_oom_ends_oomkilled_with_facts_and_parity_match() -> None:
     status = run_through(SEED_OOM, "running.yaml", "oomkilled.yaml")
     assert status["phase"] == "OOMKilled"

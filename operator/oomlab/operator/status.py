@@ -170,6 +170,7 @@ def assemble(
             predictedOutcome=prediction.outcome.value,
             explanation=prediction.explanation,
             transparentHugepages=node.thp,
+            kubeletVersion=node.kubelet_version,
         )
     if obs.phase is not None and obs.phase.terminal and phase == obs.phase:
         k8s.update(

@@ -1,5 +1,6 @@
 """What a Node object says about the swap its kubelet can give (memory, swap, swapBehavior, cgroup
-version, transparent hugepages), and how an experiment asks for a node by its swap behaviour."""
+version, transparent hugepages, the kubelet's version), and how an experiment asks for a node by
+its swap behaviour."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ class NodeFacts:
     """From ``oomlab.dev/cgroup-version`` (read from the node's kernel by its setup)."""
     thp: str | None = None
     """From ``oomlab.dev/thp``: the kernel's transparent hugepage mode, None when unlabelled."""
+    kubelet_version: str | None = None
+    """``status.nodeInfo.kubeletVersion`` (v1.37.2): the kubelet's rules change between versions."""
 
 
 def node_facts_from_node(node: Mapping[str, Any]) -> NodeFacts:
@@ -59,6 +62,7 @@ def node_facts_from_node(node: Mapping[str, Any]) -> NodeFacts:
     except ValueError:
         cgroup = None
     thp = str(labels.get(THP_LABEL, "")) or None
+    kubelet_version = (node_status.get("nodeInfo") or {}).get("kubeletVersion")
     return NodeFacts(
         name=str((node.get("metadata") or {}).get("name", "")),
         memory_capacity_bytes=memory,
@@ -66,6 +70,9 @@ def node_facts_from_node(node: Mapping[str, Any]) -> NodeFacts:
         swap_behavior=behavior,
         cgroup_version=None if cgroup == CgroupVersion.UNKNOWN else cgroup,
         thp=None if thp == "unknown" else thp,
+        kubelet_version=kubelet_version
+        if isinstance(kubelet_version, str) and kubelet_version
+        else None,
     )
 
 
