@@ -19,6 +19,7 @@ from rich.table import Table
 
 from oomlab.cli.container_runs import Row, describe_host, docker_prediction, execute
 from oomlab.cli.errors import App, fail, guarded
+from oomlab.cli.explain import explain
 from oomlab.cli.kube import kube_app
 from oomlab.cli.thp import thp_compare
 from oomlab.rules.results import CgroupVersion, Outcome, Predicted
@@ -37,6 +38,7 @@ docker_app = App(help="Run experiments on a local Docker (or podman) engine.")
 app.add_typer(docker_app, name="docker")
 app.add_typer(kube_app, name="kube")
 app.command("thp-compare")(thp_compare)
+app.command("explain")(explain)
 
 out = Console(width=None if sys.stdout.isatty() else 150)
 err = Console(stderr=True)

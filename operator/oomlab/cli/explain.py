@@ -1,0 +1,774 @@
+"""``oomlab explain``: why the user's own workloads get the memory and swap they get.
+
+``oomlab explain -f FILE`` (``-`` for stdin) reads Pods, workloads with pod templates, ``List``
+documents (``kubectl kustomize`` output), multi-document files and OOMExperiments (as the Pod the
+operator makes of them), and needs no cluster: nodes are given as profiles (``--node``), or read
+from the cluster with ``--from-cluster``. ``oomlab explain pod/NAME`` reads a live pod and its
+node, and with ``--cgroup`` the container's own cgroup files, and compares. It is read-only; with
+``--json`` it lists every request it made. The rules are :mod:`oomlab.rules.explain`.
+
+Exit status: 0; 1 when a manifest has something to fix (``500m`` of memory) or an observed cgroup
+file disagrees with the prediction; 2 for an error (one line).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+
+from oomlab.cli.errors import fail
+from oomlab.rules.explain import (
+    CONFIG_MIRROR_ANNOTATION,
+    ContainerFacts,
+    ContainerOnNode,
+    FileCheck,
+    NodeProfile,
+    PodFacts,
+    Skipped,
+    cgroup_version_of,
+    compare_cgroup_files,
+    explain_container,
+    parse_working_set,
+    pod_facts,
+    pod_templates,
+    priority_classes_in,
+    profile_from_node,
+    swap_eligibility,
+)
+from oomlab.rules.results import CgroupVersion
+from oomlab.rules.semantics import SwapBehavior
+from oomlab.rules.units import (
+    format_binary,
+    human,
+    parse_binary_size,
+    parse_k8s_quantity,
+)
+
+EXIT_FINDINGS = 1
+OOMEXPERIMENT = "OOMExperiment"
+PROFILE_KEYS = ("name", "memory", "swap", "behavior", "cgroup", "kubelet", "thp")
+
+out = Console(width=None if sys.stdout.isatty() else 150, highlight=False, soft_wrap=True)
+
+
+# --------------------------------------------------------------------------------------------
+# inputs
+
+
+def load_documents(paths: Sequence[str]) -> list[Any]:
+    """Every YAML/JSON document in the files (``-``: stdin), in order."""
+    docs: list[Any] = []
+    for path in paths:
+        if path == "-":
+            text, where = sys.stdin.read(), "stdin"
+        else:
+            try:
+                text, where = Path(path).read_text(), path
+            except OSError as exc:
+                fail(f"cannot read {path}: {exc.strerror or exc}")
+        try:
+            docs.extend(yaml.safe_load_all(text))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" line {mark.line + 1}" if mark is not None else ""
+            fail(f"{where}{at} is not YAML: {getattr(exc, 'problem', None) or exc}")
+    return docs
+
+
+def node_profile(spec: str) -> NodeProfile:
+    """``--node name=vm,memory=1461Mi,swap=2Gi,behavior=LimitedSwap,cgroup=v2,kubelet=v1.34.4,
+    thp=madvise``; behaviour defaults to LimitedSwap and cgroup to v2."""
+    values: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or key not in PROFILE_KEYS:
+            fail(f"--node {spec!r}: use KEY=VALUE pairs with keys {', '.join(PROFILE_KEYS)}")
+        values[key] = value.strip()
+    return make_profile(
+        name=values.get("name") or "node",
+        memory=values.get("memory"),
+        swap=values.get("swap"),
+        behavior=values.get("behavior"),
+        cgroup=values.get("cgroup"),
+        kubelet=values.get("kubelet"),
+        thp=values.get("thp"),
+    )
+
+
+def make_profile(
+    *,
+    name: str,
+    memory: str | None,
+    swap: str | None,
+    behavior: str | None,
+    cgroup: str | None,
+    kubelet: str | None,
+    thp: str | None,
+) -> NodeProfile:
+    try:
+        swap_behavior = SwapBehavior(behavior or SwapBehavior.LIMITED_SWAP.value)
+    except ValueError:
+        fail(
+            f"swap behaviour {behavior!r}: use "
+            f"{SwapBehavior.NO_SWAP} or {SwapBehavior.LIMITED_SWAP}"
+        )
+    version = (cgroup or "v2").lower()
+    version = version if version.startswith("v") else f"v{version}"
+    if version not in (CgroupVersion.V1, CgroupVersion.V2):
+        fail(f"cgroup version {cgroup!r}: use v1 or v2")
+    swap_bytes = 0 if swap in ("0", "none") else _size(swap, "node swap")
+    return NodeProfile(
+        name=name,
+        swap_behavior=swap_behavior,
+        cgroup_version=CgroupVersion(version),
+        memory_capacity_bytes=_size(memory, "node memory"),
+        swap_capacity_bytes=swap_bytes,
+        kubelet_version=kubelet or None,
+        thp=thp or None,
+    )
+
+
+def _size(text: str | None, what: str) -> int | None:
+    return None if text is None else parse_k8s_quantity(text, field=what)
+
+
+def working_sets(values: Sequence[str]) -> dict[str | None, int]:
+    """``--working-set 900Mi`` (every container) and ``--working-set app=900Mi``."""
+    found: dict[str | None, int] = {}
+    for text in values:
+        name, size = parse_working_set(text)
+        found[name] = parse_binary_size(size, field="--working-set")
+    return found
+
+
+@dataclass
+class Findings:
+    """What needs fixing, across all objects (exit status 1 when any)."""
+
+    problems: list[str] = field(default_factory=list)
+    disagreements: list[str] = field(default_factory=list)
+
+
+def experiment_pod(doc: Mapping[str, Any]) -> tuple[dict[str, Any] | None, int | None, str | None]:
+    """An OOMExperiment as the Pod the operator makes of it, with its workload's demand as the
+    working set; or why it cannot run (checked as the deployed operator does, with its default
+    size cap)."""
+    from oomlab.experiment import ExperimentSpec, InvalidSpec, build_pod
+    from oomlab.operator.config import DEFAULT_MAX_EXPERIMENT_BYTES
+
+    metadata = doc.get("metadata") or {}
+    try:
+        spec = ExperimentSpec.from_spec(
+            doc.get("spec") or {}, max_bytes=DEFAULT_MAX_EXPERIMENT_BYTES
+        )
+    except InvalidSpec as exc:
+        return None, None, f"{exc.field}: {exc}"
+    pod = build_pod(
+        str(metadata.get("name") or "experiment"),
+        str(metadata.get("namespace") or "default"),
+        "explain",
+        spec,
+    )
+    return pod, spec.workload.demand_bytes(), None
+
+
+# --------------------------------------------------------------------------------------------
+# the explanation as data (the JSON output; the text output renders the same)
+
+
+def _container_json(
+    pod: PodFacts,
+    container: ContainerFacts,
+    on_nodes: Sequence[ContainerOnNode],
+    observed: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    eligibility = swap_eligibility(pod, container) if not container.problems else None
+    return {
+        "name": container.name,
+        "role": container.role.value,
+        "memoryRequest": container.memory_request,
+        "memoryLimit": container.memory_limit,
+        "requestFromLimit": container.request_from_limit,
+        "problems": list(container.problems),
+        "swapEligible": None if eligibility is None else eligibility.swap_bytes != 0,
+        "whyNoSwap": None
+        if eligibility is None or eligibility.swap_bytes != 0
+        else eligibility.why,
+        "noSwapCause": None if eligibility is None else _cause(eligibility.no_swap_cause),
+        "nodes": [_on_node_json(result, observed) for result in on_nodes],
+    }
+
+
+def _cause(cause: Any) -> str | None:
+    return None if cause is None else str(cause)
+
+
+def _on_node_json(result: ContainerOnNode, observed: Mapping[str, Any] | None) -> dict[str, Any]:
+    allowance = result.allowance
+    prediction = result.prediction
+    document: dict[str, Any] = {
+        "node": result.node.name,
+        "nodeProfile": result.node.describe(),
+        "memoryLimitBytes": allowance.memory_bytes if allowance else None,
+        "swapBytes": allowance.swap_bytes if allowance else None,
+        "why": allowance.why if allowance else None,
+        "noSwapCause": _cause(allowance.no_swap_cause) if allowance else None,
+        "cgroupFiles": dict(result.cgroup_files),
+        "docker": None
+        if result.docker is None
+        else {
+            "flags": list(result.docker.flags),
+            "cli": result.docker.cli(),
+            "exact": result.docker.exact,
+            "note": result.docker.note,
+        },
+        "workingSetBytes": result.working_set_bytes,
+        "prediction": None
+        if prediction is None
+        else {
+            "outcome": prediction.outcome.value,
+            "capacityBytes": prediction.capacity_bytes,
+            "explanation": prediction.explanation,
+        },
+        "notes": list(result.notes),
+    }
+    if observed is not None:
+        document.update(observed)
+    return document
+
+
+def _profile_json(profile: NodeProfile) -> dict[str, Any]:
+    return {
+        "name": profile.name,
+        "swapBehavior": profile.swap_behavior.value,
+        "cgroupVersion": profile.cgroup_version.value,
+        "memoryCapacityBytes": profile.memory_capacity_bytes,
+        "swapCapacityBytes": profile.swap_capacity_bytes,
+        "kubeletVersion": profile.kubelet_version,
+        "transparentHugepages": profile.thp,
+        "notes": list(profile.notes),
+    }
+
+
+def _pod_json(pod: PodFacts, containers: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "ref": pod.ref,
+        "kind": pod.kind,
+        "name": pod.name,
+        "namespace": pod.namespace,
+        "qosClass": pod.qos.value,
+        "qosBasis": pod.qos_basis,
+        "priority": pod.priority,
+        "critical": pod.critical,
+        "notes": list(pod.notes),
+        "containers": containers,
+    }
+
+
+def explain_documents(
+    docs: Sequence[Any],
+    profiles: Sequence[NodeProfile],
+    working_set: Mapping[str | None, int],
+    *,
+    static: bool = False,
+    priority_classes: Mapping[str, int] | None = None,
+    findings: Findings,
+) -> dict[str, Any]:
+    """Every workload in ``docs`` on every profile, as the JSON document."""
+    classes = {**(priority_classes or {}), **priority_classes_in(docs)}
+    objects: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    for doc, pod, skip, own_set in _with_experiments(docs, findings):
+        if skip is not None:
+            skipped.append({"kind": skip.kind, "name": skip.name, "why": skip.why})
+            continue
+        assert pod is not None
+        metadata = doc.get("metadata") or {}
+        facts = pod_facts(
+            str(doc.get("kind")),
+            str(metadata.get("name") or ""),
+            metadata.get("namespace"),
+            pod,
+            priority_classes=classes,
+            static=static and doc.get("kind") == "Pod",
+        )
+        containers = []
+        for container in facts.containers:
+            findings.problems.extend(f"{facts.ref}: {p}" for p in container.problems)
+            wanted = working_set.get(container.name, working_set.get(None))
+            wanted = own_set.get(container.name) if wanted is None else wanted
+            on_nodes = [explain_container(facts, container, p, wanted) for p in profiles]
+            containers.append(_container_json(facts, container, on_nodes))
+        objects.append(_pod_json(facts, containers))
+    return {
+        "objects": objects,
+        "skipped": skipped,
+        "nodes": [_profile_json(p) for p in profiles],
+        "problems": list(findings.problems),
+    }
+
+
+Workload = tuple[Mapping[str, Any], Mapping[str, Any] | None, Skipped | None, dict[str, int]]
+
+
+def _with_experiments(docs: Sequence[Any], findings: Findings) -> Iterator[Workload]:
+    """:func:`pod_templates`, with each OOMExperiment turned into the Pod the operator makes and
+    its workload's demand as the working set of that pod's container."""
+    for doc, pod, skip in pod_templates(docs):
+        if skip is None or skip.kind != OOMEXPERIMENT:
+            yield doc, pod, skip, {}
+            continue
+        experiment_pod_doc, demand, invalid = experiment_pod(doc)
+        if experiment_pod_doc is None or demand is None:
+            findings.problems.append(f"{OOMEXPERIMENT}/{skip.name}: {invalid}")
+            continue
+        wrapped = {"kind": OOMEXPERIMENT, "metadata": doc.get("metadata") or {}}
+        own = {c["name"]: demand for c in experiment_pod_doc["spec"]["containers"]}
+        yield wrapped, experiment_pod_doc, None, own
+
+
+# --------------------------------------------------------------------------------------------
+# text
+
+
+def render(document: Mapping[str, Any]) -> None:
+    profiles = document.get("nodes") or []
+    if profiles:
+        out.print("nodes:")
+        for profile in profiles:
+            node_notes = "; ".join(profile["notes"])
+            out.print(
+                f"  {escape(_describe_profile(profile))}"
+                + (f" ({escape(node_notes)})" if node_notes else "")
+            )
+    else:
+        out.print(
+            "no node given (--node, --from-cluster): swap shown as the pod and container rules "
+            "decide it on any LimitedSwap cgroup v2 node with swap"
+        )
+    for obj in document["objects"]:
+        where = f" in {obj['namespace']}" if obj.get("namespace") else ""
+        out.print()
+        out.print(
+            f"[bold]{escape(obj['ref'])}[/]{escape(where)}: QoS {obj['qosClass']} "
+            f"({escape(obj['qosBasis'])})"
+        )
+        if obj.get("critical"):
+            out.print(f"  critical: {escape(obj['critical'])}")
+        for note in obj["notes"]:
+            out.print(f"  note: {escape(note)}")
+        for container in obj["containers"]:
+            _render_container(container)
+    for skip in document.get("skipped") or []:
+        out.print(f"skipped {escape(skip['kind'])}/{escape(skip['name'])}: {escape(skip['why'])}")
+    for line in document.get("problems") or []:
+        out.print(f"[bold red]fix:[/] {escape(line)}")
+
+
+def _describe_profile(profile: Mapping[str, Any]) -> str:
+    parts = [profile["swapBehavior"], f"cgroup {profile['cgroupVersion']}"]
+    if profile["memoryCapacityBytes"] is not None:
+        parts.append(f"memory {human(profile['memoryCapacityBytes'])}")
+    swap = profile["swapCapacityBytes"]
+    parts.append("swap unknown" if swap is None else f"swap {human(swap)}" if swap else "no swap")
+    if profile["kubeletVersion"]:
+        parts.append(f"kubelet {profile['kubeletVersion']}")
+    if profile["transparentHugepages"]:
+        parts.append(f"THP {profile['transparentHugepages']}")
+    return f"{profile['name']}: {', '.join(parts)}"
+
+
+def _size_text(value: int | None, *, defaulted: bool = False) -> str:
+    if value is None:
+        return "none"
+    return format_binary(value) + (" (from the limit)" if defaulted else "")
+
+
+def _render_container(container: Mapping[str, Any]) -> None:
+    request = _size_text(container["memoryRequest"], defaulted=container["requestFromLimit"])
+    sizes = f"memory request {request}, limit {_size_text(container['memoryLimit'])}"
+    if container["problems"]:
+        sizes = "memory as written cannot be meant"
+    out.print(f"  {container['role']} [bold]{escape(container['name'])}[/]: {sizes}")
+    for problem in container["problems"]:
+        out.print(f"    [bold red]problem:[/] {escape(problem)}")
+    if container["swapEligible"] is False:
+        out.print(f"    swap: none anywhere: {escape(_after_colon(container['whyNoSwap']))}")
+    elif container["swapEligible"]:
+        out.print("    swap: a LimitedSwap share (request / node memory x node swap)")
+    for on_node in container["nodes"]:
+        _render_on_node(on_node)
+
+
+def _after_colon(why: str | None) -> str:
+    return (why or "").split(": ", 1)[-1]
+
+
+def _render_on_node(result: Mapping[str, Any]) -> None:
+    out.print(f"    on {escape(result['node'])}:")
+    if result["why"]:
+        swap = result["swapBytes"]
+        amount = "unknown" if swap is None else f"{swap} B ({human(swap)})" if swap else "none"
+        out.print(f"      swap {amount}: {escape(result['why'])}")
+    files = result["cgroupFiles"]
+    if files:
+        out.print("      cgroup: " + ", ".join(f"{k} {v}" for k, v in files.items()))
+    docker = result["docker"]
+    if docker:
+        same = "the same limits" if docker["exact"] else "not the same"
+        note = f": {docker['note']}" if docker["note"] else ""
+        out.print(f"      docker run {escape(docker['cli'])} ({same}{escape(note)})")
+    prediction = result["prediction"]
+    if prediction:
+        colour = {"Completed": "green", "OOMKilled": "red"}.get(prediction["outcome"], "yellow")
+        working = format_binary(result["workingSetBytes"])
+        out.print(
+            f"      working set {working}: [{colour}]{prediction['outcome']}[/]: "
+            f"{escape(prediction['explanation'])}"
+        )
+    for note in result["notes"]:
+        out.print(f"      note: {escape(note)}")
+    if "checks" in result:
+        _render_checks(result)
+
+
+def _render_checks(result: Mapping[str, Any]) -> None:
+    if result.get("unreadable"):
+        out.print(f"      observed: not read: {escape(result['unreadable'])}")
+        return
+    if not result["checks"]:
+        return
+    out.print("      predicted vs observed:")
+    for check in result["checks"]:
+        mark = {True: "[green]agrees[/]", False: "[bold red]differs[/]", None: "-"}[check["agrees"]]
+        out.print(
+            f"        {check['file']}: predicted {check['predicted'] or '-'}, observed "
+            f"{check['observed'] or '-'}: {mark}"
+        )
+    if result.get("disagreement"):
+        out.print(f"      why: {escape(result['disagreement'])}")
+
+
+# --------------------------------------------------------------------------------------------
+# live
+
+
+def _parse_target(target: str) -> str:
+    kind, sep, name = target.partition("/")
+    if not sep:
+        return target
+    if kind.lower() not in ("pod", "pods", "po"):
+        fail(f"{target!r}: explain reads pods (pod/NAME); for a workload use -f with its manifest")
+    if not name:
+        fail(f"{target!r}: name the pod, as pod/NAME")
+    return name
+
+
+def _current_namespace() -> str:
+    from kubernetes import config
+
+    try:
+        _, active = config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
+    except (config.ConfigException, OSError):
+        return "default"
+    return str(((active or {}).get("context") or {}).get("namespace") or "default")
+
+
+def _disagreement(checks: Sequence[FileCheck], memory_qos: bool) -> str:
+    differing = [c.file for c in checks if c.agrees is False]
+    if not differing:
+        return ""
+    why = f"{', '.join(differing)} differ from the kubelet's rule as read here"
+    if "memory.high" in differing and memory_qos:
+        why += "; the kubelet's MemoryQoS feature gate is on, which writes memory.high"
+    return why
+
+
+def explain_live_pod(
+    name: str,
+    namespace: str,
+    *,
+    read_cgroup: bool,
+    working_set: Mapping[str | None, int],
+    findings: Findings,
+) -> dict[str, Any]:
+    from oomlab.cli import explain_live as live
+
+    api = live.audited_client()
+    reader = live.ClusterReader(api)
+    try:
+        pod = reader.pod(namespace, name)
+        document = _explain_read_pod(
+            reader, pod, read_cgroup=read_cgroup, working_set=working_set, findings=findings
+        )
+    finally:
+        requests = [{"method": r.method, "path": r.path} for r in api.requests]
+    document["apiRequests"] = requests
+    return document
+
+
+def _explain_read_pod(
+    reader: Any,
+    pod: Mapping[str, Any],
+    *,
+    read_cgroup: bool,
+    working_set: Mapping[str | None, int],
+    findings: Findings,
+) -> dict[str, Any]:
+    metadata = pod.get("metadata") or {}
+    namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
+    notes: list[str] = []
+    profile, kubelet_config = _live_profile(reader, (pod.get("spec") or {}).get("nodeName"), notes)
+    facts = pod_facts("Pod", name, namespace, pod)
+    states = _container_states(pod)
+    containers = []
+    for container in facts.containers:
+        findings.problems.extend(f"{facts.ref}: {p}" for p in container.problems)
+        wanted = working_set.get(container.name, working_set.get(None))
+        if profile is None:
+            containers.append(_container_json(facts, container, []))
+            continue
+        reading = (
+            _read_container(reader, namespace, name, container, states) if read_cgroup else None
+        )
+        if reading is not None and profile.cgroup_version == CgroupVersion.UNKNOWN:
+            seen = cgroup_version_of(reading.files)
+            if seen != CgroupVersion.UNKNOWN:
+                profile = _with_cgroup(profile, seen)
+        result = explain_container(facts, container, profile, wanted)
+        observed = None
+        if reading is not None:
+            observed = _observed(result, reading, kubelet_config)
+            if observed["disagreement"]:
+                findings.disagreements.append(
+                    f"{facts.ref} {container.name}: {observed['disagreement']}"
+                )
+        containers.append(_container_json(facts, container, [result], observed))
+    if CONFIG_MIRROR_ANNOTATION in (metadata.get("annotations") or {}):
+        notes.append("a mirror pod: the kubelet runs it from a static manifest")
+    return {
+        "objects": [_pod_json(facts, containers)],
+        "skipped": [],
+        "nodes": [] if profile is None else [_profile_json(profile)],
+        "problems": list(findings.problems),
+        "notes": notes,
+    }
+
+
+def _live_profile(
+    reader: Any, node_name: str | None, notes: list[str]
+) -> tuple[NodeProfile | None, dict[str, Any] | None]:
+    """The pod's node as a profile (its labels, else its kubelet's configz), and that configz."""
+    from oomlab.cli import explain_live as live
+
+    if not node_name:
+        notes.append("the pod is not scheduled yet: no node to explain it on")
+        return None, None
+    node = reader.node(node_name)
+    if node is None:
+        notes.append(f"node {node_name} could not be read (RBAC: get nodes)")
+        return None, None
+    kubelet_config = None
+    behavior = None
+    if profile_from_node(node).notes:  # no swap-behaviour label: ask the kubelet itself
+        kubelet_config, why_not = reader.kubelet_config(node_name)
+        behavior = live.swap_behavior_from_config(kubelet_config)
+        if why_not:
+            notes.append(why_not)
+    return profile_from_node(node, swap_behavior_from_config=behavior), kubelet_config
+
+
+def _observed(
+    result: ContainerOnNode, reading: Any, kubelet_config: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The container's own cgroup files beside the prediction, and why they differ if they do."""
+    from dataclasses import asdict
+
+    from oomlab.cli import explain_live as live
+
+    checks = [] if reading.unreadable else compare_cgroup_files(result.cgroup_files, reading.files)
+    return {
+        "observed": dict(reading.files),
+        "unreadable": reading.unreadable,
+        "checks": [asdict(c) for c in checks],
+        "agrees": None if not checks else all(c.agrees is not False for c in checks),
+        "disagreement": _disagreement(checks, live.memory_qos_on(kubelet_config)),
+    }
+
+
+def _with_cgroup(profile: NodeProfile, version: CgroupVersion) -> NodeProfile:
+    from dataclasses import replace
+
+    return replace(
+        profile,
+        cgroup_version=version,
+        notes=(*profile.notes, f"cgroup {version} as the container's own files show"),
+    )
+
+
+def _container_states(pod: Mapping[str, Any]) -> dict[str, str]:
+    """Each container's state (running, waiting, terminated) from the pod's status."""
+    status = pod.get("status") or {}
+    states: dict[str, str] = {}
+    for key in ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"):
+        for entry in status.get(key) or []:
+            state = entry.get("state") or {}
+            states[str(entry.get("name"))] = next(iter(state), "unknown")
+    return states
+
+
+def _read_container(
+    reader: Any, namespace: str, pod: str, container: ContainerFacts, states: Mapping[str, str]
+) -> Any:
+    from oomlab.cli import explain_live as live
+
+    state = states.get(container.name, "unknown")
+    if state != "running":
+        return live.CgroupReading(
+            unreadable=f"the container is {state}, not running: its cgroup can only be read while "
+            "it runs"
+        )
+    return live.read_cgroup_files(reader, namespace, pod, container.name)
+
+
+def _profiles_from_cluster() -> tuple[list[NodeProfile], dict[str, int], list[dict[str, str]]]:
+    from oomlab.cli import explain_live as live
+
+    api = live.audited_client()
+    reader = live.ClusterReader(api)
+    profiles = []
+    for node in reader.nodes():
+        labelled = profile_from_node(node)
+        behavior = None
+        if labelled.notes:
+            kubelet_config, _ = reader.kubelet_config(labelled.name)
+            behavior = live.swap_behavior_from_config(kubelet_config)
+        profiles.append(profile_from_node(node, swap_behavior_from_config=behavior))
+    classes = reader.priority_classes()
+    return profiles, classes, [{"method": r.method, "path": r.path} for r in api.requests]
+
+
+# --------------------------------------------------------------------------------------------
+# the command
+
+
+def explain(
+    target: Annotated[
+        str | None, typer.Argument(help="pod/NAME: explain a live pod (read-only).")
+    ] = None,
+    filename: Annotated[
+        list[str] | None,
+        typer.Option("-f", "--filename", help="Manifest file, - for stdin (repeatable)."),
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("-n", "--namespace", help="The pod's namespace.")
+    ] = None,
+    node: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A node profile: name=,memory=,swap=,behavior=LimitedSwap|NoSwap,cgroup=v2|v1,"
+            "kubelet=,thp= (repeatable)."
+        ),
+    ] = None,
+    node_memory: Annotated[
+        str | None, typer.Option(help="One node's capacity.memory (e.g. 1461Mi).")
+    ] = None,
+    node_swap: Annotated[str | None, typer.Option(help="That node's swap (e.g. 2Gi, 0).")] = None,
+    swap_behavior: Annotated[
+        str | None, typer.Option(help="That node's swapBehavior (default LimitedSwap).")
+    ] = None,
+    cgroup_version: Annotated[
+        str | None, typer.Option(help="That node's cgroup version (default v2).")
+    ] = None,
+    kubelet_version: Annotated[str | None, typer.Option(help="That node's kubelet.")] = None,
+    thp: Annotated[
+        str | None, typer.Option(help="That node's transparent hugepages (always, madvise).")
+    ] = None,
+    from_cluster: Annotated[
+        bool, typer.Option("--from-cluster", help="Every node of the cluster in KUBECONFIG.")
+    ] = False,
+    working_set: Annotated[
+        list[str] | None,
+        typer.Option(help="Peak memory: 900Mi for every container, or NAME=900Mi (repeatable)."),
+    ] = None,
+    static: Annotated[
+        bool, typer.Option("--static", help="The manifests are static pods (critical: no swap).")
+    ] = False,
+    cgroup: Annotated[
+        bool,
+        typer.Option("--cgroup", help="Live pod: read its containers' cgroup files (exec cat)."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of text.")] = False,
+) -> None:
+    """Why each container gets the memory and swap it gets: QoS, swap or why not, the LimitedSwap
+    share on each node, the same limits as Docker flags, the outcome for a working set."""
+    import json
+
+    findings = Findings()
+    sets = working_sets(working_set or [])
+    if target is not None:
+        if filename:
+            fail("give either pod/NAME or -f FILE, not both")
+        name = _parse_target(target)
+        document = explain_live_pod(
+            name,
+            namespace or _current_namespace(),
+            read_cgroup=cgroup,
+            working_set=sets,
+            findings=findings,
+        )
+    else:
+        if not filename:
+            fail("nothing to explain: give -f FILE (- for stdin) or pod/NAME")
+        profiles = [node_profile(spec) for spec in node or []]
+        if any(v is not None for v in (node_memory, node_swap, swap_behavior, cgroup_version)):
+            profiles.append(
+                make_profile(
+                    name="node",
+                    memory=node_memory,
+                    swap=node_swap,
+                    behavior=swap_behavior,
+                    cgroup=cgroup_version,
+                    kubelet=kubelet_version,
+                    thp=thp,
+                )
+            )
+        classes: dict[str, int] = {}
+        requests: list[dict[str, str]] | None = None
+        if from_cluster:
+            found, classes, requests = _profiles_from_cluster()
+            profiles.extend(found)
+        docs = load_documents(filename)
+        document = explain_documents(
+            docs, profiles, sets, static=static, priority_classes=classes, findings=findings
+        )
+        if requests is not None:
+            document["apiRequests"] = requests
+        if not document["objects"] and not document["problems"]:
+            fail("no workloads found (Pods, Deployments, StatefulSets, DaemonSets, Jobs, CronJobs)")
+    if as_json:
+        print(json.dumps(document, indent=2))
+    else:
+        render(document)
+        for note in document.get("notes") or []:
+            out.print(f"note: {escape(note)}")
+    if findings.problems or findings.disagreements:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+def kubectl_plugin() -> None:
+    """``kubectl-oomlab``: kubectl runs it for ``kubectl oomlab ...`` (every oomlab command)."""
+    from oomlab.cli.main import app
+
+    try:
+        app(prog_name="kubectl oomlab")
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,704 @@
+"""Why each container of a user's own workload gets the memory and swap it gets, on a given node.
+
+The kubelet decides a container's swap from the pod and the node alone (``GetContainerSwapBehavior``
+and ``calcSwapForBurstablePods`` in ``pkg/kubelet/kuberuntime/kuberuntime_container_linux.go``, read
+in k8s.io/kubernetes v1.37.2):
+
+- the pod's QoS class is computed over *all* its containers, init containers and sidecars
+  included (or from pod-level ``spec.resources`` when they are set);
+- a pod is critical, and gets no swap, when it is a static or mirror pod or its priority is at
+  least 2,000,000,000 (only the built-in ``system-node-critical`` and ``system-cluster-critical``
+  classes are that high: user classes stop at 1,000,000,000);
+- every container, whatever its kind (init, sidecar, regular), goes through the same rule with
+  its own request and limit, after the API server has defaulted a missing request to the limit.
+
+The rule itself (which causes zero swap, and the sentence for each) is
+:func:`oomlab.rules.semantics.kubelet_allowance`; this module gathers its inputs from manifests
+and Node objects and spells out what follows: the cgroup files the kernel will show, the Docker
+flags that give the same limits, and the outcome for a given working set.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+from kubernetes.utils.quantity import parse_quantity
+
+from oomlab.rules.nodes import node_facts_from_node
+from oomlab.rules.results import CgroupVersion
+from oomlab.rules.semantics import (
+    CRITICAL_PRIORITY,
+    Allowance,
+    FlagError,
+    NodeSwap,
+    Prediction,
+    QoSClass,
+    SwapBehavior,
+    docker_allowance,
+    kernel_limit,
+    kubelet_allowance,
+    predict,
+    thp_caveat,
+)
+from oomlab.rules.units import GiB, KiB, MiB, SizeError, human
+
+SYSTEM_PRIORITY_CLASSES = {
+    "system-node-critical": CRITICAL_PRIORITY + 1000,
+    "system-cluster-critical": CRITICAL_PRIORITY,
+}
+"""The only classes at or above the critical priority: the API refuses user-defined classes above
+1,000,000,000 and reserves the ``system-`` prefix."""
+
+CONFIG_SOURCE_ANNOTATION = "kubernetes.io/config.source"
+CONFIG_MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+API_SOURCE = "api"
+
+V1_UNLIMITED = 9_223_372_036_854_771_712
+"""What a cgroup v1 ``memory.limit_in_bytes`` reads when there is no limit (the largest whole
+number of 4 KiB pages)."""
+
+NO_LIMIT = "max"
+"""What a cgroup v2 limit file reads when there is no limit."""
+
+POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": (),
+    "PodTemplate": ("template",),
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "ReplicationController": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+}
+"""Where each workload kind keeps the pod it makes (an empty path: the document is the pod)."""
+
+
+class ContainerRole(StrEnum):
+    INIT = "init"
+    SIDECAR = "sidecar"
+    """A restartable init container (``restartPolicy: Always``): runs beside the app."""
+    CONTAINER = "container"
+    EPHEMERAL = "ephemeral"
+
+
+# --------------------------------------------------------------------------------------------
+# a pod as the kubelet sees it
+
+
+@dataclass(frozen=True)
+class ContainerFacts:
+    name: str
+    role: ContainerRole
+    memory_request: int | None
+    """Bytes after the API server's defaulting: a missing request is the limit."""
+    memory_limit: int | None
+    request_from_limit: bool = False
+    """The manifest gave a limit but no request, so the API server copies the limit."""
+    problems: tuple[str, ...] = ()
+    """Quantities that cannot be meant as written (``500m`` is half a byte): nothing is
+    predicted for a container with a problem."""
+
+
+@dataclass(frozen=True)
+class PodFacts:
+    kind: str
+    name: str
+    namespace: str | None
+    qos: QoSClass
+    qos_basis: str
+    containers: tuple[ContainerFacts, ...]
+    priority: int | None = None
+    critical: str | None = None
+    """Why the pod is critical (and gets no swap), None when it is not."""
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}/{self.name}" if self.name else self.kind
+
+    @property
+    def effective_priority(self) -> int:
+        """The priority the swap rule sees: critical pods count as critical priority (a static
+        or mirror pod is critical whatever its priority field says)."""
+        if self.critical is not None:
+            return max(self.priority or 0, CRITICAL_PRIORITY)
+        return self.priority or 0
+
+
+@dataclass(frozen=True)
+class Skipped:
+    kind: str
+    name: str
+    why: str
+
+
+def _path(doc: Mapping[str, Any], keys: Sequence[str]) -> Mapping[str, Any] | None:
+    node: Any = doc
+    for key in keys:
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return node if isinstance(node, Mapping) else None
+
+
+def pod_templates(
+    docs: Sequence[Any],
+) -> Iterator[tuple[Mapping[str, Any], Mapping[str, Any] | None, Skipped | None]]:
+    """Each document (``List`` items unfolded) with the pod it makes: ``(doc, pod, None)`` for a
+    workload, ``(doc, None, Skipped)`` for anything that makes no pod."""
+    for doc in docs:
+        if doc is None:
+            continue
+        if not isinstance(doc, Mapping):
+            yield {}, None, Skipped("?", "", f"not a Kubernetes object: {str(doc)[:40]!r}")
+            continue
+        kind = str(doc.get("kind") or "")
+        name = str((doc.get("metadata") or {}).get("name") or "")
+        if kind == "List" or (kind.endswith("List") and isinstance(doc.get("items"), list)):
+            yield from pod_templates(list(doc.get("items") or []))
+            continue
+        path = POD_TEMPLATE_PATHS.get(kind)
+        if kind == "Kustomization":
+            why = "a kustomization: explain what it builds (kubectl kustomize DIR | ... -f -)"
+            yield doc, None, Skipped(kind, name, why)
+            continue
+        if path is None:
+            yield doc, None, Skipped(kind or "?", name, "makes no pods")
+            continue
+        pod = _path(doc, path)
+        if pod is None or not isinstance(pod.get("spec"), Mapping):
+            yield (
+                doc,
+                None,
+                Skipped(kind, name, "has no pod spec at " + ".".join(path or ("spec",))),
+            )
+            continue
+        yield doc, pod, None
+
+
+def _decimal(value: Any) -> Decimal | None:
+    try:
+        return Decimal(parse_quantity(value))  # type: ignore[no-untyped-call]
+    except (ValueError, InvalidOperation, TypeError):
+        return None
+
+
+@dataclass(frozen=True)
+class _Requirements:
+    """One set of requests and limits (a container's, or the pod's own), after defaulting."""
+
+    requests: dict[str, Decimal]
+    limits: dict[str, Decimal]
+    problems: list[str]
+    request_from_limit: bool
+
+    @classmethod
+    def read(cls, resources: Any, where: str) -> _Requirements:
+        resources = resources if isinstance(resources, Mapping) else {}
+        problems: list[str] = []
+        parsed: dict[str, dict[str, Decimal]] = {}
+        for section in ("requests", "limits"):
+            parsed[section] = {}
+            for resource, raw in (resources.get(section) or {}).items():
+                value = _decimal(raw)
+                if value is None:
+                    problems.append(f"{where} {section}.{resource} {raw!r} is not a quantity")
+                    continue
+                parsed[section][str(resource)] = value
+                if resource == "memory" and value != value.to_integral_value():
+                    problems.append(_fractional_memory(where, section, raw, value))
+        requests, limits = parsed["requests"], parsed["limits"]
+        from_limit = "memory" in limits and "memory" not in requests
+        # The API server's defaulting (SetDefaults_Pod): a limit without a request is a request.
+        for resource, value in limits.items():
+            requests.setdefault(resource, value)
+        return cls(requests, limits, problems, from_limit)
+
+    def qos(self) -> QoSClass:
+        """``requirementsQOS``: per CPU and memory, unequal request and limit is Burstable, both
+        zero is BestEffort, equal and non-zero is Guaranteed; a mix is Burstable."""
+        if not self.requests and not self.limits:
+            return QoSClass.BEST_EFFORT
+        shapes = set()
+        for resource in ("cpu", "memory"):
+            request = self.requests.get(resource, Decimal(0))
+            limit = self.limits.get(resource, Decimal(0))
+            if request != limit:
+                return QoSClass.BURSTABLE
+            shapes.add(QoSClass.BEST_EFFORT if request == 0 else QoSClass.GUARANTEED)
+        return shapes.pop() if len(shapes) == 1 else QoSClass.BURSTABLE
+
+    def memory(self, section: str) -> int | None:
+        value = (self.requests if section == "requests" else self.limits).get("memory")
+        if value is None or value == 0 or value != value.to_integral_value():
+            return None  # a fraction of a byte is one of the problems
+        return int(value)
+
+
+def _fractional_memory(where: str, section: str, raw: Any, value: Decimal) -> str:
+    hint = ""
+    text = str(raw).strip()
+    if text.endswith("m"):
+        hint = (
+            f" ('m' is milli in Kubernetes, so this is {value.normalize():f} bytes; "
+            f"for {text[:-1]} MiB write {text[:-1]}Mi)"
+        )
+    return (
+        f"{where} memory {section[:-1]} {raw!r} is not a whole number of bytes{hint}; the API "
+        "server only warns, and the kubelet rounds it up to whole bytes"
+    )
+
+
+def _pod_qos(
+    pod_spec: Mapping[str, Any], containers: Sequence[tuple[Any, _Requirements]]
+) -> tuple[QoSClass, str]:
+    """The pod's QoS as ``ComputePodQOS`` does it: pod-level resources when set, else over every
+    init and regular container (any Burstable one makes the pod Burstable; BestEffort mixed with
+    Guaranteed is Burstable too)."""
+    pod_level = _Requirements.read(pod_spec.get("resources"), "pod")
+    if any(
+        r in section
+        for section in (pod_level.requests, pod_level.limits)
+        for r in ("cpu", "memory")
+    ):
+        return pod_level.qos(), "from the pod-level spec.resources"
+    shapes = [requirements.qos() for _, requirements in containers]
+    inits = len(pod_spec.get("initContainers") or [])
+    count = len(shapes)
+    basis = f"over its {count} container{'s' if count != 1 else ''}"
+    if inits:
+        basis += f", {inits} of them init container{'s' if inits != 1 else ''}"
+    if QoSClass.BURSTABLE in shapes or len(set(shapes)) > 1:
+        return QoSClass.BURSTABLE, basis
+    return (shapes[0] if shapes else QoSClass.BEST_EFFORT), basis
+
+
+def _critical(
+    metadata: Mapping[str, Any],
+    pod_spec: Mapping[str, Any],
+    priority_classes: Mapping[str, int],
+    static: bool,
+) -> tuple[int | None, str | None, list[str]]:
+    """The pod's priority, why it is critical (None if not), and notes on how that was known."""
+    notes: list[str] = []
+    annotations = metadata.get("annotations") or {}
+    class_name = pod_spec.get("priorityClassName")
+    priority = pod_spec.get("priority")
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        priority = None
+        if class_name in SYSTEM_PRIORITY_CLASSES:
+            priority = SYSTEM_PRIORITY_CLASSES[str(class_name)]
+        elif class_name in priority_classes:
+            priority = priority_classes[str(class_name)]
+        elif class_name:
+            notes.append(
+                f"priorityClassName {class_name} is not known offline; as a user-defined class "
+                f"its value is at most 1,000,000,000, below the critical {CRITICAL_PRIORITY:,}"
+            )
+    if CONFIG_MIRROR_ANNOTATION in annotations:
+        return priority, "it is a mirror pod (the API's copy of a static pod)", notes
+    source = annotations.get(CONFIG_SOURCE_ANNOTATION)
+    if source is not None and source != API_SOURCE:
+        return priority, f"it is a static pod ({CONFIG_SOURCE_ANNOTATION}={source})", notes
+    if static:
+        return priority, "it is a static pod (read from the kubelet's manifest directory)", notes
+    if priority is not None and priority >= CRITICAL_PRIORITY:
+        named = f"priorityClassName {class_name}, " if class_name else ""
+        return (
+            priority,
+            f"its priority is {named}{priority:,} (at least {CRITICAL_PRIORITY:,})",
+            notes,
+        )
+    return priority, None, notes
+
+
+def pod_facts(
+    kind: str,
+    name: str,
+    namespace: str | None,
+    pod: Mapping[str, Any],
+    *,
+    priority_classes: Mapping[str, int] | None = None,
+    static: bool = False,
+) -> PodFacts:
+    """What the kubelet reads from a pod (or a workload's pod template) to decide its swap.
+
+    ``priority_classes`` maps PriorityClass names to values (those found beside the workload,
+    or the cluster's); ``static`` says the manifest is a static pod's. A live pod's
+    ``status.qosClass`` wins over the computed class, as in the kubelet.
+    """
+    metadata = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    listed: list[tuple[Any, ContainerRole, _Requirements]] = []
+    for raw in spec.get("initContainers") or []:
+        role = ContainerRole.SIDECAR if raw.get("restartPolicy") == "Always" else ContainerRole.INIT
+        listed.append(
+            (raw, role, _Requirements.read(raw.get("resources"), f"{role} {raw.get('name')}"))
+        )
+    for raw in spec.get("containers") or []:
+        where = f"container {raw.get('name')}"
+        listed.append(
+            (raw, ContainerRole.CONTAINER, _Requirements.read(raw.get("resources"), where))
+        )
+    qos, basis = _pod_qos(spec, [(raw, req) for raw, _, req in listed])
+    for raw in spec.get("ephemeralContainers") or []:
+        where = f"ephemeral {raw.get('name')}"
+        listed.append(
+            (raw, ContainerRole.EPHEMERAL, _Requirements.read(raw.get("resources"), where))
+        )
+    recorded = ((pod.get("status") or {}) if kind == "Pod" else {}).get("qosClass")
+    notes: list[str] = []
+    if recorded in {q.value for q in QoSClass}:
+        if recorded != qos.value:
+            notes.append(
+                f"status.qosClass says {recorded} (computed here: {qos}); the kubelet goes by "
+                "the status"
+            )
+        qos, basis = QoSClass(recorded), "as status.qosClass records it"
+    priority, critical, priority_notes = _critical(metadata, spec, priority_classes or {}, static)
+    containers = tuple(
+        ContainerFacts(
+            name=str(raw.get("name") or ""),
+            role=role,
+            memory_request=req.memory("requests"),
+            memory_limit=req.memory("limits"),
+            request_from_limit=req.request_from_limit,
+            problems=tuple(req.problems),
+        )
+        for raw, role, req in listed
+    )
+    return PodFacts(
+        kind=kind,
+        name=name,
+        namespace=namespace,
+        qos=qos,
+        qos_basis=basis,
+        containers=containers,
+        priority=priority,
+        critical=critical,
+        notes=tuple(notes + priority_notes),
+    )
+
+
+def priority_classes_in(docs: Sequence[Any]) -> dict[str, int]:
+    """PriorityClass documents given beside the workloads: name -> value."""
+    found: dict[str, int] = {}
+    for doc in docs:
+        if not isinstance(doc, Mapping):
+            continue
+        if doc.get("kind") == "List" or str(doc.get("kind", "")).endswith("List"):
+            found.update(priority_classes_in(list(doc.get("items") or [])))
+        elif doc.get("kind") == "PriorityClass" and isinstance(doc.get("value"), int):
+            found[str((doc.get("metadata") or {}).get("name"))] = int(doc["value"])
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# nodes
+
+
+@dataclass(frozen=True)
+class NodeProfile:
+    """A node as the swap rule needs it; from flags, or from a Node object."""
+
+    name: str
+    swap_behavior: SwapBehavior
+    cgroup_version: CgroupVersion
+    memory_capacity_bytes: int | None
+    swap_capacity_bytes: int | None
+    kubelet_version: str | None = None
+    thp: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        parts = [str(self.swap_behavior), f"cgroup {self.cgroup_version}"]
+        if self.memory_capacity_bytes is not None:
+            parts.append(f"memory {human(self.memory_capacity_bytes)}")
+        parts.append(
+            "swap unknown"
+            if self.swap_capacity_bytes is None
+            else f"swap {human(self.swap_capacity_bytes)}"
+            if self.swap_capacity_bytes
+            else "no swap"
+        )
+        if self.kubelet_version:
+            parts.append(f"kubelet {self.kubelet_version}")
+        if self.thp:
+            parts.append(f"THP {self.thp}")
+        return f"{self.name} ({', '.join(parts)})"
+
+
+def profile_from_node(
+    node: Mapping[str, Any], *, swap_behavior_from_config: SwapBehavior | None = None
+) -> NodeProfile:
+    """A Node object as a profile: capacity.memory, nodeInfo.swap.capacity and kubeletVersion,
+    and the project's labels for swap behaviour, cgroup version and THP. The kubelet's own
+    configuration (its configz), when readable, says the swap behaviour of an unlabelled node."""
+    facts = node_facts_from_node(node)
+    notes: list[str] = []
+    behavior = facts.swap_behavior or swap_behavior_from_config
+    if behavior is None:
+        behavior = SwapBehavior.NO_SWAP
+        notes.append(
+            "its swap behaviour is neither labelled nor readable from the kubelet: assumed "
+            "NoSwap, the kubelet's default"
+        )
+    cgroup = facts.cgroup_version or CgroupVersion.UNKNOWN
+    info = (node.get("status") or {}).get("nodeInfo") or {}
+    return NodeProfile(
+        name=facts.name,
+        swap_behavior=behavior,
+        cgroup_version=cgroup,
+        memory_capacity_bytes=facts.memory_capacity_bytes,
+        swap_capacity_bytes=facts.swap_capacity_bytes,
+        kubelet_version=info.get("kubeletVersion") or None,
+        thp=facts.thp,
+        notes=tuple(notes),
+    )
+
+
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)")
+
+
+def kubelet_version_rule(version: str | None) -> tuple[bool, str | None]:
+    """Whether the NodeSwap rules here hold for this kubelet, and what to say about it.
+
+    | kubelet     | NodeSwap                                   | here                      |
+    |-------------|--------------------------------------------|---------------------------|
+    | < 1.28      | alpha, other semantics (UnlimitedSwap, v1) | not explained             |
+    | 1.28 - 1.29 | beta, feature gate off by default          | explained, gate assumed on |
+    | 1.30 - 1.33 | beta, on by default                        | explained                 |
+    | 1.34 +      | GA (gate locked on from 1.35)              | explained                 |
+    """
+    if version is None:
+        return True, None
+    match = _VERSION.match(version.strip())
+    if not match:
+        return True, f"kubelet version {version!r} not understood: the 1.30+ rules are assumed"
+    minor = (int(match.group(1)), int(match.group(2)))
+    if minor < (1, 28):
+        return False, (
+            f"kubelet {version} predates NodeSwap beta (1.28): its swap rules differ "
+            "(UnlimitedSwap, swap on cgroup v1); oomlab explains kubelets 1.28 and later"
+        )
+    if minor < (1, 30):
+        return True, (
+            f"kubelet {version}: NodeSwap is beta and off by default before 1.30; this assumes "
+            "--feature-gates=NodeSwap=true (without it every container gets NoSwap)"
+        )
+    return True, None
+
+
+# --------------------------------------------------------------------------------------------
+# one container on one node
+
+
+@dataclass(frozen=True)
+class DockerEquivalent:
+    flags: tuple[str, ...]
+    exact: bool
+    """False when no Docker flags set the same two limits (the note says why)."""
+    note: str = ""
+
+    def cli(self) -> str:
+        return " ".join(self.flags) or "(no flags)"
+
+
+@dataclass(frozen=True)
+class ContainerOnNode:
+    node: NodeProfile
+    allowance: Allowance | None
+    """None when nothing can be predicted (the notes say why)."""
+    cgroup_files: dict[str, str] = field(default_factory=dict)
+    """What the container's own cgroup files will read (cgroup v2: memory.max, memory.swap.max,
+    memory.high; v1: memory.limit_in_bytes, memory.memsw.limit_in_bytes)."""
+    docker: DockerEquivalent | None = None
+    working_set_bytes: int | None = None
+    prediction: Prediction | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def swap_max(self) -> int | None:
+        """The predicted memory.swap.max in bytes (cgroup v2), None when not a number."""
+        text = self.cgroup_files.get("memory.swap.max")
+        return int(text) if text is not None and text.isdigit() else None
+
+
+def docker_size(num_bytes: int) -> str:
+    """A Docker size string for exactly these bytes: ``500m``, ``1g``, else plain bytes."""
+    for suffix, factor in (("g", GiB), ("m", MiB), ("k", KiB)):
+        if num_bytes % factor == 0:
+            return f"{num_bytes // factor}{suffix}"
+    return str(num_bytes)
+
+
+def docker_equivalent(allowance: Allowance, cgroup: CgroupVersion) -> DockerEquivalent:
+    """The ``docker run`` flags that set the same memory and swap limits (on cgroup v2 runc writes
+    memory.swap.max = --memory-swap minus --memory, the kubelet's share to the byte)."""
+    memory, swap = allowance.memory_bytes, allowance.swap_bytes
+    if memory is None:
+        if cgroup == CgroupVersion.V1 or swap is None:
+            return DockerEquivalent((), True, "no limits in either")
+        return DockerEquivalent(
+            (),
+            False,
+            "Docker cannot cap swap without a memory limit (--memory-swap needs --memory): "
+            "with no flags swap is limited only by the host",
+        )
+    if swap is None:
+        return DockerEquivalent((f"--memory={docker_size(memory)}", "--memory-swap=-1"), True)
+    flags = (f"--memory={docker_size(memory)}", f"--memory-swap={docker_size(memory + swap)}")
+    try:
+        docker_allowance(memory, memory + swap)
+    except FlagError as exc:
+        return DockerEquivalent(flags, False, f"Docker refuses these: {exc}")
+    return DockerEquivalent(flags, True)
+
+
+def predicted_cgroup_files(allowance: Allowance, cgroup: CgroupVersion) -> dict[str, str]:
+    """The container cgroup's files as the kernel will show them (limits in whole pages).
+
+    cgroup v2: the kubelet writes memory.swap.max for every container on a node with the swap
+    controller (0 unless LimitedSwap gives a share); memory.high stays ``max`` without Memory QoS
+    (1.37 writes ``max`` explicitly). cgroup v1: the kubelet sets memory+swap to the memory limit,
+    so memory.memsw.limit_in_bytes equals memory.limit_in_bytes.
+    """
+    limit = allowance.memory_bytes
+    if cgroup == CgroupVersion.V2:
+        files = {"memory.max": NO_LIMIT if limit is None else str(kernel_limit(limit))}
+        if allowance.swap_bytes is not None:
+            files["memory.swap.max"] = str(kernel_limit(allowance.swap_bytes))
+        files["memory.high"] = NO_LIMIT
+        return files
+    if cgroup == CgroupVersion.V1:
+        value = str(V1_UNLIMITED if limit is None else kernel_limit(limit))
+        return {"memory.limit_in_bytes": value, "memory.memsw.limit_in_bytes": value}
+    return {}
+
+
+def explain_container(
+    pod: PodFacts,
+    container: ContainerFacts,
+    node: NodeProfile,
+    working_set_bytes: int | None = None,
+) -> ContainerOnNode:
+    """One container on one node: its allowance and why, its cgroup files, the Docker flags that
+    behave the same, and (given a working set) the outcome."""
+    notes = list(node.notes)
+    supported, version_note = kubelet_version_rule(node.kubelet_version)
+    if version_note:
+        notes.append(version_note)
+    if not supported:
+        return ContainerOnNode(node, None, notes=tuple(notes))
+    if container.problems:
+        notes.append("not predicted: fix the memory quantity first")
+        return ContainerOnNode(node, None, notes=tuple(notes))
+    if node.cgroup_version == CgroupVersion.UNKNOWN:
+        notes.append("the node's cgroup version is unknown: the cgroup v2 rules are assumed")
+    request, limit = container.memory_request, container.memory_limit
+    if request is not None and node.memory_capacity_bytes and request > node.memory_capacity_bytes:
+        notes.append(
+            f"its request {human(request)} is more than the node's memory "
+            f"{human(node.memory_capacity_bytes)}: the scheduler does not place it there"
+        )
+        return ContainerOnNode(node, None, notes=tuple(notes))
+    allowance = kubelet_allowance(
+        request,
+        limit,
+        pod.qos,
+        NodeSwap(
+            swap_behavior=node.swap_behavior,
+            cgroup_version=node.cgroup_version,
+            memory_capacity_bytes=node.memory_capacity_bytes,
+            swap_capacity_bytes=node.swap_capacity_bytes,
+        ),
+        priority=pod.effective_priority,
+    )
+    if allowance.swap_bytes is None:
+        notes.append("the node's memory capacity is needed for the LimitedSwap share")
+        return ContainerOnNode(node, allowance, notes=tuple(notes))
+    files = predicted_cgroup_files(allowance, node.cgroup_version)
+    prediction = None
+    if working_set_bytes is not None:
+        prediction = thp_caveat(
+            predict(
+                working_set_bytes,
+                allowance,
+                host_swap_bytes=node.swap_capacity_bytes,
+                subject=f"Kubernetes on {node.name}",
+            ),
+            allowance,
+            node.thp,
+        )
+    return ContainerOnNode(
+        node,
+        allowance,
+        cgroup_files=files,
+        docker=docker_equivalent(allowance, node.cgroup_version),
+        working_set_bytes=working_set_bytes,
+        prediction=prediction,
+        notes=tuple(notes),
+    )
+
+
+def swap_eligibility(pod: PodFacts, container: ContainerFacts) -> Allowance:
+    """What the pod and the container alone decide: swap on an ideal LimitedSwap node (cgroup v2,
+    swap on), or the pod/container rule that denies it anywhere. ``swap_bytes`` is None when a
+    share would be given (its size depends on the node)."""
+    ideal = NodeSwap(SwapBehavior.LIMITED_SWAP, CgroupVersion.V2, None, 1)
+    return kubelet_allowance(
+        container.memory_request,
+        container.memory_limit,
+        pod.qos,
+        ideal,
+        priority=pod.effective_priority,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# observed: the container's own cgroup files
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    file: str
+    predicted: str | None
+    observed: str | None
+    agrees: bool | None
+    """None when either side is missing."""
+
+
+def compare_cgroup_files(
+    predicted: Mapping[str, str], observed: Mapping[str, str]
+) -> list[FileCheck]:
+    """Predicted vs observed for every file either side has (values compared as the kernel
+    prints them, so byte counts agree only to the page)."""
+    checks = []
+    for name in [*predicted, *(f for f in observed if f not in predicted)]:
+        want, got = predicted.get(name), observed.get(name)
+        agrees = None if want is None or got is None else want.strip() == got.strip()
+        checks.append(FileCheck(name, want, got, agrees))
+    return checks
+
+
+def cgroup_version_of(observed: Mapping[str, str]) -> CgroupVersion:
+    """Which cgroup files a container could read says which version its node runs."""
+    if "memory.max" in observed:
+        return CgroupVersion.V2
+    if "memory.limit_in_bytes" in observed:
+        return CgroupVersion.V1
+    return CgroupVersion.UNKNOWN
+
+
+def parse_working_set(text: str) -> tuple[str | None, str]:
+    """``900Mi`` (every container) or ``app=900Mi`` (the container named app)."""
+    name, sep, value = text.partition("=")
+    if not sep:
+        return None, text
+    if not name.strip():
+        raise SizeError(f"--working-set {text!r}: write NAME=SIZE or SIZE, for example app=900Mi")
+    return name.strip(), value
