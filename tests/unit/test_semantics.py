@@ -6,12 +6,15 @@ import pytest
 
 from oomlab.rules.results import CgroupVersion, Predicted
 from oomlab.rules.semantics import (
+    NO_SWAP_SENTENCES,
     FlagError,
     NodeSwap,
+    NoSwapCause,
     QoSClass,
     SwapBehavior,
     docker_allowance,
     kubelet_allowance,
+    kubelet_no_swap_causes,
     limited_swap_bytes,
     predict,
     qos_class,
@@ -148,6 +151,30 @@ def test_kubelet_zero_swap_rules(
     allowance = kubelet_allowance(request_, limit, qos, node, priority=priority)
     assert allowance.swap_bytes == 0
     assert allowance.no_swap_cause == cause
+    assert allowance.why.endswith(NoSwapCause(cause).sentence)
+    assert kubelet_no_swap_causes(request_, limit, qos, node, priority=priority)[0] == cause
+
+
+def test_every_no_swap_cause_has_one_sentence() -> None:
+    assert set(NO_SWAP_SENTENCES) == set(NoSwapCause)
+    assert len(set(NO_SWAP_SENTENCES.values())) == len(NoSwapCause)
+
+
+def test_every_rule_that_denies_swap_is_listed_first_one_first() -> None:
+    node = NodeSwap(SwapBehavior.NO_SWAP, CgroupVersion.V1, 8 * GiB, 0)
+    causes = kubelet_no_swap_causes(GiB, GiB, QoSClass.GUARANTEED, node, priority=2_000_000_000)
+    assert causes == [
+        NoSwapCause.CGROUP_V1,
+        NoSwapCause.NO_SWAP,
+        NoSwapCause.NODE_NO_SWAP,
+        NoSwapCause.GUARANTEED,
+        NoSwapCause.CRITICAL,
+        NoSwapCause.REQUEST_EQUALS_LIMIT,
+    ]
+
+
+def test_a_burstable_pod_with_a_request_below_its_limit_is_eligible() -> None:
+    assert kubelet_no_swap_causes(GiB, 2 * GiB, QoSClass.BURSTABLE, V2_LIMITED) == []
 
 
 SEED = WorkloadSpec(Mode.BULK, 1000 * MiB, 500 * MiB)

@@ -22,18 +22,6 @@ class ParityResult:
     explanation: str
 
 
-_WHY_NO_SWAP = {
-    "cgroup-v1": "the node runs cgroup v1, where the kubelet gives containers no swap",
-    "no-swap": "the kubelet's swapBehavior is NoSwap",
-    "node-no-swap": "the node has no swap enabled",
-    "guaranteed": "the pod is Guaranteed QoS and LimitedSwap gives swap only to Burstable pods",
-    "best-effort": "the pod is BestEffort QoS and LimitedSwap gives swap only to Burstable pods",
-    "critical": "the pod has critical priority, which never gets swap",
-    "no-request": "the container has no memory request, so its LimitedSwap share is zero",
-    "request-equals-limit": "the container's request equals its limit, which LimitedSwap excludes",
-    "docker-equal": "--memory-swap equals --memory, which means no swap in Docker",
-}
-
 _DECIDED = (Outcome.COMPLETED, Outcome.OOM_KILLED)
 
 
@@ -106,6 +94,11 @@ def _swap(allowance: Allowance) -> str:
     return "unlimited" if allowance.swap_bytes is None else human(allowance.swap_bytes)
 
 
+def _no_swap_sentence(allowance: Allowance, otherwise: str) -> str:
+    cause = allowance.no_swap_cause
+    return otherwise if cause is None else cause.sentence
+
+
 def _why_differ(docker: Allowance, kubernetes: Allowance | None) -> str:
     if kubernetes is None:
         return "the Kubernetes side's limits are unknown"
@@ -117,13 +110,13 @@ def _why_differ(docker: Allowance, kubernetes: Allowance | None) -> str:
     docker_swap = docker.swap_bytes
     kube_swap = kubernetes.swap_bytes
     if kube_swap == 0 and docker_swap != 0:
-        cause = _WHY_NO_SWAP.get(kubernetes.no_swap_cause or "", "Kubernetes gives it no swap")
+        cause = _no_swap_sentence(kubernetes, "Kubernetes gives it no swap")
         return (
             f"Docker gives {_swap(docker)} of swap{_implicit(docker)}, Kubernetes none, "
             f"because {cause}"
         )
     if docker_swap == 0 and kube_swap != 0:
-        cause = _WHY_NO_SWAP.get(docker.no_swap_cause or "", "Docker gives it no swap")
+        cause = _no_swap_sentence(docker, "Docker gives it no swap")
         return f"Kubernetes gives {_swap(kubernetes)} of swap (LimitedSwap) but {cause}"
     if kube_swap is not None and (docker_swap is None or docker_swap > kube_swap):
         return (

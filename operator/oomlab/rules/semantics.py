@@ -38,6 +38,54 @@ class QoSClass(StrEnum):
     BEST_EFFORT = "BestEffort"
 
 
+class NoSwapCause(StrEnum):
+    """Why a container gets no swap: the kubelet's swap eligibility rules (NodeSwap, 1.30+, as in
+    its GetContainerSwapBehavior) and Docker's one way of asking for none. The value is the short
+    name parity explanations and tables use; :attr:`sentence` says it to a reader."""
+
+    CGROUP_V1 = "cgroup-v1"
+    NO_SWAP = "no-swap"
+    NODE_NO_SWAP = "node-no-swap"
+    GUARANTEED = "guaranteed"
+    BEST_EFFORT = "best-effort"
+    CRITICAL = "critical"
+    NO_REQUEST = "no-request"
+    REQUEST_EQUALS_LIMIT = "request-equals-limit"
+    DOCKER_EQUAL = "docker-equal"
+
+    @property
+    def sentence(self) -> str:
+        return NO_SWAP_SENTENCES[self]
+
+
+NO_SWAP_SENTENCES: dict[NoSwapCause, str] = {
+    NoSwapCause.CGROUP_V1: (
+        "the node runs cgroup v1, where the kubelet gives containers no swap (it sets "
+        "memory+swap equal to the memory limit; swap needs cgroup v2)"
+    ),
+    NoSwapCause.NO_SWAP: "the kubelet's swapBehavior is NoSwap",
+    NoSwapCause.NODE_NO_SWAP: "the node has no swap enabled",
+    NoSwapCause.GUARANTEED: (
+        "the pod is Guaranteed QoS, and LimitedSwap gives swap only to Burstable pods"
+    ),
+    NoSwapCause.BEST_EFFORT: (
+        "the pod is BestEffort QoS, and LimitedSwap gives swap only to Burstable pods"
+    ),
+    NoSwapCause.CRITICAL: (
+        f"the pod is critical (priority {CRITICAL_PRIORITY:,} or more, or a static or mirror "
+        "pod), which never gets swap"
+    ),
+    NoSwapCause.NO_REQUEST: (
+        "the container has no memory request, so its LimitedSwap share is zero"
+    ),
+    NoSwapCause.REQUEST_EQUALS_LIMIT: (
+        "the container's memory request equals its limit, which LimitedSwap excludes"
+    ),
+    NoSwapCause.DOCKER_EQUAL: "--memory-swap equals --memory, which means no swap in Docker",
+}
+"""One sentence per cause, shared by the allowance's explanation and parity's why."""
+
+
 class FlagError(ValueError):
     """A combination of memory flags the tool itself refuses, with Docker's reason."""
 
@@ -53,8 +101,8 @@ class Allowance:
     memory_bytes: int | None
     swap_bytes: int | None
     why: str
-    no_swap_cause: str | None = None
-    """When swap is zero: the short name of the rule that zeroed it (for parity explanations)."""
+    no_swap_cause: NoSwapCause | None = None
+    """When swap is zero: the rule that zeroed it (for parity explanations)."""
     implicit_swap: bool = False
     """Docker only: the swap comes from leaving --memory-swap unset (the 2 x --memory rule)."""
 
@@ -118,7 +166,7 @@ def docker_allowance(
             memory,
             0,
             f"--memory={mem} with --memory-swap equal to it, which means no swap",
-            no_swap_cause="docker-equal",
+            no_swap_cause=NoSwapCause.DOCKER_EQUAL,
         )
     swap = memory_swap - memory
     return Allowance(
@@ -174,6 +222,29 @@ class NodeSwap:
     swap_capacity_bytes: int | None
 
 
+def kubelet_no_swap_causes(
+    memory_request: int | None,
+    memory_limit: int | None,
+    qos: QoSClass,
+    node: NodeSwap,
+    *,
+    priority: int = 0,
+) -> list[NoSwapCause]:
+    """Every kubelet rule that denies this container swap, in the order they are named (the
+    first is the one an explanation gives); empty when LimitedSwap gives it a share."""
+    denied = [
+        (node.cgroup_version == CgroupVersion.V1, NoSwapCause.CGROUP_V1),
+        (node.swap_behavior == SwapBehavior.NO_SWAP, NoSwapCause.NO_SWAP),
+        (not node.swap_capacity_bytes, NoSwapCause.NODE_NO_SWAP),
+        (qos == QoSClass.GUARANTEED, NoSwapCause.GUARANTEED),
+        (qos == QoSClass.BEST_EFFORT, NoSwapCause.BEST_EFFORT),
+        (priority >= CRITICAL_PRIORITY, NoSwapCause.CRITICAL),
+        (not memory_request, NoSwapCause.NO_REQUEST),
+        (bool(memory_request) and memory_request == memory_limit, NoSwapCause.REQUEST_EQUALS_LIMIT),
+    ]
+    return [cause for applies, cause in denied if applies]
+
+
 def kubelet_allowance(
     memory_request: int | None,
     memory_limit: int | None,
@@ -188,43 +259,16 @@ def kubelet_allowance(
     else gets none. The first rule that zeroes swap is the one named in the explanation.
     """
     limit = human(memory_limit) if memory_limit is not None else "no limit"
-
-    def none(cause: str, why: str) -> Allowance:
-        return Allowance(memory_limit, 0, f"limit {limit} and no swap: {why}", cause)
-
-    if node.cgroup_version == CgroupVersion.V1:
-        return none(
-            "cgroup-v1",
-            "the node runs cgroup v1, where the kubelet sets memory+swap equal to the memory "
-            "limit (swap needs cgroup v2)",
-        )
-    if node.swap_behavior == SwapBehavior.NO_SWAP:
-        return none("no-swap", "the kubelet's swapBehavior is NoSwap")
-    if not node.swap_capacity_bytes:
-        return none("node-no-swap", "the node has no swap enabled")
-    if qos == QoSClass.GUARANTEED:
-        return none(
-            "guaranteed",
-            "the pod is Guaranteed QoS, and LimitedSwap gives swap only to Burstable pods",
-        )
-    if qos == QoSClass.BEST_EFFORT:
-        return none(
-            "best-effort",
-            "the pod is BestEffort QoS, and LimitedSwap gives swap only to Burstable pods",
-        )
-    if priority >= CRITICAL_PRIORITY:
-        return none("critical", "the pod is critical priority, which never gets swap")
-    if not memory_request:
-        return none("no-request", "the container has no memory request, so its share is zero")
-    if memory_request == memory_limit:
-        return none(
-            "request-equals-limit",
-            "the container's memory request equals its limit, which LimitedSwap excludes",
-        )
+    causes = kubelet_no_swap_causes(memory_request, memory_limit, qos, node, priority=priority)
+    if causes:
+        cause = causes[0]
+        return Allowance(memory_limit, 0, f"limit {limit} and no swap: {cause.sentence}", cause)
+    assert memory_request  # NO_REQUEST would have been a cause
     if not node.memory_capacity_bytes:
         return Allowance(
             memory_limit, None, "LimitedSwap with unknown node memory: swap share unknown"
         )
+    assert node.swap_capacity_bytes  # NODE_NO_SWAP would have been a cause
     share = limited_swap_bytes(memory_request, node.memory_capacity_bytes, node.swap_capacity_bytes)
     return Allowance(
         memory_limit,
