@@ -110,8 +110,9 @@ def test_two_container_deployment_job_and_cronjob_per_container() -> None:
         assert vm["cgroupFiles"]["memory.swap.max"] == str(swap_max), key
         assert vm["cgroupFiles"]["memory.max"] == memory_max, key
         assert vm["cgroupFiles"]["memory.high"] == "max", key
-        assert container["noSwapCause"] == cause, key
+        assert container["noSwapCauses"] == ([cause] if cause else []), key
         assert container["swapEligible"] is (cause is None), key
+        assert on(container, "vm")["noSwapCause"] == cause, key
         # on the cgroup v1 NoSwap host nobody gets swap: memory+swap is held to the memory limit
         host = on(container, "host")
         assert host["swapBytes"] == 0 and host["noSwapCause"] == "cgroup-v1", key
@@ -293,11 +294,12 @@ def test_500m_of_memory_is_half_a_byte_and_flagged() -> None:
 
 
 UPSTREAM_ON_VM = {
-    "swap-besteffort": ("BestEffort", 0, "best-effort"),
-    "swap-burstable": ("Burstable", vm_share(128 * MiB), None),
-    "swap-burstable-request-equals-limit": ("Burstable", 0, "request-equals-limit"),
-    "swap-guaranteed": ("Guaranteed", 0, "guaranteed"),
-    "swap-critical": ("Burstable", 0, "critical"),
+    # pod: (QoS, memory.swap.max on the VM node, every rule that denies swap, first one named)
+    "swap-besteffort": ("BestEffort", 0, ["best-effort", "no-request"]),
+    "swap-burstable": ("Burstable", vm_share(128 * MiB), []),
+    "swap-burstable-request-equals-limit": ("Burstable", 0, ["request-equals-limit"]),
+    "swap-guaranteed": ("Guaranteed", 0, ["guaranteed", "request-equals-limit"]),
+    "swap-critical": ("Burstable", 0, ["critical"]),
 }
 
 
@@ -305,13 +307,16 @@ def test_upstream_cases_on_the_limited_swap_node_and_the_no_swap_host() -> None:
     doc = explain_json("-f", str(FIXTURES / "upstream-cases.yaml"), "--node", VM, "--node", HOST)
     assert [obj["name"] for obj in doc["objects"]] == list(UPSTREAM_ON_VM)
     for obj in doc["objects"]:
-        qos, swap_max, cause = UPSTREAM_ON_VM[obj["name"]]
+        qos, swap_max, causes = UPSTREAM_ON_VM[obj["name"]]
         (container,) = obj["containers"]
         vm = on(container, "vm")
         assert obj["qosClass"] == qos, obj["name"]
         assert vm["cgroupFiles"]["memory.swap.max"] == str(swap_max), obj["name"]
-        assert container["noSwapCause"] == cause, obj["name"]
-        assert on(container, "host")["noSwapCause"] == "cgroup-v1"
+        assert container["noSwapCauses"] == vm["noSwapCauses"] == causes, obj["name"]
+        assert vm["noSwapCause"] == (causes[0] if causes else None), obj["name"]
+        host = on(container, "host")
+        assert host["noSwapCause"] == "cgroup-v1"
+        assert host["noSwapCauses"] == ["cgroup-v1", "no-swap", "node-no-swap", *causes]
     critical = next(o for o in doc["objects"] if o["name"] == "swap-critical")
     assert critical["priority"] == 2_000_001_000
     assert "system-node-critical" in critical["critical"]
@@ -321,7 +326,7 @@ def test_static_and_mirror_pods_are_critical() -> None:
     mirror = explain_json("-f", str(FIXTURES / "mirror-pod.yaml"), "--node", VM)
     (obj,) = mirror["objects"]
     assert "mirror pod" in obj["critical"]
-    assert obj["containers"][0]["noSwapCause"] == "critical"
+    assert obj["containers"][0]["noSwapCauses"] == ["critical"]
     static = explain_json("-f", str(FIXTURES / "upstream-cases.yaml"), "--static", "--node", VM)
     burstable = next(o for o in static["objects"] if o["name"] == "swap-burstable")
     assert "static pod" in burstable["critical"]
@@ -543,7 +548,7 @@ def test_text_output_names_the_why_and_the_docker_flags() -> None:
 def test_without_a_node_the_pod_rules_alone_decide() -> None:
     doc = explain_json("-f", str(FIXTURES / "upstream-cases.yaml"))
     eligible = {obj["name"]: obj["containers"][0]["swapEligible"] for obj in doc["objects"]}
-    assert eligible == {name: cause is None for name, (_, _, cause) in UPSTREAM_ON_VM.items()}
+    assert eligible == {name: not causes for name, (_, _, causes) in UPSTREAM_ON_VM.items()}
     assert doc["nodes"] == []
 
 

@@ -36,12 +36,12 @@ from oomlab.rules.explain import (
     cgroup_version_of,
     compare_cgroup_files,
     explain_container,
+    no_swap_causes,
     parse_working_set,
     pod_facts,
     pod_templates,
     priority_classes_in,
     profile_from_node,
-    swap_eligibility,
 )
 from oomlab.rules.results import CgroupVersion
 from oomlab.rules.semantics import SwapBehavior
@@ -190,7 +190,7 @@ def _container_json(
     on_nodes: Sequence[ContainerOnNode],
     observed: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    eligibility = swap_eligibility(pod, container) if not container.problems else None
+    causes = None if container.problems else no_swap_causes(pod, container)
     return {
         "name": container.name,
         "role": container.role.value,
@@ -198,11 +198,9 @@ def _container_json(
         "memoryLimit": container.memory_limit,
         "requestFromLimit": container.request_from_limit,
         "problems": list(container.problems),
-        "swapEligible": None if eligibility is None else eligibility.swap_bytes != 0,
-        "whyNoSwap": None
-        if eligibility is None or eligibility.swap_bytes != 0
-        else eligibility.why,
-        "noSwapCause": None if eligibility is None else _cause(eligibility.no_swap_cause),
+        "swapEligible": None if causes is None else not causes,
+        "noSwapCauses": [str(c) for c in causes or []],
+        "whyNoSwap": [c.sentence for c in causes or []],
         "nodes": [_on_node_json(result, observed) for result in on_nodes],
     }
 
@@ -221,6 +219,7 @@ def _on_node_json(result: ContainerOnNode, observed: Mapping[str, Any] | None) -
         "swapBytes": allowance.swap_bytes if allowance else None,
         "why": allowance.why if allowance else None,
         "noSwapCause": _cause(allowance.no_swap_cause) if allowance else None,
+        "noSwapCauses": [str(c) for c in result.causes],
         "cgroupFiles": dict(result.cgroup_files),
         "docker": None
         if result.docker is None
@@ -401,15 +400,11 @@ def _render_container(container: Mapping[str, Any]) -> None:
     for problem in container["problems"]:
         out.print(f"    [bold red]problem:[/] {escape(problem)}")
     if container["swapEligible"] is False:
-        out.print(f"    swap: none anywhere: {escape(_after_colon(container['whyNoSwap']))}")
+        out.print(f"    swap: none on any node: {escape('; and '.join(container['whyNoSwap']))}")
     elif container["swapEligible"]:
         out.print("    swap: a LimitedSwap share (request / node memory x node swap)")
     for on_node in container["nodes"]:
         _render_on_node(on_node)
-
-
-def _after_colon(why: str | None) -> str:
-    return (why or "").split(": ", 1)[-1]
 
 
 def _render_on_node(result: Mapping[str, Any]) -> None:

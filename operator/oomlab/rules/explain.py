@@ -36,12 +36,14 @@ from oomlab.rules.semantics import (
     Allowance,
     FlagError,
     NodeSwap,
+    NoSwapCause,
     Prediction,
     QoSClass,
     SwapBehavior,
     docker_allowance,
     kernel_limit,
     kubelet_allowance,
+    kubelet_no_swap_causes,
     predict,
     thp_caveat,
 )
@@ -520,6 +522,8 @@ class ContainerOnNode:
     working_set_bytes: int | None = None
     prediction: Prediction | None = None
     notes: tuple[str, ...] = ()
+    causes: tuple[NoSwapCause, ...] = ()
+    """Every rule that denies swap here (the allowance's explanation names the first)."""
 
     @property
     def swap_max(self) -> int | None:
@@ -606,21 +610,19 @@ def explain_container(
             f"{human(node.memory_capacity_bytes)}: the scheduler does not place it there"
         )
         return ContainerOnNode(node, None, notes=tuple(notes))
-    allowance = kubelet_allowance(
-        request,
-        limit,
-        pod.qos,
-        NodeSwap(
-            swap_behavior=node.swap_behavior,
-            cgroup_version=node.cgroup_version,
-            memory_capacity_bytes=node.memory_capacity_bytes,
-            swap_capacity_bytes=node.swap_capacity_bytes,
-        ),
-        priority=pod.effective_priority,
+    node_swap = NodeSwap(
+        swap_behavior=node.swap_behavior,
+        cgroup_version=node.cgroup_version,
+        memory_capacity_bytes=node.memory_capacity_bytes,
+        swap_capacity_bytes=node.swap_capacity_bytes,
     )
+    allowance = kubelet_allowance(
+        request, limit, pod.qos, node_swap, priority=pod.effective_priority
+    )
+    causes = tuple(no_swap_causes(pod, container, node_swap))
     if allowance.swap_bytes is None:
         notes.append("the node's memory capacity is needed for the LimitedSwap share")
-        return ContainerOnNode(node, allowance, notes=tuple(notes))
+        return ContainerOnNode(node, allowance, notes=tuple(notes), causes=causes)
     files = predicted_cgroup_files(allowance, node.cgroup_version)
     prediction = None
     if working_set_bytes is not None:
@@ -642,19 +644,25 @@ def explain_container(
         working_set_bytes=working_set_bytes,
         prediction=prediction,
         notes=tuple(notes),
+        causes=causes,
     )
 
 
-def swap_eligibility(pod: PodFacts, container: ContainerFacts) -> Allowance:
-    """What the pod and the container alone decide: swap on an ideal LimitedSwap node (cgroup v2,
-    swap on), or the pod/container rule that denies it anywhere. ``swap_bytes`` is None when a
-    share would be given (its size depends on the node)."""
-    ideal = NodeSwap(SwapBehavior.LIMITED_SWAP, CgroupVersion.V2, None, 1)
-    return kubelet_allowance(
+IDEAL_NODE = NodeSwap(SwapBehavior.LIMITED_SWAP, CgroupVersion.V2, None, 1)
+"""Any LimitedSwap cgroup v2 node with swap: only the pod's and the container's own rules can deny
+swap there."""
+
+
+def no_swap_causes(
+    pod: PodFacts, container: ContainerFacts, node: NodeSwap = IDEAL_NODE
+) -> list[NoSwapCause]:
+    """Every kubelet rule that denies the container swap on ``node`` (by default: every rule of
+    the pod and the container itself, which deny it on any node); empty when it gets a share."""
+    return kubelet_no_swap_causes(
         container.memory_request,
         container.memory_limit,
         pod.qos,
-        ideal,
+        node,
         priority=pod.effective_priority,
     )
 
