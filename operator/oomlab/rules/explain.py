@@ -163,11 +163,11 @@ def pod_templates(
         if kind == "List" or (kind.endswith("List") and isinstance(doc.get("items"), list)):
             yield from pod_templates(list(doc.get("items") or []))
             continue
-        path = POD_TEMPLATE_PATHS.get(kind)
         if kind == "Kustomization":
             why = "a kustomization: explain what it builds (kubectl kustomize DIR | ... -f -)"
             yield doc, None, Skipped(kind, name, why)
             continue
+        path = POD_TEMPLATE_PATHS.get(kind)
         if path is None:
             yield doc, None, Skipped(kind or "?", name, "makes no pods")
             continue
