@@ -402,7 +402,10 @@ def _render_container(container: Mapping[str, Any]) -> None:
     if container["swapEligible"] is False:
         out.print(f"    swap: none on any node: {escape('; and '.join(container['whyNoSwap']))}")
     elif container["swapEligible"]:
-        out.print("    swap: a LimitedSwap share (request / node memory x node swap)")
+        out.print(
+            "    swap: a share on any LimitedSwap cgroup v2 node with swap (request / node memory "
+            "x node swap)"
+        )
     for on_node in container["nodes"]:
         _render_on_node(on_node)
 

@@ -592,7 +592,7 @@ def explain_container(
 ) -> ContainerOnNode:
     """One container on one node: its allowance and why, its cgroup files, the Docker flags that
     behave the same, and (given a working set) the outcome."""
-    notes = list(node.notes)
+    notes: list[str] = []  # the node's own notes are the profile's
     supported, version_note = kubelet_version_rule(node.kubelet_version)
     if version_note:
         notes.append(version_note)
@@ -602,7 +602,11 @@ def explain_container(
         notes.append("not predicted: fix the memory quantity first")
         return ContainerOnNode(node, None, notes=tuple(notes))
     if node.cgroup_version == CgroupVersion.UNKNOWN:
-        notes.append("the node's cgroup version is unknown: the cgroup v2 rules are assumed")
+        notes.append(
+            "the node's cgroup version is unknown (label it oomlab.dev/cgroup-version, or read "
+            "the container's files with --cgroup): its swap follows the cgroup v2 rules here, "
+            "and its cgroup files are not predicted"
+        )
     request, limit = container.memory_request, container.memory_limit
     if request is not None and node.memory_capacity_bytes and request > node.memory_capacity_bytes:
         notes.append(
