@@ -81,6 +81,10 @@ INNER_RUN = "OOMLAB_HERMETIC_INNER_RUN"
 """Set in the trapped run: the tier it runs must not start another."""
 
 TRAPPED_COMMANDS = ("docker", "podman", "kubectl", "crictl", "nerdctl")
+OFFLINE_KUBECTL = ("kustomize", "plugin", "oomlab")
+"""kubectl subcommands that never contact a cluster themselves, so the trap runs the real kubectl
+for them: kustomize and plugin read local files; oomlab is the kit's own plugin, whose every
+connection the listener still counts."""
 
 
 class CountingListener(socketserver.ThreadingTCPServer):
@@ -122,7 +126,11 @@ def trap_commands(bin_dir: Path, log: Path) -> None:
     bin_dir.mkdir()
     for name in TRAPPED_COMMANDS:
         command = bin_dir / name
-        command.write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\nexit 1\n')
+        passed_on = ""
+        real = shutil.which(name)
+        if name == "kubectl" and real:
+            passed_on = f'case "$1" in {"|".join(OFFLINE_KUBECTL)}) exec {real} "$@";; esac\n'
+        command.write_text(f'#!/bin/sh\n{passed_on}echo "{name} $*" >> {log}\nexit 1\n')
         command.chmod(0o755)
 
 

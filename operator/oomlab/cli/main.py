@@ -19,6 +19,7 @@ import typer
 from oomlab.cli.container_runs import describe_host, docker_prediction
 from oomlab.cli.docker import docker_app
 from oomlab.cli.errors import App, fail
+from oomlab.cli.explain import explain
 from oomlab.cli.kube import kube_app
 from oomlab.cli.options import (
     ChunkOpt,
@@ -61,6 +62,7 @@ app.add_typer(docker_app, name="docker")
 app.add_typer(kube_app, name="kube")
 app.command("thp-compare")(thp_compare)
 app.command("swap-cost")(swap_cost_cmd)
+app.command("explain")(explain)
 
 
 @app.command("report")
@@ -233,6 +235,14 @@ def host(
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         app(args=list(argv) if argv is not None else None, prog_name="oomlab")
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def kubectl_plugin() -> None:
+    """``kubectl-oomlab``: kubectl runs it for ``kubectl oomlab ...`` (every oomlab command)."""
+    try:
+        app(prog_name="kubectl oomlab")
     except KeyboardInterrupt:
         sys.exit(130)
 
