@@ -110,15 +110,20 @@ class _Answer(socketserver.StreamRequestHandler):
         self.wfile.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
 
 
-def trap_kubeconfig(path: Path, port: int) -> Path:
+def write_kubeconfig(path: Path, server: str) -> Path:
+    """A minimal kubeconfig whose one cluster is ``server`` (a token user, never a real one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: trap\n"
-        f"clusters: [{{name: trap, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n"
-        "users: [{name: trap, user: {token: trap}}]\n"
-        "contexts: [{name: trap, context: {cluster: trap, user: trap}}]\n"
+        "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+        f"clusters: [{{name: test, cluster: {{server: '{server}'}}}}]\n"
+        "users: [{name: test, user: {token: test}}]\n"
+        "contexts: [{name: test, context: {cluster: test, user: test}}]\n"
     )
     return path
+
+
+def trap_kubeconfig(path: Path, port: int) -> Path:
+    return write_kubeconfig(path, f"http://127.0.0.1:{port}")
 
 
 def trap_commands(bin_dir: Path, log: Path) -> None:

@@ -131,19 +131,18 @@ def delete_experiment(namespace: str, name: str) -> bool:
     return True
 
 
+def _experiment_list_call(namespace: str) -> tuple[Callable[..., Any], str, str, str, str]:
+    """The list call for the experiments in ``namespace`` and its positional arguments (listed
+    once, or streamed by a watch)."""
+    return _custom().list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL
+
+
 def list_experiments(
     namespace: str, *, label_selector: str | None = None
 ) -> tuple[list[dict[str, Any]], str]:
     """The experiments (matching ``label_selector``) and the list's resourceVersion, from which
     :func:`watch_experiments` sees every later change."""
-    listed = _document(
-        _custom().list_namespaced_custom_object,
-        GROUP,
-        VERSION,
-        namespace,
-        PLURAL,
-        label_selector=label_selector or "",
-    )
+    listed = _document(*_experiment_list_call(namespace), label_selector=label_selector or "")
     return list(listed.get("items") or []), str(listed["metadata"]["resourceVersion"])
 
 
@@ -164,11 +163,7 @@ def watch_experiments(
     ApiException with its code (410 Gone: the version is too old, list again); a dropped
     connection raises urllib3's errors."""
     stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
-        _custom().list_namespaced_custom_object,
-        GROUP,
-        VERSION,
-        namespace,
-        PLURAL,
+        *_experiment_list_call(namespace),
         label_selector=label_selector or "",
         resource_version=resource_version,
         allow_watch_bookmarks=True,

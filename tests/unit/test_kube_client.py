@@ -9,18 +9,12 @@ from pathlib import Path
 import pytest
 from kubernetes.config import ConfigException
 
+from hermetic import write_kubeconfig
 from oomlab import kube, kube_client
 
 
 def kubeconfig(path: Path, server: str) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: lab\n"
-        f"clusters: [{{name: lab, cluster: {{server: '{server}'}}}}]\n"
-        "users: [{name: lab, user: {token: t}}]\n"
-        "contexts: [{name: lab, context: {cluster: lab, user: lab}}]\n"
-    )
-    return str(path)
+    return str(write_kubeconfig(path, server))
 
 
 def server() -> str:
