@@ -24,7 +24,16 @@ start_daemon() { # component binary args...
   local pid=$!
   echo "${pid} $(readlink -f "${bin}")" >"${PIDS}/${name}.pid"
   sleep 1
-  pid_of "${name}" >/dev/null || { tail -n 30 "${LOGS}/${name}.log" >&2; die "${name} exited at once"; }
+  # Until it runs the binary: on a loaded machine the forked shell may not have exec'd it yet,
+  # which is not an exit. Gone from /proc is.
+  local i
+  for ((i = 0; i < 20; i++)); do
+    pid_of "${name}" >/dev/null && return 0
+    [[ -d "/proc/${pid}" ]] || break
+    sleep 0.5
+  done
+  tail -n 30 "${LOGS}/${name}.log" >&2
+  die "${name} exited at once (or never became ${bin} within 11 s)"
 }
 
 stop_daemon() { # component
