@@ -403,7 +403,9 @@ def test_every_running_pod_in_the_cluster(api: client.ApiClient) -> None:
     if not running:
         # The local cluster runs no pod of its own while this module runs (the operator is
         # deployed later in the tier); kind's CoreDNS pods make the case there.
-        pytest.skip("allowed skip: no running pods besides this module's (none on this cluster now)")
+        pytest.skip(
+            "allowed skip: no running pods besides this module's (none on this cluster now)"
+        )
     compared = 0
     for namespace, name in running:
         proc = subprocess.run(
