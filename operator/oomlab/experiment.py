@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from oomlab.rules.docker import DockerFlags as DockerFlags  # spec.docker; importable here too
+from oomlab.rules.docker import DockerFlags
 from oomlab.rules.nodes import SWAP_BEHAVIOR_LABEL, placement_for
 from oomlab.rules.semantics import QoSClass, SwapBehavior, qos_class
 from oomlab.rules.units import (
