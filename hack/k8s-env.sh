@@ -8,7 +8,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 : "${OOMLAB_CACHE:=/var/cache/oomlab}"
-: "${OOMLAB_K8S_VERSION:=v1.34.4}"
+: "${OOMLAB_K8S_VERSION:=v1.37.2}"  # v1.34.4 is also supported: set it to build and run that
 : "${OOMLAB_ETCD_VERSION:=v3.6.16}"
 : "${OOMLAB_KIND_VERSION:=v0.33.0}"
 : "${OOMLAB_ACTIONLINT_VERSION:=v1.7.12}"

@@ -59,7 +59,7 @@ NETWORK="${OOMLAB_KIND_DOCKER_NETWORK:-kind}"
 SUBNET="${OOMLAB_KIND_DOCKER_SUBNET:-100.80.0.0/16}"
 BRIDGE="${OOMLAB_KIND_BRIDGE:-kindbr0}"
 NODE_IMAGE="${OOMLAB_KIND_NODE_IMAGE:-}"
-LOCAL_NODE_IMAGE="oomlab/kind-node:${OOMLAB_K8S_VERSION:-v1.34.4}"
+LOCAL_NODE_IMAGE="oomlab/kind-node:${OOMLAB_K8S_VERSION:-v1.37.2}"
 IMAGES=(oomlab/memhog:dev oomlab/operator:dev)
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }

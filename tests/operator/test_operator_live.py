@@ -106,7 +106,13 @@ def test_restart_mid_run_neither_duplicates_the_pod_nor_loses_the_result(
     assert status["phase"] == "Completed", status
     assert status["kubernetes"]["exitCode"] == 0
     assert status["kubernetes"]["allocatedBytes"] is not None
-    assert condition(status, "PodCreated")["reason"] == "Adopted"
+    # The restarted operator's resume handler adopts the pod ("Adopted") unless the pod's event
+    # wrote the terminal status first; then resume sees a finished experiment and leaves the
+    # first run's "Created". Either order is correct: what matters is the one pod above.
+    pod_created = condition(status, "PodCreated")
+    assert pod_created["status"] == "True"
+    assert pod_created["reason"] in {"Created", "Adopted"}, pod_created
+    assert pods[0]["metadata"]["name"] in pod_created["message"], pod_created
 
 
 def test_timeout_is_timed_out_and_the_pod_is_removed(lab: Lab, run_operator: RunOperator) -> None:
