@@ -59,14 +59,9 @@ def placed(pod: dict[str, Any], behavior: SwapBehavior, prefix: str) -> dict[str
     """The pod sent to nodes of ``behavior`` (the project's own placement terms), renamed."""
     body = copy.deepcopy(pod)
     body["metadata"]["name"] = f"{prefix}-{body['metadata']['name']}"
-    placement = placement_for(behavior)
     spec = body["spec"]
-    if placement.node_selector:
-        spec["nodeSelector"] = placement.node_selector
-    if placement.affinity:
-        spec["affinity"] = placement.affinity
-    if placement.tolerations:
-        spec["tolerations"] = placement.tolerations
+    placement = placement_for(behavior)
+    spec.update(placement.pod_fields(spec.get("nodeSelector", {}), spec.get("tolerations", [])))
     return body
 
 
