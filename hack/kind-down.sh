@@ -8,13 +8,12 @@
 # Usage: hack/kind-down.sh [--name NAME] [--kubeconfig PATH] [--swap-off]
 set -euo pipefail
 
-HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=hack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 if [[ -f "${HACK_DIR}/k8s-env.sh" ]]; then
   # shellcheck source=hack/k8s-env.sh
   source "${HACK_DIR}/k8s-env.sh"
 fi
-# shellcheck source=hack/lib.sh
-source "${HACK_DIR}/lib.sh"
 
 NAME=oomlab
 KUBECONFIG_OUT=""

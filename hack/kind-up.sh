@@ -39,13 +39,12 @@
 #        root for --swap and for hack/images.sh (sudo is used when not root).
 set -euo pipefail
 
-HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=hack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 if [[ -f "${HACK_DIR}/k8s-env.sh" ]]; then
   # shellcheck source=hack/k8s-env.sh
   source "${HACK_DIR}/k8s-env.sh" # the pinned kind version and where k8s-build.sh puts binaries
 fi
-# shellcheck source=hack/lib.sh
-source "${HACK_DIR}/lib.sh"
 
 ROOT="${OOMLAB_REPO_ROOT}"
 NAME=oomlab

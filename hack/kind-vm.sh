@@ -39,9 +39,8 @@
 #      OOMLAB_KIND_VM_IMAGES (host: docker save from this host's engine; guest: built there).
 set -euo pipefail
 
-HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/k8s-env.sh
-source "${HACK_DIR}/k8s-env.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/k8s-env.sh"
 
 : "${OOMLAB_KIND_VM_MEMORY:=4096}"
 : "${OOMLAB_KIND_VM_CPUS:=2}"
