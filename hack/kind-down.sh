@@ -23,10 +23,9 @@ BRIDGE="${OOMLAB_KIND_BRIDGE:-kindbr0}"
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; continue ;; # --option=value: as --option value
     --name) NAME="${2:?--name needs a value}"; shift 2 ;;
-    --name=*) NAME="${1#*=}"; shift ;;
     --kubeconfig) KUBECONFIG_OUT="${2:?--kubeconfig needs a path}"; shift 2 ;;
-    --kubeconfig=*) KUBECONFIG_OUT="${1#*=}"; shift ;;
     --swap-off) SWAP_OFF=1; shift ;;
     -h | --help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) oomlab_die "unknown argument: $1" ;;

@@ -213,8 +213,8 @@ cmd_up() {
   local swap=2G
   while [[ $# -gt 0 ]]; do
     case "$1" in
+      --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; continue ;; # --option=value: as --option value
       --swap) swap="${2:?--swap needs a size, e.g. 2G}"; shift 2 ;;
-      --swap=*) swap="${1#*=}"; shift ;;
       *) oomlab_die "unknown argument: $1" ;;
     esac
   done
