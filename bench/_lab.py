@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +29,14 @@ from cluster import (  # noqa: E402
 )
 
 from lab import ClusterUnavailable, connect, wait_for  # noqa: E402
-from oomlab.experiment import ANNOTATION_EXPERIMENT, GROUP, PLURAL, VERSION  # noqa: E402
+from oomlab.experiment import (  # noqa: E402
+    ANNOTATION_EXPERIMENT,
+    GROUP,
+    PLURAL,
+    VERSION,
+    ExperimentSpec,
+    build_pod,
+)
 
 
 class Watcher:
@@ -97,6 +105,15 @@ class Watcher:
         self._stop.set()
 
 
+def bare_pod(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The pod the operator builds for ``spec``, as a user would create it: no oomlab labels or
+    annotations (the operator never sees it), only ``oomlab.dev/bench=bare``."""
+    pod = build_pod(name, namespace, uuid.uuid4().hex, ExperimentSpec.from_spec(spec))
+    pod["metadata"]["labels"] = {"oomlab.dev/bench": "bare"}
+    pod["metadata"].pop("annotations", None)
+    return pod
+
+
 def project_cluster() -> client.ApiClient:
     """The cluster in KUBECONFIG (else the local one), if it is the project's own: benchmarks
     restart the operator and create hundreds of pods."""
@@ -111,6 +128,7 @@ def project_cluster() -> client.ApiClient:
 
 __all__ = [
     "Watcher",
+    "bare_pod",
     "deploy_operator",
     "experiment",
     "kubectl",

@@ -27,6 +27,7 @@ from kubernetes import client
 
 from _lab import (
     Watcher,
+    bare_pod,
     deploy_operator,
     experiment,
     kubectl,
@@ -35,7 +36,7 @@ from _lab import (
     small_spec,
     wait_for,
 )
-from oomlab.experiment import GROUP, PLURAL, VERSION, ExperimentSpec, build_pod
+from oomlab.experiment import GROUP, PLURAL, VERSION
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -87,8 +88,7 @@ def main() -> None:
             for i in range(args.pairs):
                 exp_name, pod_doc = f"pair-{i:02d}", Path(tmp) / f"pod-{i}.json"
                 spec = small_spec()
-                pod = build_pod(f"bare-{i:02d}", namespace, uuid.uuid4().hex,
-                                ExperimentSpec.from_spec(spec))  # fmt: skip
+                pod = bare_pod(f"bare-{i:02d}", namespace, spec)
                 pod_doc.write_text(json.dumps(pod))
                 exp_doc = Path(tmp) / f"exp-{i}.json"
                 exp_doc.write_text(json.dumps(experiment(exp_name, spec)))

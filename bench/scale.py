@@ -38,6 +38,7 @@ from kubernetes.client.exceptions import ApiException
 
 from _lab import (
     Watcher,
+    bare_pod,
     deploy_operator,
     experiment,
     kubectl,
@@ -51,8 +52,6 @@ from oomlab.experiment import (
     LABEL_EXPERIMENT_UID,
     PLURAL,
     VERSION,
-    ExperimentSpec,
-    build_pod,
 )
 
 MiB = 2**20
@@ -65,16 +64,6 @@ SPEC = small_spec(
     resources={"limits": {"memory": "64Mi"}},
     timeoutSeconds=1800,
 )  # fmt: skip
-
-
-def bare_pod(index: int, namespace: str) -> dict[str, Any]:
-    """The pod the operator builds for SPEC, as a user would create it: no oomlab labels."""
-    pod = build_pod(
-        f"bare-{index:03d}", namespace, uuid.uuid4().hex, ExperimentSpec.from_spec(SPEC)
-    )
-    pod["metadata"]["labels"] = {"oomlab.dev/bench": "bare"}
-    pod["metadata"].pop("annotations", None)
-    return pod
 
 
 def create_all(namespace: str, documents: list[dict[str, Any]]) -> float:
@@ -122,7 +111,8 @@ class Timed:
 def run_bare(api: client.ApiClient, count: int, timeout: float) -> Timed:
     side = Side(api, "bare")
     try:
-        started = create_all(side.namespace, [bare_pod(i, side.namespace) for i in range(count)])
+        documents = [bare_pod(f"bare-{i:03d}", side.namespace, SPEC) for i in range(count)]
+        started = create_all(side.namespace, documents)
         done = side.watcher.pod_done
         wait_for(lambda: len(done) >= count, timeout, f"{count} bare pods to finish",
                  lambda: f"{len(done)} finished")  # fmt: skip

@@ -8,9 +8,8 @@
 # Usage: hack/deploy-operator.sh
 set -euo pipefail
 
-HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/k8s-env.sh
-source "${HACK_DIR}/k8s-env.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/k8s-env.sh"
 
 NAMESPACE=oomlab-system
 KUBECTL="$(oomlab_kubectl_bin)" || oomlab_die "no kubectl: run hack/k8s-build.sh or install one"

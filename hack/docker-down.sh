@@ -5,9 +5,8 @@
 # Usage: hack/docker-down.sh     (idempotent)
 set -euo pipefail
 
-HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/lib.sh
-source "${HACK_DIR}/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RUN_DIR="${OOMLAB_RUN}/docker"
 MARKER="${RUN_DIR}/started-by-oomlab"

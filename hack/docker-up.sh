@@ -14,9 +14,8 @@
 #        OOMLAB_DOCKER_WAIT=60          seconds to wait for the engine
 set -euo pipefail
 
-HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/lib.sh
-source "${HACK_DIR}/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RUN_DIR="${OOMLAB_RUN}/docker"
 STATE_DIR="${OOMLAB_STATE}/docker"

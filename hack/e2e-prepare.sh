@@ -5,9 +5,8 @@
 # which scales it back to one replica.
 set -euo pipefail
 
-HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/k8s-env.sh
-source "${HACK_DIR}/k8s-env.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/k8s-env.sh"
 
 kubectl_bin="$(oomlab_kubectl_bin || true)"
 [[ -n "${kubectl_bin}" ]] || oomlab_die "no kubectl: run hack/k8s-build.sh or install one"

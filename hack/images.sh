@@ -21,9 +21,8 @@
 #        OOMLAB_DEBIAN_MIRROR=URL  mirror for debootstrap (default: the one apt uses)
 set -euo pipefail
 
-HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/lib.sh
-source "${HACK_DIR}/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT="${OOMLAB_REPO_ROOT}"
 IMG_CACHE="${OOMLAB_CACHE}/images"

@@ -10,9 +10,8 @@
 #        hack/k8s-build.sh paths     # print the bin directories
 set -euo pipefail
 
-HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/k8s-env.sh
-source "${HACK_DIR}/k8s-env.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/k8s-env.sh"
 
 : "${OOMLAB_BUILD_NICE:=10}"
 BUILD_ROOT="${OOMLAB_CACHE}/build"

@@ -8,13 +8,12 @@
 # Usage: hack/kind-down.sh [--name NAME] [--kubeconfig PATH] [--swap-off]
 set -euo pipefail
 
-HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=hack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 if [[ -f "${HACK_DIR}/k8s-env.sh" ]]; then
   # shellcheck source=hack/k8s-env.sh
   source "${HACK_DIR}/k8s-env.sh"
 fi
-# shellcheck source=hack/lib.sh
-source "${HACK_DIR}/lib.sh"
 
 NAME=oomlab
 KUBECONFIG_OUT=""
@@ -24,10 +23,9 @@ BRIDGE="${OOMLAB_KIND_BRIDGE:-kindbr0}"
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; continue ;; # --option=value: as --option value
     --name) NAME="${2:?--name needs a value}"; shift 2 ;;
-    --name=*) NAME="${1#*=}"; shift ;;
     --kubeconfig) KUBECONFIG_OUT="${2:?--kubeconfig needs a path}"; shift 2 ;;
-    --kubeconfig=*) KUBECONFIG_OUT="${1#*=}"; shift ;;
     --swap-off) SWAP_OFF=1; shift ;;
     -h | --help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) oomlab_die "unknown argument: $1" ;;

@@ -27,9 +27,8 @@
 # Needs root (debootstrap, chroot, unshare) and, to load the image, the Docker engine.
 set -euo pipefail
 
-HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/k8s-env.sh
-source "${HACK_DIR}/k8s-env.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/k8s-env.sh"
 
 IMAGE="${OOMLAB_KIND_NODE_IMAGE:-oomlab/kind-node:${OOMLAB_K8S_VERSION}}"
 POD_SUBNET="${OOMLAB_KIND_POD_SUBNET:-100.81.0.0/16}"

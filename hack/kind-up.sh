@@ -39,13 +39,12 @@
 #        root for --swap and for hack/images.sh (sudo is used when not root).
 set -euo pipefail
 
-HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=hack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 if [[ -f "${HACK_DIR}/k8s-env.sh" ]]; then
   # shellcheck source=hack/k8s-env.sh
   source "${HACK_DIR}/k8s-env.sh" # the pinned kind version and where k8s-build.sh puts binaries
 fi
-# shellcheck source=hack/lib.sh
-source "${HACK_DIR}/lib.sh"
 
 ROOT="${OOMLAB_REPO_ROOT}"
 NAME=oomlab
@@ -66,19 +65,14 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; continue ;; # --option=value: as --option value
     --swap) SWAP_SIZE="${2:?--swap needs a size, e.g. 2G}"; shift 2 ;;
-    --swap=*) SWAP_SIZE="${1#*=}"; shift ;;
     --config) CONFIG="${2:?--config needs no-swap or limited-swap}"; shift 2 ;;
-    --config=*) CONFIG="${1#*=}"; shift ;;
     --name) NAME="${2:?--name needs a value}"; shift 2 ;;
-    --name=*) NAME="${1#*=}"; shift ;;
     --image) NODE_IMAGE="${2:?--image needs an image name}"; shift 2 ;;
-    --image=*) NODE_IMAGE="${1#*=}"; shift ;;
     --kubeconfig) KUBECONFIG_OUT="${2:?--kubeconfig needs a path}"; shift 2 ;;
-    --kubeconfig=*) KUBECONFIG_OUT="${1#*=}"; shift ;;
     --no-build) BUILD=0; shift ;;
     --api-server-port) API_SERVER_PORT="${2:?--api-server-port needs a port}"; shift 2 ;;
-    --api-server-port=*) API_SERVER_PORT="${1#*=}"; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; oomlab_die "unknown argument: $1" ;;
   esac

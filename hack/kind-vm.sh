@@ -39,9 +39,8 @@
 #      OOMLAB_KIND_VM_IMAGES (host: docker save from this host's engine; guest: built there).
 set -euo pipefail
 
-HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/k8s-env.sh
-source "${HACK_DIR}/k8s-env.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/k8s-env.sh"
 
 : "${OOMLAB_KIND_VM_MEMORY:=4096}"
 : "${OOMLAB_KIND_VM_CPUS:=2}"
@@ -214,8 +213,8 @@ cmd_up() {
   local swap=2G
   while [[ $# -gt 0 ]]; do
     case "$1" in
+      --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; continue ;; # --option=value: as --option value
       --swap) swap="${2:?--swap needs a size, e.g. 2G}"; shift 2 ;;
-      --swap=*) swap="${1#*=}"; shift ;;
       *) oomlab_die "unknown argument: $1" ;;
     esac
   done

@@ -14,9 +14,8 @@
 #      OOMLAB_CLI (default: .venv/bin/oomlab, else oomlab on PATH), OOMLAB_LAB_TIMEOUT (600 s).
 set -euo pipefail
 
-HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/k8s-env.sh
-source "${HACK_DIR}/k8s-env.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/k8s-env.sh"
 
 NAMESPACE="${OOMLAB_LAB_NAMESPACE:-default}"
 TIMEOUT="${OOMLAB_LAB_TIMEOUT:-600}"

@@ -4,13 +4,17 @@
 # Root filesystems and image archives are in hack/lib/rootfs.sh, qemu guests in hack/lib/qemu.sh
 # (sourced at the end).
 #
-#   HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-#   source "${HACK_DIR}/lib.sh"
+#   # shellcheck source=hack/lib.sh
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#
+# (or hack/k8s-env.sh, which sources this file); then HACK_DIR is this folder, absolute.
 
 : "${OOMLAB_CACHE:=/var/cache/oomlab}"   # downloads and build outputs worth keeping
 : "${OOMLAB_STATE:=/var/lib/oomlab}"     # state of things we started (logs, swapfile)
 : "${OOMLAB_RUN:=/run/oomlab}"           # pidfiles and markers; gone after a reboot, like the processes
 
+# shellcheck disable=SC2034  # for the scripts that source this file
+HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck disable=SC2034  # for the scripts that source this file
 OOMLAB_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 

@@ -10,9 +10,8 @@
 # (binary: 2G = 2 GiB, 512M = 512 MiB).
 set -euo pipefail
 
-HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/lib.sh
-source "${HACK_DIR}/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SWAPFILE="${OOMLAB_SWAPFILE:-${OOMLAB_STATE}/swapfile}"
 MARKER="${SWAPFILE}.oomlab"

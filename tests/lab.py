@@ -10,9 +10,11 @@ kubeconfig's current cluster must be ``oomlab`` (hack/local-cluster.sh writes th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import pytest
@@ -71,6 +73,20 @@ def unavailable(reason: str) -> NoReturn:
     if os.environ.get("OOMLAB_REQUIRE_CLUSTER") == "1":
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def scratch_namespace(api: client.ApiClient, prefix: str, tier: str) -> Iterator[str]:
+    """A new namespace ``PREFIX-<random>`` labelled ``oomlab.dev/test=TIER``, deleted (in the
+    background) on the way out."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": name, "labels": {"oomlab.dev/test": tier}}})
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(ApiException):
+            core.delete_namespace(name, propagation_policy="Background")
 
 
 class Lab:

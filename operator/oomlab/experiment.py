@@ -361,14 +361,7 @@ def build_pod(name: str, namespace: str, uid: str, spec: ExperimentSpec) -> dict
     if spec.priority_class:
         pod_spec["priorityClassName"] = spec.priority_class
     placement = placement_for(spec.swap_behavior)
-    node_selector = {**spec.node_selector, **placement.node_selector}
-    tolerations = spec.tolerations + [t for t in placement.tolerations if t not in spec.tolerations]
-    if node_selector:
-        pod_spec["nodeSelector"] = node_selector
-    if placement.affinity:
-        pod_spec["affinity"] = placement.affinity
-    if tolerations:
-        pod_spec["tolerations"] = tolerations
+    pod_spec.update(placement.pod_fields(spec.node_selector, spec.tolerations))
     return {
         "apiVersion": "v1",
         "kind": "Pod",

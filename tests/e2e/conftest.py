@@ -6,23 +6,20 @@ failure."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from cluster import Namespace, deploy_operator, kubeconfig
 
-from lab import ClusterUnavailable, connect, unavailable
+from lab import ClusterUnavailable, connect, scratch_namespace, unavailable
 
 
 @pytest.fixture(scope="session")
@@ -45,14 +42,8 @@ def operator(api: client.ApiClient) -> Iterator[None]:
 
 @pytest.fixture
 def ns(api: client.ApiClient, operator: None) -> Iterator[Namespace]:
-    name = f"oomlab-e2e-{uuid.uuid4().hex[:6]}"
-    core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": name, "labels": {"oomlab.dev/test": "e2e"}}})
-    try:
+    with scratch_namespace(api, "oomlab-e2e", "e2e") as name:
         yield Namespace(api, name)
-    finally:
-        with contextlib.suppress(ApiException):
-            core.delete_namespace(name, propagation_policy="Background")
 
 
 @pytest.fixture(scope="session")

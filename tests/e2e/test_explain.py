@@ -29,7 +29,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from cluster import kubeconfig, kubectl_bin
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from lab import scratch_namespace
 from oomlab.rules.nodes import node_facts_from_node, placement_for
 from oomlab.rules.semantics import SwapBehavior
 
@@ -59,27 +59,26 @@ def placed(pod: dict[str, Any], behavior: SwapBehavior, prefix: str) -> dict[str
     """The pod sent to nodes of ``behavior`` (the project's own placement terms), renamed."""
     body = copy.deepcopy(pod)
     body["metadata"]["name"] = f"{prefix}-{body['metadata']['name']}"
-    placement = placement_for(behavior)
     spec = body["spec"]
-    if placement.node_selector:
-        spec["nodeSelector"] = placement.node_selector
-    if placement.affinity:
-        spec["affinity"] = placement.affinity
-    if placement.tolerations:
-        spec["tolerations"] = placement.tolerations
+    placement = placement_for(behavior)
+    spec.update(placement.pod_fields(spec.get("nodeSelector", {}), spec.get("tolerations", [])))
     return body
+
+
+def pod_named(name: str, **spec: Any) -> dict[str, Any]:
+    """A pod of this module's with ``spec``: it stops within a second when deleted."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"terminationGracePeriodSeconds": 1, **spec},
+    }
 
 
 @pytest.fixture(scope="module")
 def namespace(api: client.ApiClient) -> Iterator[str]:
-    name = f"oomlab-explain-{uuid.uuid4().hex[:6]}"
-    core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": name, "labels": {"oomlab.dev/test": "e2e"}}})
-    try:
+    with scratch_namespace(api, "oomlab-explain", "e2e") as name:
         yield name
-    finally:
-        with contextlib.suppress(ApiException):
-            core.delete_namespace(name, propagation_policy="Background")
 
 
 @pytest.fixture(scope="module")
@@ -215,15 +214,21 @@ def explain_and_compare(
     return obj, result
 
 
+def running_upstream_cases(pods: Pods, behavior: SwapBehavior, prefix: str) -> list[str]:
+    """The upstream cases placed on nodes of ``behavior`` (names ``PREFIX-<case>``), created and
+    Running: their names."""
+    bodies = [placed(p, behavior, prefix) for p in upstream_cases()]
+    for body in bodies:
+        pods.create(body)
+    names = [b["metadata"]["name"] for b in bodies]
+    pods.wait_running(names)
+    return names
+
+
 def test_upstream_cases_on_the_limited_swap_node(
     api: client.ApiClient, namespace: str, limited_swap_node: dict[str, Any], pods: Pods
 ) -> None:
-    bodies = [placed(p, SwapBehavior.LIMITED_SWAP, "vm") for p in upstream_cases()]
-    for body in bodies:
-        pods.create(body)
-    pods.wait_running([b["metadata"]["name"] for b in bodies])
-    for body in bodies:
-        name = body["metadata"]["name"]
+    for name in running_upstream_cases(pods, SwapBehavior.LIMITED_SWAP, "vm"):
         case = name.removeprefix("vm-")
         obj, result = explain_and_compare(namespace, name, SwapBehavior.LIMITED_SWAP)
         live = client.CoreV1Api(api).read_namespaced_pod(name, namespace)
@@ -247,12 +252,7 @@ def test_upstream_cases_on_the_limited_swap_node(
 def test_upstream_cases_on_the_no_swap_cgroup_v1_node(
     api: client.ApiClient, namespace: str, no_swap_node: dict[str, Any], pods: Pods
 ) -> None:
-    bodies = [placed(p, SwapBehavior.NO_SWAP, "host") for p in upstream_cases()]
-    for body in bodies:
-        pods.create(body)
-    pods.wait_running([b["metadata"]["name"] for b in bodies])
-    for body in bodies:
-        name = body["metadata"]["name"]
+    for name in running_upstream_cases(pods, SwapBehavior.NO_SWAP, "host"):
         obj, result = explain_and_compare(namespace, name, SwapBehavior.NO_SWAP)
         observed = result["observed"]
         # the kubelet holds memory+swap to the memory limit: no swap, with or without a limit
@@ -286,17 +286,12 @@ def test_init_container_and_sidecar_each_get_their_own_share(
 
     init = sleeper("init", "64Mi", "128Mi")
     init["command"] = ["cp", "/sys/fs/cgroup/memory.swap.max", "/shared/init-swap.max"]
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "roles"},
-        "spec": {
-            "terminationGracePeriodSeconds": 1,
-            "volumes": [{"name": "shared", "emptyDir": {}}],
-            "initContainers": [init, sleeper("sidecar", "32Mi", "64Mi", restartPolicy="Always")],
-            "containers": [sleeper("main", "100Mi", "200Mi")],
-        },
-    }
+    pod = pod_named(
+        "roles",
+        volumes=[{"name": "shared", "emptyDir": {}}],
+        initContainers=[init, sleeper("sidecar", "32Mi", "64Mi", restartPolicy="Always")],
+        containers=[sleeper("main", "100Mi", "200Mi")],
+    )
     body = placed(pod, SwapBehavior.LIMITED_SWAP, "vm")
     pods.create(body)
     pods.wait_running(["vm-roles"])
@@ -340,22 +335,17 @@ def test_an_image_without_cat_is_said_plainly(
     image = pause_image(api, no_swap_node)
     if image is None:
         pytest.skip("the node lists no pause image")
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "no-cat"},
-        "spec": {
-            "terminationGracePeriodSeconds": 1,
-            "containers": [
-                {
-                    "name": "pause",
-                    "image": image,
-                    "imagePullPolicy": "Never",
-                    "resources": {"requests": {"memory": "16Mi"}, "limits": {"memory": "32Mi"}},
-                }
-            ],
-        },
-    }
+    pod = pod_named(
+        "no-cat",
+        containers=[
+            {
+                "name": "pause",
+                "image": image,
+                "imagePullPolicy": "Never",
+                "resources": {"requests": {"memory": "16Mi"}, "limits": {"memory": "32Mi"}},
+            }
+        ],
+    )
     pods.create(placed(pod, SwapBehavior.NO_SWAP, "host"))
     pods.wait_running(["host-no-cat"])
     code, document = kubectl_oomlab("pod/host-no-cat", "-n", namespace, "--cgroup")

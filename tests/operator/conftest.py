@@ -13,7 +13,6 @@ import contextlib
 import os
 import socket
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -21,7 +20,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lab import ClusterUnavailable, Lab, connect, unavailable, wait_for
+from lab import ClusterUnavailable, Lab, connect, scratch_namespace, unavailable, wait_for
 from oomlab import kube
 from oomlab.experiment import GROUP, PLURAL
 
@@ -59,14 +58,8 @@ def api_client() -> client.ApiClient:
 
 @pytest.fixture
 def namespace(api_client: client.ApiClient) -> Iterator[str]:
-    name = f"oomlab-op-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(api_client)
-    core.create_namespace({"metadata": {"name": name, "labels": {"oomlab.dev/test": "operator"}}})
-    try:
+    with scratch_namespace(api_client, "oomlab-op", "operator") as name:
         yield name
-    finally:
-        with contextlib.suppress(ApiException):
-            core.delete_namespace(name, propagation_policy="Background")
 
 
 def answers(url: str) -> bool:

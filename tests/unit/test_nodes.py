@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from oomlab.rules.nodes import NodeFacts, node_facts_from_node
+from oomlab.rules.nodes import NodeFacts, node_facts_from_node, placement_for
 from oomlab.rules.semantics import SwapBehavior
 
 
@@ -53,3 +53,19 @@ def test_node_label_names_the_swap_behavior() -> None:
 def test_kubelet_version_comes_from_node_info(node_info: Any, version: str | None) -> None:
     node = {"metadata": {"name": "n"}, "status": {"nodeInfo": node_info}}
     assert node_facts_from_node(node).kubelet_version == version
+
+
+def test_placement_fields_merge_with_the_pods_own_terms() -> None:
+    own_toleration = {"key": "lab", "operator": "Exists"}
+    limited = placement_for(SwapBehavior.LIMITED_SWAP)
+    fields = limited.pod_fields(
+        {"disk": "ssd", "oomlab.dev/swap-behavior": "NoSwap"},
+        [own_toleration, *limited.tolerations],
+    )
+    assert fields == {
+        "nodeSelector": {"disk": "ssd", "oomlab.dev/swap-behavior": "LimitedSwap"},
+        "tolerations": [own_toleration, *limited.tolerations],
+    }
+    no_swap = placement_for(SwapBehavior.NO_SWAP).pod_fields({}, [])
+    assert list(no_swap) == ["affinity"]
+    assert placement_for(None).pod_fields({}, []) == {}

@@ -84,6 +84,23 @@ class Placement:
     affinity: dict[str, Any] | None
     tolerations: list[dict[str, Any]]
 
+    def pod_fields(
+        self, node_selector: dict[str, str], tolerations: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The pod spec fields of a pod with its own ``node_selector`` and ``tolerations`` once
+        these terms are added (ours win a selector key; a toleration it has is not repeated);
+        only the fields that are not empty."""
+        fields: dict[str, Any] = {}
+        selector = {**node_selector, **self.node_selector}
+        if selector:
+            fields["nodeSelector"] = selector
+        if self.affinity:
+            fields["affinity"] = self.affinity
+        merged = tolerations + [t for t in self.tolerations if t not in tolerations]
+        if merged:
+            fields["tolerations"] = merged
+        return fields
+
 
 def placement_for(behavior: SwapBehavior | None) -> Placement:
     """LimitedSwap: the node labelled so, tolerating its taint. NoSwap: any node not labelled
