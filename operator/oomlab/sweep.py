@@ -48,7 +48,7 @@ def plan(sweep: Mapping[str, Any], *, max_bytes: int | None = None) -> SweepPlan
                 cell.name, namespace=namespace, labels=cell_labels(name, cell)
             )
         except InvalidSpec as exc:
-            invalid[cell.name] = f"{exc.field}: {exc}"
+            invalid[cell.name] = str(exc)
         except SweepError as exc:
             return SweepPlan(cells=[], documents={}, invalid={}, error=str(exc))
     return SweepPlan(cells=cells, documents=documents, invalid=invalid)
