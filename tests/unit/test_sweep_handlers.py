@@ -337,4 +337,14 @@ def test_metrics_are_served_on_loopback_by_default() -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             assert b"oomlab_experiments" in response.read()
     finally:
-        server.shutdown()
+        sh.stop_metrics(memo=memo_with(server))
+    # closed: the same port serves a second operator in this process
+    again = serve(metrics, {"OOMLAB_METRICS_PORT": str(port)})
+    assert again is not None
+    sh.stop_metrics(memo=memo_with(again))
+
+
+def memo_with(server: Any) -> kopf.Memo:
+    memo = kopf.Memo()
+    sh.workers_of(memo).servers.append(server)
+    return memo

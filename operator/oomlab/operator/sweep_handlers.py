@@ -89,8 +89,11 @@ def serve_metrics(*, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.cleanup()
 def stop_metrics(*, memo: kopf.Memo, **_: Any) -> None:
-    for server in workers_of(memo).servers:
+    workers = workers_of(memo)
+    for server in workers.servers:
         server.shutdown()
+        server.server_close()  # the port is free again for an operator started in this process
+    workers.servers.clear()
 
 
 @kopf.on.event(GROUP, VERSION, SWEEP_PLURAL)
