@@ -244,6 +244,36 @@ def test_events_during_a_reconciliation_fold_into_one_more(patched: list[FakeAPI
     assert sh.workers_of(memo).busy == set()
 
 
+def test_a_cell_event_never_waits_for_the_sweep(patched: list[FakeAPI]) -> None:
+    """kopf runs one object's handlers in turn: the experiment's own handlers (its pod) must not
+    wait behind the sweep's API calls."""
+    memo = kopf.Memo()
+    gate = asyncio.Event()
+    reconciled: list[str] = []
+
+    async def slow(namespace: str, name: str, workers: sh.SweepWorkers, **_: Any) -> None:
+        await gate.wait()
+        reconciled.append(name)
+
+    body = kopf.Body(
+        {"metadata": {"name": "grid-000", "namespace": NS, "labels": {SWEEP_LABEL: "grid"}}}
+    )
+
+    async def scenario() -> None:
+        with mock.patch.object(sh, "reconcile", slow):
+            await sh.experiment_metrics_and_sweep(
+                type="ADDED", body=body, namespace=NS, uid="u0", memo=memo
+            )
+            assert reconciled == []  # the handler returned; the sweep's pass is still waiting
+            (task,) = sh.workers_of(memo).tasks
+            gate.set()
+            await task
+
+    asyncio.run(scenario())
+    assert reconciled == ["grid"]
+    assert sh.workers_of(memo).tasks == set()
+
+
 # --- metrics ------------------------------------------------------------------------------------
 
 NOW = datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC)

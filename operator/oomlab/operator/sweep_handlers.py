@@ -55,6 +55,8 @@ class SweepWorkers:
     """(namespace, sweep uid, cell) the API server refused, with its sentence; kept for this
     process only (after a restart the same create is refused again, with the same sentence)."""
     servers: list[Any] = field(default_factory=list)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    """Reconciliations under way, held so they are not garbage-collected mid-flight."""
 
 
 def _now() -> datetime:
@@ -90,6 +92,8 @@ def serve_metrics(*, memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.cleanup()
 def stop_metrics(*, memo: kopf.Memo, **_: Any) -> None:
     workers = workers_of(memo)
+    for task in workers.tasks:
+        task.cancel()
     for server in workers.servers:
         server.shutdown()
         server.server_close()  # the port is free again for an operator started in this process
@@ -105,7 +109,7 @@ async def sweep_event(
     the status changes are this operator's own."""
     metrics_of(memo).sweep_event(type, uid, (body.get("status") or {}).get("phase"))
     if type in (None, "ADDED") and namespace:
-        await reconcile_soon(memo, namespace, name)
+        reconcile_in_background(memo, namespace, name)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -117,7 +121,19 @@ async def experiment_metrics_and_sweep(
     metrics_of(memo).experiment_event(type, uid, body, _now())
     sweep = (body.get("metadata", {}).get("labels") or {}).get(SWEEP_LABEL)
     if sweep and namespace:
-        await reconcile_soon(memo, namespace, sweep)
+        reconcile_in_background(memo, namespace, sweep)
+
+
+def reconcile_in_background(memo: kopf.Memo, namespace: str, name: str) -> None:
+    """kopf handles one object's events one after another: a reconciliation awaited here would
+    hold back the experiment's own handlers (its pod's creation) for the sweep's API calls."""
+    workers = workers_of(memo)
+    if (namespace, name) in workers.busy:
+        workers.again.add((namespace, name))
+        return
+    task = asyncio.get_running_loop().create_task(reconcile_soon(memo, namespace, name))
+    workers.tasks.add(task)
+    task.add_done_callback(workers.tasks.discard)
 
 
 async def reconcile_soon(memo: kopf.Memo, namespace: str, name: str) -> None:
