@@ -37,7 +37,8 @@ TERMINAL = {"Completed", "OOMKilled", "Failed", "TimedOut", "Invalid"}
 
 
 def sweep_body(name: str, cells: int, max_running: int) -> dict[str, Any]:
-    """``cells`` small experiments: sizes 4..12Mi under limits of 48Mi and up (all complete)."""
+    """At least ``cells`` small experiments (a whole grid: 9 sizes, 4..12Mi, times as many limits
+    from 48Mi up as it takes; 100 gives 108); all complete."""
     sizes = [f"{4 + i % 9}Mi" for i in range(min(cells, 9))]
     limits = [f"{48 + 8 * i}Mi" for i in range(max(1, -(-cells // len(sizes))))]
     return {
@@ -140,7 +141,10 @@ def churn(api: client.ApiClient, total: int, batch: int, timeout: float) -> None
                 "the churn batch to finish",
             )
             kubectl("-n", ns, "delete", "oomx", "--all", "--wait=true", timeout=900)
-            print(f"  churn: {start + count}/{total} created and deleted, RSS {rss_mib():.0f} MiB")
+            print(
+                f"  churn: {start + count}/{total} created and deleted, RSS {rss_mib():.0f} MiB",
+                flush=True,
+            )
     finally:
         drop_namespace(ns)
 
@@ -166,13 +170,14 @@ def main() -> None:
     after_sides = rss_mib()
     ratio = swept / direct
     print(f"cells: {cells}; direct {direct:.1f} s, sweep {swept:.1f} s: ratio {ratio:.2f}x "
-          f"(goal <= {RATIO_GOAL}x)")  # fmt: skip
+          f"(goal <= {RATIO_GOAL}x)", flush=True)  # fmt: skip
     if args.churn:
         churn(api, args.churn, args.batch, args.timeout)
     after = rss_mib()
     print(
         f"operator RSS: {before:.0f} MiB at start, {after_sides:.0f} MiB after the sides, "
-        f"{after:.0f} MiB after {args.churn} more created and deleted (goal < {RSS_GOAL_MIB})"
+        f"{after:.0f} MiB after {args.churn} more created and deleted (goal < {RSS_GOAL_MIB})",
+        flush=True,
     )
     if ratio > RATIO_GOAL or after > RSS_GOAL_MIB:
         raise SystemExit(1)
