@@ -130,6 +130,7 @@ def test_top_level_kustomization_deploys_everything_but_samples() -> None:
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
+        "Service",
     }
 
 
@@ -505,7 +506,7 @@ def test_rbac_is_least_privilege() -> None:
     assert ("", "nodes/proxy") not in granted
     assert not any(r == "kopfpeerings" or r == "clusterkopfpeerings" for _, r in granted)
     assert ("coordination.k8s.io", "leases") not in granted
-    assert granted[("oomlab.dev", "oomexperiments")] == {"get", "list", "watch", "patch"}
+    assert granted[("oomlab.dev", "oomexperiments")] == {"get", "list", "watch", "patch", "create"}
     assert granted[("oomlab.dev", "oomexperiments/status")] == {"get", "patch", "update"}
     assert granted[("", "pods")] == {"get", "list", "watch", "create", "delete", "patch"}
     assert granted[("", "events")] == {"create"}

@@ -702,10 +702,11 @@ def test_kopf_finds_every_handler_by_importing_the_handlers_module() -> None:
     found = json.loads(subprocess.run([sys.executable, "-c", script], check=True,
                                       capture_output=True, text=True).stdout)  # fmt: skip
     assert found == {
-        "_activities": ["configure", "experiments", "login_via_client", "stop_alarms",
-                        "widen_api_thread_pool"],
+        "_activities": ["configure", "experiments", "login_via_client", "serve_metrics",
+                        "stop_alarms", "stop_metrics", "widen_api_thread_pool"],
         "_indexing": ["experiments_by_phase", "nodes_by_name"],
-        "_watching": ["experiment_event", "pod_event"],
+        "_watching": ["experiment_event", "experiment_metrics_and_sweep", "pod_event",
+                      "sweep_event"],
         "_changing": [f"docker-observation/metadata.annotations.{OBSERVATION_ANNOTATION}",
                       "start_experiment"],
     }  # fmt: skip

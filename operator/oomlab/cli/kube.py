@@ -16,6 +16,7 @@ from rich.table import Table
 
 from oomlab import kube
 from oomlab.cli.errors import App
+from oomlab.cli.kube_sweep import delete_sweep, matrix_sweep, run_sweep, sweep_summary
 from oomlab.experiment import ExperimentSpec, InvalidSpec
 from oomlab.rules.docker import DockerFlags
 from oomlab.rules.runtimeclass import (
@@ -300,6 +301,18 @@ def matrix(
     timeout: Annotated[int, typer.Option(help="Seconds per experiment.", min=1)] = 300,
     measure_swap_cost: SwapCostOpt = False,
     keep: KeepOpt = True,
+    sweep: Annotated[
+        bool,
+        typer.Option(
+            "--sweep",
+            help="Create one OOMSweep and read its status: the operator starts the cells, at "
+            "most --max-running per kind of node (a class that cannot meet a swap behaviour "
+            "gets a row saying why).",
+        ),
+    ] = False,
+    max_running: Annotated[
+        int, typer.Option(help="With --sweep: experiments per kind of node at once.", min=1)
+    ] = 2,
 ) -> None:
     """limits x requests x modes x nodes x runtime classes as OOMExperiments: what the kubelet's
     swap rules really did, on each kind of node, under each runtime."""
@@ -320,6 +333,19 @@ def matrix(
             "and '.'; a DNS-1123 subdomain)",
             param_hint="--runtime-class",
         )
+    if sweep:
+        _matrix_as_sweep(
+            f"matrix-{stamp}", run_label, namespace, keep, timeout,
+            cluster_spec(
+                limit=split_values(limit)[0], request=None, mode=split_values(mode)[0],
+                size=size, docker_memory=docker_memory, docker_memory_swap=docker_memory_swap,
+                timeout_s=timeout, measure_swap_cost=measure_swap_cost,
+            ),
+            limits=split_values(limit), requests=split_values(request),
+            modes=split_values(mode), behaviors=behaviors, runtimes=runtimes,
+            default_runtime=DEFAULT_RUNTIME, max_running=max_running, labels=run_label,
+        )  # fmt: skip
+        return
     listed = [r for r in runtimes if r != DEFAULT_RUNTIME]
     classes = kube.list_runtime_classes() if listed else []
     nodes = kube.list_nodes() if listed else []
@@ -350,3 +376,34 @@ def matrix(
         err.print(
             f"experiments kept: kubectl delete oomx -n {namespace} -l oomlab.dev/matrix={stamp}"
         )
+
+
+def _matrix_as_sweep(
+    name: str,
+    run_label: dict[str, str],
+    namespace: str,
+    keep: bool,
+    timeout: int,
+    template: ExperimentSpec,
+    **axes: Any,
+) -> None:
+    """The matrix as one OOMSweep: created, waited for, shown, and kept or deleted."""
+    body = matrix_sweep(name, template, **axes)
+    cells = 1
+    for values in body["spec"]["axes"].values():
+        cells *= len(values)
+    with err.status(f"waiting for the sweep {namespace}/{name}") as spinner:
+        status, bodies = run_sweep(
+            namespace,
+            body,
+            timeout_s=timeout * cells,
+            on_status=lambda s: spinner.update(
+                f"sweep {name}: {s.get('progress', '0/' + str(cells))} cells finished"
+            ),
+        )
+    out.print(render(bodies, f"oomlab kube matrix (OOMSweep {namespace}/{name})"))
+    err.print(sweep_summary(status), highlight=False)
+    if keep:
+        err.print(f"kept: kubectl delete oomsweep -n {namespace} {name} (its experiments go too)")
+    else:
+        delete_sweep(namespace, name)

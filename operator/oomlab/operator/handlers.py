@@ -42,6 +42,7 @@ from oomlab.experiment import (
     pod_name,
 )
 from oomlab.handover import OBSERVATION_ANNOTATION
+from oomlab.operator import sweep_handlers  # noqa: F401  (registers OOMSweeps and /metrics)
 from oomlab.operator.alarms import cancel_experiment_alarms
 from oomlab.operator.api import arm_alarms, delete_pod, write_status
 from oomlab.operator.config import ConfigError, OperatorConfig
