@@ -76,7 +76,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   address = "${CTR_SOCK}"
 EOF
   oomlab_log "starting containerd on ${CTR_SOCK} (log ${STATE_DIR}/containerd.log)"
-  oomlab_exec_without_inherited_fds setsid nohup containerd --config "${RUN_DIR}/containerd.toml" \
+  setsid nohup containerd --config "${RUN_DIR}/containerd.toml" \
     >>"${STATE_DIR}/containerd.log" 2>&1 </dev/null &
   echo $! >"${CTR_PIDFILE}"
   echo "containerd $(cat "${CTR_PIDFILE}")" >>"${MARKER}"
@@ -96,7 +96,7 @@ else
   )
   oomlab_log "starting dockerd ${dockerd_args[*]} (log ${STATE_DIR}/dockerd.log)"
   # dockerd writes its own pidfile; take it from $! too, in case it dies before writing.
-  oomlab_exec_without_inherited_fds setsid nohup dockerd "${dockerd_args[@]}" >>"${STATE_DIR}/dockerd.log" 2>&1 </dev/null &
+  setsid nohup dockerd "${dockerd_args[@]}" >>"${STATE_DIR}/dockerd.log" 2>&1 </dev/null &
   pid=$!
   echo "dockerd ${pid}" >>"${MARKER}"
 fi

@@ -35,18 +35,6 @@ oomlab_need_root() {
 
 oomlab_have() { command -v "$1" >/dev/null 2>&1; }
 
-# Replaces the shell with a command that has no file descriptor of this shell's above 2; call it
-# in a subshell or with &. For daemons: one started from `flock LOCK make ...` would otherwise keep
-# LOCK held for as long as it runs.
-oomlab_exec_without_inherited_fds() { # command...
-  local fd
-  for fd in /proc/"${BASHPID}"/fd/*; do
-    fd="${fd##*/}"
-    if ((fd > 2)); then eval "exec ${fd}>&-"; fi
-  done
-  exec "$@"
-}
-
 # Runs a command as root: directly when we are root, else through sudo (keeping PATH and env).
 oomlab_as_root() {
   if [[ "$(id -u)" -eq 0 ]]; then

@@ -20,7 +20,7 @@ start_daemon() { # component binary args...
   mkdir -p "${LOGS}" "${PIDS}"
   log "${name}: starting (log ${LOGS}/${name}.log)"
   # setsid: the daemon leaves this shell's session, so it outlives the calling terminal.
-  oomlab_exec_without_inherited_fds setsid "${bin}" "$@" >>"${LOGS}/${name}.log" 2>&1 </dev/null &
+  setsid "${bin}" "$@" >>"${LOGS}/${name}.log" 2>&1 </dev/null &
   local pid=$!
   echo "${pid} $(readlink -f "${bin}")" >"${PIDS}/${name}.pid"
   sleep 1

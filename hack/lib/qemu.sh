@@ -46,14 +46,14 @@ oomlab_qemu_start() { # name image-dir disk cpus memory-mib state-dir [qemu-arg.
   mkdir -p "${state}"
   rm -f "${serial}"
   oomlab_log "qemu ${name}: ${accel[*]}, ${cpus} CPUs, ${memory} MiB (serial log ${serial})"
-  (oomlab_exec_without_inherited_fds qemu-system-x86_64 -name "${name}" -nodefaults -machine q35 "${accel[@]}" \
+  qemu-system-x86_64 -name "${name}" -nodefaults -machine q35 "${accel[@]}" \
     -smp "${cpus}" -m "${memory}" \
     -kernel "${image}/vmlinuz" -initrd "${image}/initrd.img" -append "${cmdline}" \
     -drive "file=${disk},if=virtio,format=qcow2,cache=unsafe" \
     "$@" \
     -display none -vga none -serial "file:${serial}" \
     -monitor "unix:${state}/monitor.sock,server,nowait" \
-    -daemonize -pidfile "${state}/qemu.pid")
+    -daemonize -pidfile "${state}/qemu.pid"
 }
 
 # The pid in a qemu pidfile, if that process runs and is qemu.
