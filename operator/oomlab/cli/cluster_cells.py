@@ -293,11 +293,14 @@ def column_reachability(
             continue
         if classes is None:
             continue
+        pinned = column.placement()
         check = check_runtime_class(
             column.runtime_class,
             [runtime_class_from_doc(c) for c in classes],
             views,
             swap_behavior=column.swap_behavior,
+            node_selector=pinned.node_selector if pinned else None,
+            tolerations=pinned.tolerations if pinned else (),
         )
         if check.reason:
             why[column.label] = check.message

@@ -98,7 +98,8 @@ def cgroup_v1_note(node: NodeFacts, cgroup: CgroupVersion | None = None) -> str 
     if cgroup != CgroupVersion.V1:
         return None
     version = node.kubelet_version or "of unknown version"
-    setting = fail_cgroup_v1(node, cgroup)
+    # Only a stated false survives an upgrade; 1.34's default false does not.
+    stated = node.fail_cgroup_v1
     defaults = kubelet_defaults(node.kubelet_version)
     if defaults is not None and defaults.fail_cgroup_v1:
         how = (
@@ -106,7 +107,7 @@ def cgroup_v1_note(node: NodeFacts, cgroup: CgroupVersion | None = None) -> str 
             "failCgroupV1: false (the default is true from 1.35, and then the kubelet refuses to "
             "start on cgroup v1)"
         )
-    elif setting is False:
+    elif stated is False:
         how = (
             f"kubelet {version} runs on cgroup v1 with failCgroupV1: false, so it keeps starting "
             "after an upgrade to 1.35+ (where the default becomes true and a cgroup v1 host is "
