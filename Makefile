@@ -191,6 +191,15 @@ vm-node-up: images ## Add a cgroup v2 node with swap and LimitedSwap (a qemu gue
 vm-node-down: ## Stop the VM node and remove everything it made (the cluster stays up).
 	hack/vm-node.sh down
 
+.PHONY: vm-node-old-up
+vm-node-old-up: images ## Add a second cgroup v2 LimitedSwap node whose kubelet is $$OOMLAB_OLD_KUBELET_VERSION (v1.34.4), tainted so only experiments that ask for that kubelet land there.
+	hack/k8s-build.sh k8s old-kubelet
+	hack/vm-node-old.sh up
+
+.PHONY: vm-node-old-down
+vm-node-old-down: ## Stop the second (older kubelet) VM node and remove everything it made.
+	hack/vm-node-old.sh down
+
 .PHONY: bench-vm
 bench-vm: venv ## The LimitedSwap VM node vs the host's node: start -> Ready, apply -> final (ratio), status latency.
 	KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(BIN)/python bench/vm_node.py

@@ -13,6 +13,7 @@
 # into the local cluster; kind-up loads its own.
 # The VM node (a cgroup v2 guest that joins the local cluster) is hack/vm-node.sh up|down|status,
 # run when that script exists: `up` only with OOMLAB_VM_NODE=1, `down` and `status` always.
+# The second VM node (an older kubelet, hack/vm-node-old.sh) likewise, `up` with OOMLAB_VM_NODE_OLD=1.
 # Env: OOMLAB_EGRESS_KEEP=1 keeps the egress guard on `down` (see hack/egress-guard.sh).
 set -euo pipefail
 
@@ -45,6 +46,7 @@ esac
 ((${#IMAGES[@]})) || IMAGES=(oomlab/memhog:dev oomlab/operator:dev)
 
 VM_NODE="${HACK_DIR}/vm-node.sh"
+VM_NODE_OLD="${HACK_DIR}/vm-node-old.sh"
 
 guard() { "${HACK_DIR}/egress-guard.sh" "$@"; }
 
@@ -66,11 +68,16 @@ cmd_up() {
     [[ -x "${VM_NODE}" ]] || oomlab_die "OOMLAB_VM_NODE=1 but ${VM_NODE} does not exist on this branch"
     "${VM_NODE}" up
   fi
+  if [[ "${OOMLAB_VM_NODE_OLD:-0}" == 1 ]]; then
+    [[ -x "${VM_NODE_OLD}" ]] || oomlab_die "OOMLAB_VM_NODE_OLD=1 but ${VM_NODE_OLD} does not exist on this branch"
+    "${VM_NODE_OLD}" up
+  fi
   # Whatever came up last may have inserted rules above the guard's jumps: put them back first.
   guard up
 }
 
 cmd_down() {
+  if [[ -x "${VM_NODE_OLD}" ]]; then "${VM_NODE_OLD}" down; fi
   if [[ -x "${VM_NODE}" ]]; then "${VM_NODE}" down; fi
   if [[ "${KIND}" == kind ]] || { [[ -z "${KIND}" ]] && kind_cluster_exists; }; then
     "${HACK_DIR}/kind-down.sh"
@@ -96,6 +103,7 @@ cmd_status() {
       ;;
   esac
   if [[ -x "${VM_NODE}" ]]; then "${VM_NODE}" status || true; fi
+  if [[ -x "${VM_NODE_OLD}" ]]; then "${VM_NODE_OLD}" status || true; fi
   return "${rc}"
 }
 

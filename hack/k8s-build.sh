@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds pinned upstream components from their Go modules into a cache keyed by version:
 #   Kubernetes (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy,
-#   kubectl), etcd, kind and actionlint; for the kind node image (hack/kind-node-image.sh) also
+#   kubectl), etcd, kind and actionlint, and the kubelet alone of OOMLAB_OLD_KUBELET_VERSION (the
+#   second VM node's, hack/vm-node-old.sh); for the kind node image (hack/kind-node-image.sh) also
 #   kubeadm (same wrapper module), CoreDNS and crictl.
 # Anything already built for the pinned version is skipped. Downloads and compiler caches live
 # under ${OOMLAB_CACHE:-/var/cache/oomlab}/go, so a second run (or CI on the same machine) is fast.
 #
-# Usage: hack/k8s-build.sh [all|k8s|kubeadm|etcd|kind|actionlint|coredns|crictl]...   (default: all)
+# Usage: hack/k8s-build.sh [all|k8s|kubeadm|old-kubelet|etcd|kind|actionlint|coredns|crictl]...
+#        (default: all)
 #        hack/k8s-build.sh paths     # print the bin directories
 set -euo pipefail
 
@@ -131,6 +133,13 @@ build_k8s() {
   done
 }
 
+# The kubelet of OOMLAB_OLD_KUBELET_VERSION only: the second VM node needs nothing else of it.
+# (bash's locals are dynamically scoped: build_k8s sees these two.)
+build_old_kubelet() {
+  local OOMLAB_K8S_VERSION="${OOMLAB_OLD_KUBELET_VERSION}" OOMLAB_K8S_BIN="${OOMLAB_OLD_KUBELET_BIN}"
+  build_k8s kubelet
+}
+
 build_etcd() {
   local v="${OOMLAB_ETCD_VERSION}"
   if [[ -x "${OOMLAB_ETCD_BIN}/etcd" ]]; then
@@ -185,11 +194,12 @@ main() {
   ((${#targets[@]})) || targets=(all)
   for t in "${targets[@]}"; do
     case "${t}" in
-      all) build_etcd; build_k8s
+      all) build_etcd; build_k8s; build_old_kubelet
            go_install kind sigs.k8s.io/kind "${OOMLAB_KIND_VERSION}" "${OOMLAB_KIND_BIN}"
            go_install actionlint github.com/rhysd/actionlint/cmd/actionlint "${OOMLAB_ACTIONLINT_VERSION}" "${OOMLAB_ACTIONLINT_BIN}" ;;
       k8s) build_k8s ;;
       kubeadm) build_k8s kubeadm ;;
+      old-kubelet) build_old_kubelet ;;
       coredns) pinned OOMLAB_COREDNS_VERSION
                go_install coredns github.com/coredns/coredns "${OOMLAB_COREDNS_VERSION}" "${OOMLAB_COREDNS_BIN}" ;;
       crictl) pinned OOMLAB_CRICTL_VERSION
@@ -197,7 +207,7 @@ main() {
       etcd) build_etcd ;;
       kind) go_install kind sigs.k8s.io/kind "${OOMLAB_KIND_VERSION}" "${OOMLAB_KIND_BIN}" ;;
       actionlint) go_install actionlint github.com/rhysd/actionlint/cmd/actionlint "${OOMLAB_ACTIONLINT_VERSION}" "${OOMLAB_ACTIONLINT_BIN}" ;;
-      *) oomlab_die "unknown target ${t} (all|k8s|kubeadm|etcd|kind|actionlint|coredns|crictl|paths)" ;;
+      *) oomlab_die "unknown target ${t} (all|k8s|kubeadm|old-kubelet|etcd|kind|actionlint|coredns|crictl|paths)" ;;
     esac
   done
   oomlab_log "done in $((SECONDS - start)) s; binaries under ${OOMLAB_CACHE}/bin"

@@ -10,6 +10,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${OOMLAB_CACHE:=/var/cache/oomlab}"
 : "${OOMLAB_K8S_VERSION:=v1.37.2}"  # v1.34.4 is also supported: set it to build and run that
 : "${OOMLAB_ETCD_VERSION:=v3.6.16}"
+# The kubelet of the second LimitedSwap VM node (hack/vm-node-old.sh): an older kubelet on the
+# same guest kernel, so one report compares two kubelet versions. Only its kubelet is built.
+: "${OOMLAB_OLD_KUBELET_VERSION:=v1.34.4}"
 : "${OOMLAB_KIND_VERSION:=v0.33.0}"
 : "${OOMLAB_ACTIONLINT_VERSION:=v1.7.12}"
 # For the offline kind node image (hack/kind-node-image.sh), per Kubernetes minor: CoreDNS as that
@@ -24,6 +27,7 @@ esac
 OOMLAB_K8S_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 
 OOMLAB_K8S_BIN="${OOMLAB_CACHE}/bin/k8s-${OOMLAB_K8S_VERSION}"
+OOMLAB_OLD_KUBELET_BIN="${OOMLAB_CACHE}/bin/k8s-${OOMLAB_OLD_KUBELET_VERSION}"
 OOMLAB_ETCD_BIN="${OOMLAB_CACHE}/bin/etcd-${OOMLAB_ETCD_VERSION}"
 OOMLAB_KIND_BIN="${OOMLAB_CACHE}/bin/kind-${OOMLAB_KIND_VERSION}"
 OOMLAB_ACTIONLINT_BIN="${OOMLAB_CACHE}/bin/actionlint-${OOMLAB_ACTIONLINT_VERSION}"

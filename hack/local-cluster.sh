@@ -29,7 +29,8 @@
 # entry point that also knows kind and the VM node.
 #
 # Notes on this host (cgroup v1 hybrid, no CAP_SYS_RESOURCE in the bounding set):
-# - kubelet: cgroupfs driver, failCgroupV1: false, failSwapOn: false, swapBehavior NoSwap (the
+# - kubelet: cgroupfs driver, failCgroupV1: false (the node says so: label
+#   oomlab.dev/fail-cgroup-v1=false), failSwapOn: false, swapBehavior NoSwap (the
 #   container's memory.memsw.limit_in_bytes equals its memory limit: no swap); the node carries
 #   the same value as its oomlab.dev/swap-behavior label, which the operator reads.
 # - containerd: restrict_oom_score_adj (runc cannot set the negative oom_score_adj the kubelet

@@ -20,7 +20,7 @@
 #      containerd whose root is the guest's /var/lib/containerd), then mkfs.ext4 -d.
 # Env: OOMLAB_VM_MEMHOG_IMAGE (oomlab/memhog:dev, from the local Docker engine),
 #      OOMLAB_VM_DISK_SIZE (6G, sparse), OOMLAB_VM_KUBELET (the one hack/k8s-build.sh builds),
-#      OOMLAB_DEBIAN_MIRROR, OOMLAB_VM_KEEP (2: older images are pruned after a build).
+#      OOMLAB_DEBIAN_MIRROR, OOMLAB_VM_KEEP (2: older images are pruned after a build, per kubelet).
 set -euo pipefail
 
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -157,18 +157,30 @@ ensure_rootfs() {
   oomlab_rootfs_tarball "$(rootfs_tarball)" guest_packages "${BOOTSTRAP_PACKAGES[@]}"
 }
 
-# Keeps the newest OOMLAB_VM_KEEP disk images and root filesystems, and the image a running VM
-# node boots from (hack/vm-node.sh records it).
+# Keeps, for each kubelet (the inputs.txt line), the newest OOMLAB_VM_KEEP disk images, so that
+# the second VM node's older kubelet (hack/vm-node-old.sh) does not push the first one's image
+# out; the newest OOMLAB_VM_KEEP root filesystems; and every image a running VM node boots from
+# (each hack/vm-node.sh state directory records its own).
 prune_cache() {
-  local in_use old
-  in_use="$(cat "${OOMLAB_STATE}/vm-node/image" 2>/dev/null || true)"
+  local in_use old dir kubelet
+  in_use="$(cat "${OOMLAB_STATE}"/vm-node*/image 2>/dev/null || true)"
+  local -A kept=()
   # shellcheck disable=SC2012  # our own names: hex keys, no spaces
+  while read -r dir; do
+    [[ -n "${dir}" ]] || continue
+    kubelet="$(awk '$1 == "kubelet" { print $3 }' "${dir}/inputs.txt" 2>/dev/null || true)"
+    kept[${kubelet:-none}]=$((${kept[${kubelet:-none}]:-0} + 1))
+    if ((kept[${kubelet:-none}] > OOMLAB_VM_KEEP)) && ! grep -qxF "${dir}" <<<"${in_use}"; then
+      oomlab_log "pruning ${dir}"
+      rm -rf "${dir}"
+    fi
+  done < <(ls -1dt "${OOMLAB_VM_CACHE}"/????????????????/ 2>/dev/null | sed 's|/$||' || true)
+  # shellcheck disable=SC2012
   while read -r old; do
-    [[ -n "${old}" && "${old}" != "${in_use}" ]] || continue
+    [[ -n "${old}" ]] || continue
     oomlab_log "pruning ${old}"
     rm -rf "${old}"
-  done < <({ ls -1dt "${OOMLAB_VM_CACHE}"/????????????????/ 2>/dev/null | sed 's|/$||' | tail -n +$((OOMLAB_VM_KEEP + 1))
-             ls -1t "${OOMLAB_VM_CACHE}"/rootfs-*.tar 2>/dev/null | tail -n +$((OOMLAB_VM_KEEP + 1)); } || true)
+  done < <(ls -1t "${OOMLAB_VM_CACHE}"/rootfs-*.tar 2>/dev/null | tail -n +$((OOMLAB_VM_KEEP + 1)) || true)
 }
 
 main() {

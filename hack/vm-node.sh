@@ -23,6 +23,12 @@
 #      OOMLAB_VM_DEBUG=1 (the guest's journal on its serial log, ${OOMLAB_STATE}/vm-node-serial.log,
 #      which `down` keeps; ${OOMLAB_STATE}/vm-node-times.tsv has the start-to-Ready times), and
 #      the local cluster's OOMLAB_BRIDGE / OOMLAB_NODE_IP / OOMLAB_API_PORT / OOMLAB_CLUSTER_STATE.
+# A second VM node is this script with other OOMLAB_VM_* settings (hack/vm-node-old.sh: name, IP,
+# tap, MAC, pod subnet, state directory, OOMLAB_VM_KUBELET for an older kubelet). Every VM node is
+# labelled oomlab.dev/kubelet-version (the image's kubelet); OOMLAB_VM_KUBELET_TAINT=1 also taints
+# it oomlab.dev/kubelet-version=<version>:NoSchedule, so that only experiments that ask for that
+# kubelet land there. OOMLAB_VM_RUNTIMECLASSES (the file below; empty: none) is applied on `up`
+# and deleted on `down`: only the first VM node owns them.
 set -euo pipefail
 
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -38,6 +44,10 @@ source "${HACK_DIR}/k8s-env.sh"
 : "${OOMLAB_VM_CPUS:=2}"
 : "${OOMLAB_VM_READY_SECONDS:=600}"
 : "${OOMLAB_VM_STATE:=${OOMLAB_STATE}/vm-node}"
+: "${OOMLAB_VM_KUBELET_TAINT:=0}"
+: "${OOMLAB_VM_RUNTIMECLASSES=${OOMLAB_REPO_ROOT}/manifests/cluster/vm-runtimeclasses.yaml}"
+# One line per `up` (for benchmarks): UTC time, seconds from qemu start to node Ready, accelerator.
+: "${OOMLAB_VM_TIMES_LOG:=${OOMLAB_STATE}/vm-node-times.tsv}"
 # The local cluster's settings (same defaults as hack/local-cluster.sh).
 : "${OOMLAB_CLUSTER_STATE:=${OOMLAB_STATE}/cluster}"
 : "${OOMLAB_BRIDGE:=oomlab0}"
@@ -47,10 +57,9 @@ source "${HACK_DIR}/k8s-env.sh"
 
 PKI="${OOMLAB_CLUSTER_STATE}/pki"
 KUBECONFIG_ADMIN="${OOMLAB_CLUSTER_STATE}/kubeconfig"
-RUNTIMECLASSES="${OOMLAB_REPO_ROOT}/manifests/cluster/vm-runtimeclasses.yaml"
+RUNTIMECLASSES="${OOMLAB_VM_RUNTIMECLASSES}"
 PIDFILE="${OOMLAB_VM_STATE}/qemu.pid"
-# One line per `up` (for benchmarks): UTC time, seconds from qemu start to node Ready, accelerator.
-TIMES_LOG="${OOMLAB_STATE}/vm-node-times.tsv"
+TIMES_LOG="${OOMLAB_VM_TIMES_LOG}"
 
 kubectl_admin() { "${OOMLAB_K8S_BIN}/kubectl" --kubeconfig "${KUBECONFIG_ADMIN}" "$@"; }
 
@@ -82,8 +91,15 @@ sign_cert() { # dir name subject eku [subjectAltName]
   chmod 600 "${dir}/${name}.key"
 }
 
-write_config_disk() { # image
-  local cfg="${OOMLAB_VM_STATE}/config"
+# The kubelet version the image was built with (hack/vm-image.sh writes it in inputs.txt).
+image_kubelet_version() { # image-dir
+  awk '$1 == "kubelet" { print $3 }' "$1/inputs.txt"
+}
+
+write_config_disk() { # config-img image-dir
+  local cfg="${OOMLAB_VM_STATE}/config" kubelet_version
+  kubelet_version="$(image_kubelet_version "$2")"
+  [[ -n "${kubelet_version}" ]] || oomlab_die "$2/inputs.txt names no kubelet version"
   rm -rf "${cfg}"
   mkdir -p "${cfg}/pki" "${cfg}/network" "${cfg}/net.d"
   cp "${PKI}/ca.crt" "${cfg}/pki/ca.crt"
@@ -100,10 +116,14 @@ write_config_disk() { # image
   "${kc[@]}" set-context oomlab --cluster oomlab --user "${user}" >/dev/null
   "${kc[@]}" use-context oomlab >/dev/null
   sed "s/@NODE_IP@/${OOMLAB_VM_IP}/g" "${HACK_DIR}/vm/kubelet-config.yaml" >"${cfg}/kubelet-config.yaml"
+  if [[ "${OOMLAB_VM_KUBELET_TAINT}" == 1 ]]; then
+    sed -i "/^registerWithTaints:/a - {key: oomlab.dev/kubelet-version, value: ${kubelet_version}, effect: NoSchedule}" \
+      "${cfg}/kubelet-config.yaml"
+  fi
   cat >"${cfg}/kubelet.env" <<EOF
 NODE_NAME=${OOMLAB_VM_NAME}
 NODE_IP=${OOMLAB_VM_IP}
-NODE_LABELS=oomlab.dev/swap-behavior=LimitedSwap
+NODE_LABELS=oomlab.dev/swap-behavior=LimitedSwap,oomlab.dev/kubelet-version=${kubelet_version}
 EOF
   # No Gateway: the guest can reach the cluster's bridge and nothing else.
   cat >"${cfg}/network/10-eth0.network" <<EOF
@@ -199,7 +219,7 @@ cmd_up() {
   cmd_down_quiet
   mkdir -p "${OOMLAB_VM_STATE}"
   echo "${image}" >"${OOMLAB_VM_STATE}/image"
-  write_config_disk "${OOMLAB_VM_STATE}/config.img"
+  write_config_disk "${OOMLAB_VM_STATE}/config.img" "${image}"
   oomlab_qemu_overlay "${image}/disk.raw" "${OOMLAB_VM_STATE}/overlay.qcow2"
   oomlab_log "network: ${OOMLAB_VM_TAP} on ${OOMLAB_BRIDGE}; route ${OOMLAB_VM_POD_SUBNET} via ${OOMLAB_VM_IP}"
   ip tuntap add dev "${OOMLAB_VM_TAP}" mode tap
@@ -209,7 +229,7 @@ cmd_up() {
   start="$(date +%s)"
   start_qemu "${image}"
   wait_ready "${start}" 1
-  kubectl_admin apply -f "${RUNTIMECLASSES}" >&2
+  [[ -z "${RUNTIMECLASSES}" ]] || kubectl_admin apply -f "${RUNTIMECLASSES}" >&2
   trap - EXIT
   kubectl_admin get node "${OOMLAB_VM_NAME}" -o wide >&2
 }
@@ -239,7 +259,7 @@ cmd_down() {
         --force --grace-period=0 >/dev/null 2>&1 || true
       kubectl_admin delete node "${OOMLAB_VM_NAME}" --wait=false >&2
     fi
-    kubectl_admin delete -f "${RUNTIMECLASSES}" --ignore-not-found >&2
+    [[ -z "${RUNTIMECLASSES}" ]] || kubectl_admin delete -f "${RUNTIMECLASSES}" --ignore-not-found >&2
   fi
   oomlab_log "VM node down"
 }

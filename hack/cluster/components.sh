@@ -119,6 +119,12 @@ start_scheduler() {
 }
 
 start_kubelet() {
+  # This host is cgroup v1 (hybrid): kubelet 1.35+ refuses v1 unless told (failCgroupV1 defaults
+  # to true), and LimitedSwap needs v2. The node states the setting as the label
+  # oomlab.dev/fail-cgroup-v1, from this one value, so that node facts can say it; and its
+  # cgroup version as oomlab.dev/cgroup-version, read from this kernel as the VM nodes do.
+  local fail_cgroup_v1=false cgroup_version=v1
+  [[ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ]] || cgroup_version=v2
   mkdir -p "${OOMLAB_KUBELET_ROOT}" "${OOMLAB_CLUSTER_STATE}/pod-logs"
   write_if_changed "${OOMLAB_CLUSTER_STATE}/kubelet-config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -138,8 +144,7 @@ authorization:
   mode: Webhook
 containerRuntimeEndpoint: unix://${CONTAINERD_SOCK}
 cgroupDriver: cgroupfs
-# This host is cgroup v1 (hybrid): kubelet 1.35+ refuses v1 unless told, and LimitedSwap needs v2.
-failCgroupV1: false
+failCgroupV1: ${fail_cgroup_v1}
 failSwapOn: false
 memorySwap:
   swapBehavior: ${OOMLAB_NODE_SWAP_BEHAVIOR}
@@ -164,7 +169,7 @@ EOF
     --kubeconfig "${OOMLAB_CLUSTER_STATE}/kubelet.kubeconfig" \
     --root-dir "${OOMLAB_KUBELET_ROOT}" \
     --hostname-override "${OOMLAB_NODE_NAME}" --node-ip "${OOMLAB_NODE_IP}" \
-    --node-labels "oomlab.dev/swap-behavior=${OOMLAB_NODE_SWAP_BEHAVIOR}" --v=1
+    --node-labels "oomlab.dev/swap-behavior=${OOMLAB_NODE_SWAP_BEHAVIOR},oomlab.dev/fail-cgroup-v1=${fail_cgroup_v1},oomlab.dev/cgroup-version=${cgroup_version}" --v=1
 }
 
 start_kube_proxy() {

@@ -19,8 +19,13 @@ start_daemon() { # component binary args...
   fi
   mkdir -p "${LOGS}" "${PIDS}"
   log "${name}: starting (log ${LOGS}/${name}.log)"
-  # setsid: the daemon leaves this shell's session, so it outlives the calling terminal.
-  setsid "${bin}" "$@" >>"${LOGS}/${name}.log" 2>&1 </dev/null &
+  # setsid: the daemon leaves this shell's session, so it outlives the calling terminal. It
+  # inherits no descriptor but its log: a lock held by the caller (flock ... make cluster-up)
+  # would otherwise stay held for as long as the daemon runs (hack/lib/qemu.sh).
+  (
+    oomlab_close_inherited_fds
+    exec setsid "${bin}" "$@" >>"${LOGS}/${name}.log" 2>&1 </dev/null
+  ) &
   local pid=$!
   echo "${pid} $(readlink -f "${bin}")" >"${PIDS}/${name}.pid"
   sleep 1

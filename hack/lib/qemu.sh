@@ -46,14 +46,31 @@ oomlab_qemu_start() { # name image-dir disk cpus memory-mib state-dir [qemu-arg.
   mkdir -p "${state}"
   rm -f "${serial}"
   oomlab_log "qemu ${name}: ${accel[*]}, ${cpus} CPUs, ${memory} MiB (serial log ${serial})"
-  qemu-system-x86_64 -name "${name}" -nodefaults -machine q35 "${accel[@]}" \
-    -smp "${cpus}" -m "${memory}" \
-    -kernel "${image}/vmlinuz" -initrd "${image}/initrd.img" -append "${cmdline}" \
-    -drive "file=${disk},if=virtio,format=qcow2,cache=unsafe" \
-    "$@" \
-    -display none -vga none -serial "file:${serial}" \
-    -monitor "unix:${state}/monitor.sock,server,nowait" \
-    -daemonize -pidfile "${state}/qemu.pid"
+  # The daemonized qemu outlives this script and keeps every descriptor it inherits: a lock the
+  # caller holds (`flock /tmp/oomlab-live.lock make cluster-up`, or a build lock) would stay
+  # held for as long as the guest runs. It gets stdin, stdout and stderr only.
+  (
+    oomlab_close_inherited_fds
+    exec qemu-system-x86_64 -name "${name}" -nodefaults -machine q35 "${accel[@]}" \
+      -smp "${cpus}" -m "${memory}" \
+      -kernel "${image}/vmlinuz" -initrd "${image}/initrd.img" -append "${cmdline}" \
+      -drive "file=${disk},if=virtio,format=qcow2,cache=unsafe" \
+      "$@" \
+      -display none -vga none -serial "file:${serial}" \
+      -monitor "unix:${state}/monitor.sock,server,nowait" \
+      -daemonize -pidfile "${state}/qemu.pid"
+  )
+}
+
+# Closes this (sub)shell's descriptors above 2 (bash's own script descriptor, 255, aside).
+oomlab_close_inherited_fds() {
+  local fd
+  for fd in /proc/"${BASHPID}"/fd/*; do
+    fd="${fd##*/}"
+    if ((fd > 2 && fd != 255)); then
+      eval "exec ${fd}>&-" 2>/dev/null || true
+    fi
+  done
 }
 
 # The pid in a qemu pidfile, if that process runs and is qemu.

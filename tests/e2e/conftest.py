@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from cluster import Namespace, deploy_operator, kubeconfig
 
 from lab import ClusterUnavailable, connect, scratch_namespace, unavailable
+from oomlab.rules.nodes import node_facts_from_node
 
 
 @pytest.fixture(scope="session")
@@ -47,15 +48,32 @@ def ns(api: client.ApiClient, operator: None) -> Iterator[Namespace]:
 
 
 @pytest.fixture(scope="session")
-def limited_swap_node(api: client.ApiClient) -> dict[str, Any]:
-    """The Ready node labelled oomlab.dev/swap-behavior=LimitedSwap, as the API returns it."""
+def limited_swap_nodes(api: client.ApiClient) -> list[dict[str, Any]]:
+    """Every Ready node labelled oomlab.dev/swap-behavior=LimitedSwap, as the API returns them:
+    the VM node first, then any tainted for its kubelet version (hack/vm-node-old.sh)."""
     nodes = client.CoreV1Api(api).list_node(label_selector="oomlab.dev/swap-behavior=LimitedSwap")
-    for node in nodes.items:
-        ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
-        if ready:
-            found: dict[str, Any] = api.sanitize_for_serialization(node)
-            return found
+    found: list[dict[str, Any]] = [
+        api.sanitize_for_serialization(node)
+        for node in nodes.items
+        if any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+    ]
+    found.sort(key=lambda n: (node_facts_from_node(n).kubelet_tainted, n["metadata"]["name"]))
+    if found:
+        return found
     reason = "no Ready LimitedSwap node in the cluster: hack/vm-node.sh up adds one"
+    if os.environ.get("OOMLAB_REQUIRE_LIMITED_SWAP") == "1":
+        pytest.fail(reason)
+    pytest.skip(f"allowed skip: {reason} (OOMLAB_REQUIRE_LIMITED_SWAP is not 1)")
+
+
+@pytest.fixture(scope="session")
+def limited_swap_node(limited_swap_nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The LimitedSwap node an experiment that asks only for LimitedSwap lands on: not one tainted
+    for its kubelet version."""
+    ordinary = [n for n in limited_swap_nodes if not node_facts_from_node(n).kubelet_tainted]
+    if ordinary:
+        return ordinary[0]
+    reason = "every LimitedSwap node is tainted for its kubelet version: hack/vm-node.sh up"
     if os.environ.get("OOMLAB_REQUIRE_LIMITED_SWAP") == "1":
         pytest.fail(reason)
     pytest.skip(f"allowed skip: {reason} (OOMLAB_REQUIRE_LIMITED_SWAP is not 1)")

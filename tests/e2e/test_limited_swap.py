@@ -5,7 +5,9 @@ checked against what the kernel set.
 The check that can fail: the swap limit the workload reads from its own cgroup
 (``memory.swap.max``) must equal the operator's prediction to the byte, in whole pages, from the
 node's own ``capacity.memory`` and ``nodeInfo.swap.capacity``; the test also computes it itself
-from the Node object. Skipped when the cluster has no LimitedSwap node, unless
+from the Node object; on every LimitedSwap node present, whatever its kubelet version (the second
+VM node of hack/vm-node-old.sh runs v1.34.4 next to the cluster's own, on the same guest kernel).
+Skipped when the cluster has no LimitedSwap node, unless
 OOMLAB_REQUIRE_LIMITED_SWAP=1 (CI with the VM node), where that is a failure. The Docker side is
 observed on this host's engine with ``oomlab parity`` (the memhog image must be there).
 
@@ -31,7 +33,7 @@ from typing import Any
 import pytest
 from cluster import Namespace, experiment, kubectl, sample
 
-from oomlab.rules.nodes import node_facts_from_node
+from oomlab.rules.nodes import kubelet_placement, node_facts_from_node
 
 MiB = 2**20
 PAGE = 4096
@@ -228,3 +230,40 @@ def test_runc_and_crun_classes_both_get_the_predicted_swap_limit(
     swap = expected_swap_limit(limited_swap_node, 100 * MiB)
     assert k8s["swapLimitBytes"] == k8s["predictedSwapBytes"] == swap > 0
     assert k8s["swapLimitAgrees"] is True
+
+
+def test_every_limited_swap_node_sets_the_predicted_swap_limit_whatever_its_kubelet(
+    ns: Namespace, limited_swap_nodes: list[dict[str, Any]]
+) -> None:
+    """The same small Burstable pod pinned to each LimitedSwap node in turn (a node tainted for its
+    kubelet version is asked for by that version): memory.swap.max as the workload reads it equals
+    the operator's prediction and the test's own, and the status names that node's kubelet. The
+    LimitedSwap rules are the same in 1.34 and 1.37 (rules/kubelet_versions.py), so the one
+    formula must hold on both."""
+    seen: dict[str, str] = {}
+    for node in limited_swap_nodes:
+        facts = node_facts_from_node(node)
+        name = node["metadata"]["name"]
+        spec: dict[str, Any] = {
+            "swapBehavior": "LimitedSwap",
+            "nodeSelector": {"kubernetes.io/hostname": name},
+            "workload": {
+                "mode": "bulk",
+                "size": "64Mi",
+                "chunk": "32Mi",
+                "imagePullPolicy": "Never",
+            },
+            "resources": {"requests": {"memory": "100Mi"}, "limits": {"memory": "200Mi"}},
+            "timeoutSeconds": RUN_TIMEOUT_S,
+        }
+        if facts.kubelet_tainted and facts.kubelet_version:
+            pinned = kubelet_placement(facts.kubelet_version)
+            spec["nodeSelector"].update(pinned.node_selector)
+            spec["tolerations"] = pinned.tolerations
+        k8s = ended_on_the_node(ns, experiment(f"kubelet-{name}", spec), node, "Completed")
+        swap = expected_swap_limit(node, 100 * MiB)
+        assert k8s["swapLimitBytes"] == k8s["predictedSwapBytes"] == swap > 0, (name, k8s)
+        assert k8s["swapLimitAgrees"] is True
+        assert k8s["kubeletVersion"] == node["status"]["nodeInfo"]["kubeletVersion"]
+        seen[name] = k8s["kubeletVersion"]
+    print(f"\nswap.max = prediction on every LimitedSwap node: {seen}")

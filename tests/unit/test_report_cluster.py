@@ -184,6 +184,60 @@ def test_limited_swap_node_facts_come_from_the_ready_labelled_node() -> None:
     assert cc.limited_swap_node([HOST_NODE]) is None
 
 
+OLD_VM_NODE = node(
+    "oomlab-vm-134",
+    {"oomlab.dev/swap-behavior": "LimitedSwap", "oomlab.dev/cgroup-version": "v2",
+     "oomlab.dev/kubelet-version": "v1.34.4"},
+    taint=True,
+)  # fmt: skip
+OLD_VM_NODE["spec"]["taints"].append(
+    {"key": "oomlab.dev/kubelet-version", "value": "v1.34.4", "effect": "NoSchedule"}
+)
+OLD_VM_NODE["status"]["nodeInfo"]["kubeletVersion"] = "v1.34.4"
+
+
+def test_a_node_tainted_for_its_kubelet_adds_a_column_pinned_to_that_version() -> None:
+    assert cc.cluster_columns([HOST_NODE, VM_NODE]) == cc.CLUSTER_COLUMNS
+    columns = cc.cluster_columns([HOST_NODE, VM_NODE, OLD_VM_NODE])
+    (old,) = columns[len(cc.CLUSTER_COLUMNS) :]
+    assert (old.label, old.kubelet_version, old.runtime_class) == (
+        "kubelet LimitedSwap v2 runc v1.34.4", "v1.34.4", "runc",
+    )  # fmt: skip
+    assert old.machine not in {c.machine for c in cc.CLUSTER_COLUMNS}  # runs beside them
+    placement = old.placement()
+    assert placement is not None
+    assert placement.node_selector == {"oomlab.dev/kubelet-version": "v1.34.4"}
+    assert LIMITED_RUNC.placement() is None
+    assert cc.column_reachability([HOST_NODE, VM_NODE, OLD_VM_NODE], [RUNC, CRUN], columns) == {}
+    # a tainted node that is not Ready adds no column
+    down = {**OLD_VM_NODE, "status": {**OLD_VM_NODE["status"], "conditions": []}}
+    assert cc.cluster_columns([HOST_NODE, VM_NODE, down]) == cc.CLUSTER_COLUMNS
+
+
+def test_the_ordinary_limited_swap_columns_need_an_untainted_node() -> None:
+    columns = cc.cluster_columns([HOST_NODE, OLD_VM_NODE])
+    why = cc.column_reachability([HOST_NODE, OLD_VM_NODE], [RUNC, CRUN], columns)
+    assert set(why) == {LIMITED_RUNC.label, LIMITED_CRUN.label}
+    assert cc.limited_swap_node([HOST_NODE, OLD_VM_NODE]) is None
+    facts = cc.limited_swap_node([OLD_VM_NODE, VM_NODE])
+    assert facts is not None and facts.name == "oomlab-vm"
+
+
+def test_the_version_column_is_a_row_of_the_table_naming_its_kubelet() -> None:
+    old = cc.cluster_columns([HOST_NODE, VM_NODE, OLD_VM_NODE])[-1]
+    part = cluster_part()
+    part.columns = (*cc.CLUSTER_COLUMNS, old)
+    scenario = SCENARIOS["swap"]
+    body = status("Completed", "Completed", exit_code=0, nodeName="oomlab-vm-134",
+                  kubeletVersion="v1.34.4", cgroupVersion="v2", swapBehavior="LimitedSwap",
+                  runtimeHandler="runc")  # fmt: skip
+    part.cells.append(cc.ClusterCell(old, scenario, part.mapping["swap"], body=body))
+    lines = render.readme_table(rep.Report(started="now", cluster=part)).splitlines()
+    row = next(line for line in lines if line.startswith("| kubelet LimitedSwap v2 runc v1.34.4"))
+    assert "node oomlab-vm-134, kubelet v1.34.4" in row and "Completed ✓" in row
+    assert len(lines) == 2 + len(part.columns)
+
+
 # -- the report ----------------------------------------------------------------------------------
 
 

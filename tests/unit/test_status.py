@@ -162,9 +162,12 @@ def test_every_kubernetes_field_the_status_writes_is_in_the_crd() -> None:
         "kubernetes"
     ]
     assert kubernetes["properties"]["kubeletVersion"]["type"] == "string"
-    node = NodeFacts("n", 24 * GiB, 2 * GiB, thp="madvise", kubelet_version="v1.37.2")
+    node = NodeFacts(
+        "n", 24 * GiB, 2 * GiB, cgroup_version=CgroupVersion.V1, thp="madvise",
+        kubelet_version="v1.37.2",
+    )  # fmt: skip
     status = run_through(SEED_SWAP, "oomkilled.yaml", node=node)
-    assert "kubeletVersion" in status["kubernetes"]
+    assert {"kubeletVersion", "failCgroupV1", "kubeletNote"} <= set(status["kubernetes"])
     assert set(status["kubernetes"]) <= set(kubernetes["properties"])
 
 
@@ -561,3 +564,20 @@ def test_operator_timeout_observation() -> None:
     status = assemble(body, spec, CONFIG, NOW, observation=observation)
     assert status["phase"] == "TimedOut"
     assert status["kubernetes"]["outcome"] == "TimedOut"
+
+
+def test_the_host_node_status_says_failcgroupv1_and_what_cgroup_v1_means() -> None:
+    host = NodeFacts(
+        "oomlab-node", 24 * GiB, 2 * GiB, SwapBehavior.NO_SWAP, CgroupVersion.V1,
+        kubelet_version="v1.37.2", fail_cgroup_v1=False,
+    )  # fmt: skip
+    k8s = run_through(SEED_SWAP, "running.yaml", node=host)["kubernetes"]
+    assert k8s["failCgroupV1"] is False
+    assert "only because its configuration sets failCgroupV1: false" in k8s["kubeletNote"]
+    vm = NodeFacts(
+        "oomlab-vm", 24 * GiB, 2 * GiB, SwapBehavior.LIMITED_SWAP, CgroupVersion.V2,
+        kubelet_version="v1.34.4",
+    )  # fmt: skip
+    k8s = run_through(SEED_SWAP, "running.yaml", node=vm)["kubernetes"]
+    assert k8s["failCgroupV1"] is False  # 1.34's default; on cgroup v2 it does not matter
+    assert "kubeletNote" not in k8s

@@ -2,7 +2,9 @@
 scenario's Kubernetes equivalent, and the cells read from the operator's status.
 
 Columns: the host node (NoSwap, cgroup v1, runc) and the VM node (LimitedSwap, cgroup v2) with
-RuntimeClass runc and crun. Each Docker scenario is mapped to its Kubernetes equivalent
+RuntimeClass runc and crun; and a column per other kubelet version on a LimitedSwap node (the
+second VM node, hack/vm-node-old.sh: tainted, so only experiments that ask for its kubelet land
+there), from :func:`cluster_columns`. Each Docker scenario is mapped to its Kubernetes equivalent
 (:func:`kubernetes_equivalent`, shown in the report): Docker's no-swap pair is a Guaranteed pod;
 a pair that gives swap is the Burstable request whose LimitedSwap share (request / node memory x
 node swap) is at least Docker's swap. The prediction is the operator's own
@@ -18,7 +20,7 @@ from typing import Any
 
 from oomlab.cli.report_model import Measured, Scenario
 from oomlab.cli.verdict import Verdict
-from oomlab.rules.nodes import NodeFacts, node_facts_from_node
+from oomlab.rules.nodes import NodeFacts, Placement, kubelet_placement, node_facts_from_node
 from oomlab.rules.runtimeclass import check_runtime_class, node_view, runtime_class_from_doc
 from oomlab.rules.semantics import (
     QoSClass,
@@ -45,6 +47,13 @@ class ClusterColumn:
     runtime_class: str
     machine: str
     """Which machine runs it: columns on different machines may run at the same time."""
+    kubelet_version: str | None = None
+    """Set for a column pinned to the node(s) of one kubelet version (labelled and tainted
+    ``oomlab.dev/kubelet-version``); None: the cluster's ordinary nodes of that swap behaviour."""
+
+    def placement(self) -> Placement | None:
+        """The extra scheduling terms of a kubelet version's column."""
+        return kubelet_placement(self.kubelet_version) if self.kubelet_version else None
 
 
 CLUSTER_COLUMNS: tuple[ClusterColumn, ...] = (
@@ -56,6 +65,31 @@ CLUSTER_COLUMNS: tuple[ClusterColumn, ...] = (
         "limited-crun", "kubelet LimitedSwap v2 crun", SwapBehavior.LIMITED_SWAP, "crun", "vm"
     ),
 )
+
+
+def cluster_columns(nodes: Sequence[Mapping[str, Any]]) -> tuple[ClusterColumn, ...]:
+    """The fixed columns, then one per kubelet version found on a Ready LimitedSwap node that is
+    tainted for its kubelet (runc, on that node's own machine), in version order."""
+    versions = sorted(
+        {
+            f.kubelet_version
+            for f in (node_facts_from_node(n) for n in nodes if _ready(n))
+            if f.swap_behavior == SwapBehavior.LIMITED_SWAP and f.kubelet_tainted
+            and f.kubelet_version
+        }
+    )  # fmt: skip
+    extra = tuple(
+        ClusterColumn(
+            key=f"limited-runc-{v}",
+            label=f"kubelet LimitedSwap v2 runc {v}",
+            swap_behavior=SwapBehavior.LIMITED_SWAP,
+            runtime_class="runc",
+            machine=f"vm-{v}",
+            kubelet_version=v,
+        )
+        for v in versions
+    )
+    return CLUSTER_COLUMNS + extra
 
 
 @dataclass(frozen=True)
@@ -210,6 +244,7 @@ def host_text(cells: Sequence[ClusterCell]) -> str:
         if k8s.get("nodeName"):
             facts = [
                 f"node {k8s['nodeName']}",
+                f"kubelet {k8s.get('kubeletVersion') or '?'}",
                 f"cgroup {k8s.get('cgroupVersion', '?')}",
                 str(k8s.get("swapBehavior", "?")),
                 f"THP {k8s.get('transparentHugepages') or '?'}",
@@ -224,21 +259,32 @@ class ClusterPart(Measured):
     """The cluster's columns; ``unreachable`` names a column, or "cluster" for all of them."""
 
     cells: list[ClusterCell] = field(default_factory=list)
+    columns: tuple[ClusterColumn, ...] = CLUSTER_COLUMNS
+    """The columns of this cluster (:func:`cluster_columns`)."""
     mapping: dict[str, KubeMapping] = field(default_factory=dict)
     """Scenario key -> its Kubernetes equivalent."""
 
 
 def column_reachability(
-    nodes: Sequence[Mapping[str, Any]], classes: Sequence[Mapping[str, Any]] | None
+    nodes: Sequence[Mapping[str, Any]],
+    classes: Sequence[Mapping[str, Any]] | None,
+    columns: Sequence[ClusterColumn] = CLUSTER_COLUMNS,
 ) -> dict[str, str]:
     """Column label -> why the cluster cannot run it (nothing for those it can)."""
     ready = [n for n in nodes if _ready(n)]
     views = [node_view(n) for n in ready]
     facts = [node_facts_from_node(n) for n in ready]
     why: dict[str, str] = {}
-    for column in CLUSTER_COLUMNS:
+    for column in columns:
         wanted = [
-            f for f in facts if (f.swap_behavior or SwapBehavior.NO_SWAP) == column.swap_behavior
+            f
+            for f in facts
+            if (f.swap_behavior or SwapBehavior.NO_SWAP) == column.swap_behavior
+            and (
+                f.kubelet_version == column.kubelet_version
+                if column.kubelet_version
+                else not f.kubelet_tainted
+            )
         ]
         if not wanted:
             label = f"oomlab.dev/swap-behavior={column.swap_behavior.value}"
@@ -247,11 +293,14 @@ def column_reachability(
             continue
         if classes is None:
             continue
+        pinned = column.placement()
         check = check_runtime_class(
             column.runtime_class,
             [runtime_class_from_doc(c) for c in classes],
             views,
             swap_behavior=column.swap_behavior,
+            node_selector=pinned.node_selector if pinned else None,
+            tolerations=pinned.tolerations if pinned else (),
         )
         if check.reason:
             why[column.label] = check.message
@@ -264,9 +313,15 @@ def _ready(node: Mapping[str, Any]) -> bool:
 
 
 def limited_swap_node(nodes: Sequence[Mapping[str, Any]]) -> NodeFacts | None:
+    """The Ready LimitedSwap node an experiment that asks only for LimitedSwap lands on (not one
+    tainted for its kubelet version)."""
     for node in nodes:
         facts = node_facts_from_node(node)
-        if facts.swap_behavior == SwapBehavior.LIMITED_SWAP and _ready(node):
+        if (
+            facts.swap_behavior == SwapBehavior.LIMITED_SWAP
+            and not facts.kubelet_tainted
+            and _ready(node)
+        ):
             return facts
     return None
 

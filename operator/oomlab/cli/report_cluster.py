@@ -15,6 +15,7 @@ from oomlab.cli.cluster_cells import (
     ClusterCell,
     ClusterPart,
     KubeMapping,
+    cluster_columns,
     column_reachability,
     kubernetes_equivalent,
     limited_swap_node,
@@ -51,14 +52,15 @@ def measure_cluster(
         part.wall_s = round(time.monotonic() - started, 3)
         return part
     nodes, classes = why_not
+    part.columns = columns = cluster_columns(nodes)
     limited = limited_swap_node(nodes)
     part.mapping = {s.key: kubernetes_equivalent(s, limited) for s in scenarios}
-    part.unreachable.update(column_reachability(nodes, classes))
+    part.unreachable.update(column_reachability(nodes, classes, columns))
     stamp = time.strftime("%H%M%S")
 
     def run_machine(machine: str) -> list[ClusterCell]:
         cells: list[ClusterCell] = []
-        for column in (c for c in CLUSTER_COLUMNS if c.machine == machine):
+        for column in (c for c in columns if c.machine == machine):
             for scenario in scenarios:
                 mapping = part.mapping[scenario.key]
                 cell = ClusterCell(column, scenario, mapping)
@@ -81,10 +83,10 @@ def measure_cluster(
                     on_done(f"  {name} ({mapping.text()}): {cell.text()}")
         return cells
 
-    machines = list(dict.fromkeys(c.machine for c in CLUSTER_COLUMNS))
+    machines = list(dict.fromkeys(c.machine for c in columns))
     with ThreadPoolExecutor(len(machines)) as pool:
         results = list(pool.map(run_machine, machines))
-    by_column = {c.label: i for i, c in enumerate(CLUSTER_COLUMNS)}
+    by_column = {c.label: i for i, c in enumerate(columns)}
     part.cells = sorted(
         (cell for cells in results for cell in cells), key=lambda c: by_column[c.column.label]
     )
@@ -123,12 +125,15 @@ def _run_cell(cell: ClusterCell, stamp: str, image: str, timeout_s: float) -> No
     from oomlab.runners.kubernetes import ClusterExperiment, KubernetesRunner
 
     scenario, mapping, column = cell.scenario, cell.mapping, cell.column
-    cell.name = f"report-{stamp}-{column.key}-{scenario.key}"
+    cell.name = f"report-{stamp}-{column.key.replace('.', '-')}-{scenario.key}"
+    pinned = column.placement()
     try:
         spec = ExperimentSpec.build(
             scenario.workload, limit=mapping.limit, request=mapping.request, image=image,
             timeout_s=int(timeout_s), swap_behavior=column.swap_behavior,
             runtime_class=column.runtime_class,
+            node_selector=pinned.node_selector if pinned else None,
+            tolerations=pinned.tolerations if pinned else (),
             docker=None if scenario.memory is None else DockerFlags(
                 scenario.memory, scenario.memory_swap
             ),

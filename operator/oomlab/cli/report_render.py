@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from oomlab.cli.cluster_cells import CLUSTER_COLUMNS, host_text
+from oomlab.cli.cluster_cells import host_text
 from oomlab.cli.container_runs import describe_host
 from oomlab.cli.report import Report
 from oomlab.cli.report_findings import (
@@ -69,7 +69,7 @@ def cluster_table_lines(report: Report, scenarios: Sequence[Scenario]) -> list[s
         return []
     lines = []
     cost_heads = [s for s in scenarios if s.cost]
-    for column in CLUSTER_COLUMNS:
+    for column in part.columns:
         cells = {c.scenario.key: c for c in part.cells if c.column == column}
         why = part.unreachable.get(column.label) or part.unreachable.get("cluster")
         values = [f"{column.label}, via the operator", host_text(list(cells.values()))]

@@ -53,6 +53,7 @@ from oomlab.operator.kubernetes_view import (
 )
 from oomlab.operator.phases import advance_phase, phase_of, status_of
 from oomlab.rules.classify import Phase
+from oomlab.rules.kubelet_versions import cgroup_v1_note, fail_cgroup_v1
 from oomlab.rules.nodes import NodeFacts
 from oomlab.rules.parity import Parity, ParityResult, compare
 from oomlab.rules.results import Outcome
@@ -171,6 +172,8 @@ def assemble(
             explanation=prediction.explanation,
             transparentHugepages=node.thp,
             kubeletVersion=node.kubelet_version,
+            failCgroupV1=fail_cgroup_v1(node, cgroup),
+            kubeletNote=cgroup_v1_note(node, cgroup),
         )
     if obs.phase is not None and obs.phase.terminal and phase == obs.phase:
         k8s.update(

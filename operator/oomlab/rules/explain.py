@@ -162,7 +162,7 @@ def kubelet_version_rule(version: str | None) -> tuple[bool, str | None]:
     | < 1.28      | alpha, other semantics (UnlimitedSwap, v1) | not explained             |
     | 1.28 - 1.29 | beta, feature gate off by default          | explained, gate assumed on |
     | 1.30 - 1.33 | beta, on by default                        | explained                 |
-    | 1.34 +      | GA (gate locked on from 1.35)              | explained                 |
+    | 1.34 +      | GA, gate locked on (1.34.4, 1.37.2 source) | explained                 |
     """
     if version is None:
         return True, None

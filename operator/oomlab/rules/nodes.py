@@ -19,6 +19,14 @@ THP_LABEL = "oomlab.dev/thp"
 SWAP_TAINT_KEY = "oomlab.dev/swap"
 """The project's LimitedSwap nodes carry ``oomlab.dev/swap=LimitedSwap:NoSchedule``: only
 experiments that ask for swap land there."""
+KUBELET_VERSION_KEY = "oomlab.dev/kubelet-version"
+"""A label on the project's VM nodes (their kubelet's version); on a node whose kubelet is not the
+cluster's own (hack/vm-node-old.sh) also a taint ``oomlab.dev/kubelet-version=<version>``
+(NoSchedule), so only experiments that ask for that kubelet (:func:`kubelet_placement`) land
+there."""
+FAIL_CGROUP_V1_LABEL = "oomlab.dev/fail-cgroup-v1"
+"""The kubelet's ``failCgroupV1`` setting, as the node's setup states it (hack/local-cluster.sh
+writes it from the same value it puts in the kubelet's configuration)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,11 @@ class NodeFacts:
     """From ``oomlab.dev/thp``: the kernel's transparent hugepage mode, None when unlabelled."""
     kubelet_version: str | None = None
     """``status.nodeInfo.kubeletVersion`` (v1.37.2): the kubelet's rules change between versions."""
+    fail_cgroup_v1: bool | None = None
+    """From ``oomlab.dev/fail-cgroup-v1`` (true/false); None when unlabelled."""
+    kubelet_tainted: bool = False
+    """The node carries the ``oomlab.dev/kubelet-version`` taint: only experiments that ask for
+    its kubelet run there."""
 
 
 def node_facts_from_node(node: Mapping[str, Any]) -> NodeFacts:
@@ -62,6 +75,11 @@ def node_facts_from_node(node: Mapping[str, Any]) -> NodeFacts:
     except ValueError:
         cgroup = None
     thp = str(labels.get(THP_LABEL, "")) or None
+    fail_cgroup_v1 = {"true": True, "false": False}.get(str(labels.get(FAIL_CGROUP_V1_LABEL, "")))
+    taints = (node.get("spec") or {}).get("taints") or []
+    kubelet_tainted = any(
+        isinstance(t, Mapping) and t.get("key") == KUBELET_VERSION_KEY for t in taints
+    )
     kubelet_version = (node_status.get("nodeInfo") or {}).get("kubeletVersion")
     return NodeFacts(
         name=str((node.get("metadata") or {}).get("name", "")),
@@ -73,6 +91,8 @@ def node_facts_from_node(node: Mapping[str, Any]) -> NodeFacts:
         kubelet_version=kubelet_version
         if isinstance(kubelet_version, str) and kubelet_version
         else None,
+        fail_cgroup_v1=fail_cgroup_v1,
+        kubelet_tainted=kubelet_tainted,
     )
 
 
@@ -124,3 +144,21 @@ def placement_for(behavior: SwapBehavior | None) -> Placement:
             tolerations=[],
         )
     return Placement(node_selector={}, affinity=None, tolerations=[])
+
+
+def kubelet_placement(kubelet_version: str) -> Placement:
+    """The terms that send an experiment to the node labelled with that kubelet version, and let
+    it onto such a node when it is tainted so (hack/vm-node-old.sh): an experiment's
+    ``nodeSelector`` and ``tolerations``, added to its swap behaviour's."""
+    return Placement(
+        node_selector={KUBELET_VERSION_KEY: kubelet_version},
+        affinity=None,
+        tolerations=[
+            {
+                "key": KUBELET_VERSION_KEY,
+                "operator": "Equal",
+                "value": kubelet_version,
+                "effect": "NoSchedule",
+            }
+        ],
+    )
