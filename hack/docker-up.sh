@@ -76,8 +76,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   address = "${CTR_SOCK}"
 EOF
   oomlab_log "starting containerd on ${CTR_SOCK} (log ${STATE_DIR}/containerd.log)"
-  setsid nohup containerd --config "${RUN_DIR}/containerd.toml" \
-    >>"${STATE_DIR}/containerd.log" 2>&1 </dev/null &
+  # No inherited descriptor but stdio: a lock the caller holds would live as long as the daemon.
+  (
+    oomlab_close_inherited_fds
+    exec setsid nohup containerd --config "${RUN_DIR}/containerd.toml" \
+      >>"${STATE_DIR}/containerd.log" 2>&1 </dev/null
+  ) &
   echo $! >"${CTR_PIDFILE}"
   echo "containerd $(cat "${CTR_PIDFILE}")" >>"${MARKER}"
   oomlab_wait_for 30 containerd test -S "${CTR_SOCK}" ||
@@ -96,7 +100,10 @@ else
   )
   oomlab_log "starting dockerd ${dockerd_args[*]} (log ${STATE_DIR}/dockerd.log)"
   # dockerd writes its own pidfile; take it from $! too, in case it dies before writing.
-  setsid nohup dockerd "${dockerd_args[@]}" >>"${STATE_DIR}/dockerd.log" 2>&1 </dev/null &
+  (
+    oomlab_close_inherited_fds
+    exec setsid nohup dockerd "${dockerd_args[@]}" >>"${STATE_DIR}/dockerd.log" 2>&1 </dev/null
+  ) &
   pid=$!
   echo "dockerd ${pid}" >>"${MARKER}"
 fi
