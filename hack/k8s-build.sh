@@ -194,7 +194,7 @@ main() {
   ((${#targets[@]})) || targets=(all)
   for t in "${targets[@]}"; do
     case "${t}" in
-      all) build_etcd; build_k8s; build_old_kubelet
+      all) build_etcd; build_k8s
            go_install kind sigs.k8s.io/kind "${OOMLAB_KIND_VERSION}" "${OOMLAB_KIND_BIN}"
            go_install actionlint github.com/rhysd/actionlint/cmd/actionlint "${OOMLAB_ACTIONLINT_VERSION}" "${OOMLAB_ACTIONLINT_BIN}" ;;
       k8s) build_k8s ;;
