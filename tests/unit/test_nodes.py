@@ -53,3 +53,24 @@ def test_node_label_names_the_swap_behavior() -> None:
 def test_kubelet_version_comes_from_node_info(node_info: Any, version: str | None) -> None:
     node = {"metadata": {"name": "n"}, "status": {"nodeInfo": node_info}}
     assert node_facts_from_node(node).kubelet_version == version
+
+
+def test_memory_qos_labels_and_allocatable() -> None:
+    from oomlab.rules.memory_qos import MemoryQoSSettings, ReservationPolicy
+
+    node = {
+        "metadata": {
+            "name": "oomlab-vm",
+            "labels": {
+                "oomlab.dev/memory-qos": "on",
+                "oomlab.dev/memory-reservation-policy": "TieredReservation",
+                "oomlab.dev/memory-throttling-factor": "0.9",
+            },
+        },
+        "status": {"allocatable": {"memory": "1391536Ki"}, "nodeInfo": {}},
+    }
+    facts = node_facts_from_node(node)
+    assert facts.memory_qos == MemoryQoSSettings(True, ReservationPolicy.TIERED, 0.9)
+    assert facts.memory_allocatable_bytes == 1391536 * 1024
+    bare = node_facts_from_node({"metadata": {"name": "n"}, "status": {}})
+    assert (bare.memory_qos, bare.memory_allocatable_bytes) == (MemoryQoSSettings(), None)

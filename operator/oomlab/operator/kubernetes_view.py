@@ -249,4 +249,5 @@ def progress_fields(progress: Progress | None) -> dict[str, Any]:
         "processedBytes": progress.processed_bytes,
         "peakBytes": progress.peak_rss_bytes or progress.peak_allocated_bytes,
         "swapLimitBytes": swap_limit_from_report(progress.cgroup),
+        "swapBytesAtEnd": progress.swap.swap_bytes_at_end if progress.swap else None,
     }

@@ -5,9 +5,10 @@ its swap behaviour."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from oomlab.rules.memory_qos import MemoryQoSSettings, settings_from_labels
 from oomlab.rules.results import CgroupVersion
 from oomlab.rules.semantics import SwapBehavior
 from oomlab.rules.units import SizeError, parse_k8s_quantity
@@ -34,6 +35,11 @@ class NodeFacts:
     """From ``oomlab.dev/thp``: the kernel's transparent hugepage mode, None when unlabelled."""
     kubelet_version: str | None = None
     """``status.nodeInfo.kubeletVersion`` (v1.37.2): the kubelet's rules change between versions."""
+    memory_qos: MemoryQoSSettings = field(default_factory=MemoryQoSSettings)
+    """From the ``oomlab.dev/memory-*`` labels (rules.memory_qos); empty: the version's defaults."""
+    memory_allocatable_bytes: int | None = None
+    """``status.allocatable.memory``: Memory QoS's memory.high base for a container without a
+    limit."""
 
 
 def node_facts_from_node(node: Mapping[str, Any]) -> NodeFacts:
@@ -62,6 +68,13 @@ def node_facts_from_node(node: Mapping[str, Any]) -> NodeFacts:
     except ValueError:
         cgroup = None
     thp = str(labels.get(THP_LABEL, "")) or None
+    allocatable: int | None = None
+    raw_allocatable = (node_status.get("allocatable") or {}).get("memory")
+    if raw_allocatable is not None:
+        try:
+            allocatable = parse_k8s_quantity(raw_allocatable, field="allocatable.memory")
+        except SizeError:
+            allocatable = None
     kubelet_version = (node_status.get("nodeInfo") or {}).get("kubeletVersion")
     return NodeFacts(
         name=str((node.get("metadata") or {}).get("name", "")),
@@ -73,6 +86,8 @@ def node_facts_from_node(node: Mapping[str, Any]) -> NodeFacts:
         kubelet_version=kubelet_version
         if isinstance(kubelet_version, str) and kubelet_version
         else None,
+        memory_qos=settings_from_labels(labels),
+        memory_allocatable_bytes=allocatable,
     )
 
 
