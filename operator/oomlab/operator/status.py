@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from oomlab.experiment import ExperimentSpec
-from oomlab.operator import memoryqos_view, swapcost_view
+from oomlab.operator import memoryqos_view, resize_view, swapcost_view
 from oomlab.operator.conditions import (
     CONDITION_DOCKER_OBSERVED,
     CONDITION_FINISHED,
@@ -198,6 +198,15 @@ def assemble(
         if node is not None and memoryqos_view.acts(memory_qos):
             merged_k8s["explanation"] = (
                 f"{merged_k8s.get('explanation', '')} {memory_qos['explanation']}".strip()
+            )
+    resize = resize_view.section(
+        spec, recorded_k8s.get("resize"), obs.pod.resize or None, progress, node
+    )
+    if resize is not None:
+        merged_k8s["resize"] = resize
+        if node is not None:
+            merged_k8s["explanation"] = (
+                f"{merged_k8s.get('explanation', '')} {resize['explanation']}"
             )
 
     swap_cost = None
