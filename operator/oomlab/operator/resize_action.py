@@ -24,6 +24,10 @@ from oomlab.rules.timestamps import rfc3339
 
 log = logging.getLogger("oomlab.operator.resize")
 
+_ASKED: set[str] = set()
+"""Experiments (uids) this operator process has resized: a pod event can re-arm the alarm (due
+already, so at once) while the first call's status write is still on its way."""
+
 
 def alarm_key(uid: str) -> str:
     return f"{uid}/resize"
@@ -57,8 +61,9 @@ async def resize(
     parent = await asyncio.to_thread(kube.find_experiment, namespace, name)
     if parent is None or parent["metadata"].get("uid") != uid:
         return
-    if already_asked(parent) or is_terminal(parent):
+    if uid in _ASKED or already_asked(parent) or is_terminal(parent):
         return
+    _ASKED.add(uid)
     refused: str | None = None
     try:
         await asyncio.to_thread(

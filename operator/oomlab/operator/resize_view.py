@@ -128,7 +128,7 @@ def explain(resize: Mapping[str, Any]) -> str:
             f'The kubelet refused the resize ({to}): "{resize.get("kubeletMessage", "")}" '
             f"(PodResizePending, Infeasible). {UPSTREAM}."
         )
-        return f"{text} {limits[0].upper()}{limits[1:]}." if limits else text
+        return f"{text} Then {limits}." if limits else text
     if state == "Done":
         followed = resize.get("swapLimitFollowed")
         verdict = "unknown"
