@@ -206,7 +206,7 @@ def test_throttle_note_says_what_acts() -> None:
     throttled = CgroupProtection(0, 400 * MiB, 490 * MiB, "")
     note = throttle_note(throttled, 500 * MiB, 700 * MiB)
     assert note.startswith("The workload's 700 MiB passes memory.high 490 MiB")
-    assert "never kills" in note and "memory.min/low only shield" in note
+    assert "never kills" in note and "memory.min/low protection only shields" in note
     assert "not throttled" in throttle_note(throttled, 500 * MiB, 300 * MiB)
     nothing = throttle_note(CgroupProtection(0, 0, None, ""), 500 * MiB, 700 * MiB)
     assert nothing == "Memory QoS writes nothing that acts on this experiment."

@@ -259,15 +259,15 @@ def throttle_note(protection: CgroupProtection, limit: int | None, demand: int) 
         parts.append(
             f"the workload's {human(demand)} passes memory.high {human(high)}: from there the "
             "kernel reclaims the container's pages (into swap when it has any) and throttles "
-            "its allocations, so it runs slower; memory.high never kills, so the outcome is "
+            "its allocations, which can slow it; memory.high never kills, so the outcome is "
             "still decided by limit + swap"
         )
     elif high is not None:
         parts.append(f"the workload stays under memory.high {human(high)}, so it is not throttled")
     if protection.memory_min or protection.memory_low:
         parts.append(
-            "memory.min/low only shield the container from reclaim caused by pressure elsewhere "
-            "on the node; against its own limit they do nothing"
+            "the memory.min/low protection only shields the container from reclaim caused by "
+            "pressure elsewhere on the node; against its own limit it does nothing"
         )
     if not parts:
         return "Memory QoS writes nothing that acts on this experiment."
