@@ -212,6 +212,14 @@ thp-compare: venv ## THP always vs madvise on the LimitedSwap VM node, measured 
 test-thp: venv ## The THP comparison as a test; not in test-e2e, since it changes the VM node's THP for minutes.
 	export KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} OOMLAB_REQUIRE_CLUSTER=1 && $(PYTEST) tests/thp
 
+.PHONY: memqos-compare
+memqos-compare: venv ## Memory QoS off vs on (TieredReservation, factor 0.9) on the LimitedSwap VM node: memory.min/low/high predicted vs observed (restarts its kubelet for minutes, then restores it).
+	KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(BIN)/oomlab memqos-compare
+
+.PHONY: test-memqos
+test-memqos: venv ## The Memory QoS comparison as a test; not in test-e2e, since it restarts the VM node's kubelet for minutes.
+	export KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} OOMLAB_REQUIRE_CLUSTER=1 && $(PYTEST) -s tests/memqos
+
 OOMLAB_VM_ENGINE_PORT ?= 23750
 export OOMLAB_VM_ENGINE_PORT
 OOMLAB_VM_ENGINE_PODMAN_PORT ?= 23751

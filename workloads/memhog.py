@@ -25,7 +25,9 @@ stdout carries one JSON object per line, written and flushed one by one:
   start     size_bytes, pid and the parsed parameters
   progress  phase (allocate|release|steady|spike|hold|reaccess), allocated_bytes
             (live now), processed_bytes (touched while allocating, cumulative);
-            reaccess lines add reaccess_pass (1..N) and reaccessed_bytes (cumulative)
+            reaccess lines add reaccess_pass (1..N) and reaccessed_bytes (cumulative);
+            on cgroup v2 every progress line adds swap_limit_bytes (memory.swap.max
+            read at that moment, null = max: an in-place resize can change it)
   summary   status (completed|memory_error|terminated), allocated_bytes,
             processed_bytes, peak_allocated_bytes, peak_rss_bytes (VmHWM), elapsed_s,
             touch_s (seconds spent allocating and touching), allocate_s (wall seconds
@@ -234,6 +236,9 @@ _CGROUP_V2_FILES = {
     "memory_peak_bytes": "memory.peak",
     "swap_usage_bytes": "memory.swap.current",
     "swap_peak_bytes": "memory.swap.peak",
+    "memory_min_bytes": "memory.min",
+    "memory_low_bytes": "memory.low",
+    "memory_high_bytes": "memory.high",
 }
 _STAT_KEYS = (
     "pgfault", "pgmajfault", "pswpin", "pswpout", "swap", "swapcached",
@@ -251,9 +256,60 @@ def cgroup_memory() -> dict[str, object] | None:
     v1 keys: memory_limit_bytes, memsw_limit_bytes (memory+swap), memory_usage_bytes,
     memory_peak_bytes, memsw_usage_bytes, memsw_peak_bytes. v2 keys: memory_limit_bytes,
     swap_limit_bytes (swap alone), memory_usage_bytes, memory_peak_bytes, swap_usage_bytes,
-    swap_peak_bytes. A limit of null means unlimited; a file that cannot be read is left out.
+    swap_peak_bytes, and Memory QoS's memory_min_bytes, memory_low_bytes, memory_high_bytes.
+    A limit of null means unlimited (max); a file that cannot be read is left out.
     None if no memory cgroup is found.
     """
+    found = _memory_cgroup()
+    if found is None:
+        return None
+    version, directory, files, path = found
+    info: dict[str, object] = {"version": version, "path": path}
+    for key, name in files.items():
+        read, value = _read_limit(os.path.join(directory, name), version, key)
+        if read:
+            info[key] = value
+    info["stat"] = read_flat_keyed(os.path.join(directory, "memory.stat"), _STAT_KEYS)
+    return info
+
+
+def _read_limit(path: str, version: int, key: str) -> tuple[bool, int | None]:
+    """(readable, value) of one cgroup file: None for max (or v1's near-2**63 "no limit")."""
+    try:
+        with open(path, encoding="ascii") as f:
+            text = f.read().strip()
+    except OSError:
+        return False, None
+    if text == "max":
+        return True, None
+    if not text.isdigit():
+        return False, None
+    value = int(text)
+    unlimited = version == 1 and key.endswith("_limit_bytes") and value >= _UNLIMITED_V1
+    return True, None if unlimited else value
+
+
+_CGROUP_FOUND: list[tuple[int, str, dict[str, str], str] | None] = []
+
+
+def _memory_cgroup() -> tuple[int, str, dict[str, str], str] | None:
+    """(version, directory, files, path) of this process's memory cgroup, found once."""
+    if not _CGROUP_FOUND:
+        _CGROUP_FOUND.append(_find_memory_cgroup())
+    return _CGROUP_FOUND[0]
+
+
+def live_swap_limit() -> dict[str, object]:
+    """``swap_limit_bytes`` read now (cgroup v2 only; null = max): progress lines carry it, so
+    a swap limit changed while the workload runs (an in-place resize) shows when it happens."""
+    found = _memory_cgroup()
+    if found is None or found[0] != 2:
+        return {}
+    read, value = _read_limit(os.path.join(found[1], "memory.swap.max"), 2, "swap_limit_bytes")
+    return {"swap_limit_bytes": value} if read else {}
+
+
+def _find_memory_cgroup() -> tuple[int, str, dict[str, str], str] | None:
     try:
         with open("/proc/self/cgroup", encoding="ascii", errors="replace") as f:
             lines = f.read().splitlines()
@@ -278,21 +334,7 @@ def cgroup_memory() -> dict[str, object] | None:
     directory = mount + path.rstrip("/")
     if not os.path.exists(os.path.join(directory, next(iter(files.values())))):
         directory = mount
-    info: dict[str, object] = {"version": version, "path": path}
-    for key, name in files.items():
-        try:
-            with open(os.path.join(directory, name), encoding="ascii") as f:
-                text = f.read().strip()
-        except OSError:
-            continue
-        if text == "max":
-            info[key] = None
-        elif text.isdigit():
-            value = int(text)
-            unlimited = version == 1 and key.endswith("_limit_bytes") and value >= _UNLIMITED_V1
-            info[key] = None if unlimited else value
-    info["stat"] = read_flat_keyed(os.path.join(directory, "memory.stat"), _STAT_KEYS)
-    return info
+    return version, directory, files, path
 
 
 def read_flat_keyed(path: str, keys: tuple[str, ...]) -> dict[str, int] | None:
@@ -370,6 +412,7 @@ class Hog:
             phase=phase,
             allocated_bytes=self.allocated,
             processed_bytes=self.processed,
+            **live_swap_limit(),
         )
 
     # -- memory
@@ -435,6 +478,7 @@ class Hog:
             processed_bytes=self.processed,
             reaccess_pass=index,
             reaccessed_bytes=self.reaccessed,
+            **live_swap_limit(),
         )
 
     def release(self, held: list[bytearray], report: bool = True) -> None:

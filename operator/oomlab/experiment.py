@@ -49,6 +49,17 @@ class InvalidSpec(ValueError):
 
 
 @dataclass(frozen=True)
+class ResizeSpec:
+    """spec.resize: change the running pod's memory request in place (the pod ``resize``
+    subresource) ``after_s`` seconds after its container started, to see whether the swap limit
+    follows (kubernetes#130111)."""
+
+    memory_request_bytes: int
+    memory_request_text: str
+    after_s: int = 5
+
+
+@dataclass(frozen=True)
 class ExperimentSpec:
     workload: WorkloadSpec
     limit_bytes: int
@@ -68,6 +79,8 @@ class ExperimentSpec:
     """The kind of node asked for (spec.swapBehavior); None: any node the pod tolerates."""
     measure_swap_cost: bool = False
     """spec.measureSwapCost: also run the unconstrained twin and write status.swapCost."""
+    resize: ResizeSpec | None = None
+    """spec.resize: resize the running pod's memory request once."""
 
     @property
     def qos(self) -> QoSClass:
@@ -91,6 +104,7 @@ class ExperimentSpec:
         docker: DockerFlags | None = None,
         swap_behavior: SwapBehavior | None = None,
         measure_swap_cost: bool = False,
+        resize: Mapping[str, Any] | None = None,
     ) -> ExperimentSpec:
         """An experiment from values at hand, checked as :meth:`from_spec` checks a document:
         a Kubernetes ``500m`` (half a byte) or a request above the limit never reaches a cluster.
@@ -123,6 +137,7 @@ class ExperimentSpec:
             docker=docker,
             swap_behavior=swap_behavior,
             measure_swap_cost=measure_swap_cost,
+            resize=_resize(resize, limit_bytes, request_bytes),
         )
 
     @classmethod
@@ -178,6 +193,7 @@ class ExperimentSpec:
             docker=docker,
             swap_behavior=swap_behavior,
             measure_swap_cost=_measure_swap_cost(spec),
+            resize=_resize(spec.get("resize"), limit, request),
         )
 
     def to_document(
@@ -222,6 +238,12 @@ class ExperimentSpec:
             "tolerations": [dict(t) for t in self.tolerations] or None,
             "swapBehavior": None if self.swap_behavior is None else self.swap_behavior.value,
             "measureSwapCost": self.measure_swap_cost or None,
+            "resize": None
+            if self.resize is None
+            else {
+                "memoryRequest": self.resize.memory_request_text,
+                "afterSeconds": self.resize.after_s,
+            },
         }
         spec.update({key: value for key, value in optional.items() if value is not None})
         if self.docker is not None:
@@ -255,6 +277,33 @@ def _memory(limit: Any, request: Any) -> tuple[int, int | None]:
             f"({limit}); a request cannot exceed the limit",
         )
     return limit_bytes, request_bytes
+
+
+def _resize(raw: Any, limit: int, request: int | None) -> ResizeSpec | None:
+    """spec.resize, checked: only a Burstable pod with a memory request below its limit gets
+    swap, and the new request must keep it so (a resize may not change the QoS class)."""
+    if raw is None:
+        return None
+    where = "spec.resize.memoryRequest"
+    if not isinstance(raw, Mapping) or raw.get("memoryRequest") is None:
+        raise InvalidSpec(where, "resize needs memoryRequest: the request to resize to")
+    new = _quantity(raw["memoryRequest"], where)
+    if request is None or request >= limit:
+        raise InvalidSpec(
+            where,
+            "resize needs resources.requests.memory below resources.limits.memory: only such a "
+            "Burstable container gets swap, which is what the resize is about",
+        )
+    if not 0 < new < limit or new == request:
+        raise InvalidSpec(
+            where,
+            f"resize.memoryRequest ({raw['memoryRequest']}) must differ from the request and "
+            "stay above zero and below the limit (a resize cannot change the pod's QoS class)",
+        )
+    after = raw.get("afterSeconds", 5)
+    if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= MAX_TIMEOUT_S:
+        raise InvalidSpec("spec.resize.afterSeconds", f"afterSeconds must be 0..{MAX_TIMEOUT_S}")
+    return ResizeSpec(new, str(raw["memoryRequest"]), after)
 
 
 def _check_docker(flags: DockerFlags) -> None:

@@ -254,6 +254,15 @@ def delete_pod(namespace: str, name: str, *, grace_period_s: int | None = None) 
     return True
 
 
+def resize_memory_request(namespace: str, name: str, container: str, request: str) -> None:
+    """Change one container's memory request in place: the pod's ``resize`` subresource
+    (in-place pod resize, GA in 1.35). ApiException carries the API server's refusal."""
+    patch = {"spec": {"containers": [
+        {"name": container, "resources": {"requests": {"memory": request}}}
+    ]}}  # fmt: skip
+    _request(_core().patch_namespaced_pod_resize, name, namespace, patch)
+
+
 def read_pod_log_tail(namespace: str, name: str, lines: int = LOG_TAIL_LINES) -> list[str]:
     """The last ``lines`` lines of the workload's log; [] when the log is gone or unreadable."""
     try:

@@ -43,6 +43,13 @@ SPECS = {
         limit="1G",
         request="0.5Gi",
     ),
+    "leak, resized mid-run": ExperimentSpec.build(
+        WorkloadSpec(Mode.LEAK, 300 * MiB, step_bytes=10 * MiB, interval_s=1.0),
+        limit="500Mi",
+        request="400Mi",
+        swap_behavior=SwapBehavior.LIMITED_SWAP,
+        resize={"memoryRequest": "300Mi", "afterSeconds": 10},
+    ),
     "spike, every scheduling field": ExperimentSpec.build(
         WorkloadSpec(Mode.SPIKE, 400 * MiB, base_bytes=100 * MiB),
         limit="512Mi",
@@ -134,3 +141,34 @@ def test_docker_flags_timeout_and_selector_are_checked_too() -> None:
             swap_behavior=SwapBehavior.LIMITED_SWAP,
             node_selector={"oomlab.dev/swap-behavior": "NoSwap"},
         )
+
+
+@pytest.mark.parametrize(
+    ("resize", "memory_request", "message"),
+    [
+        ({"afterSeconds": 3}, "400Mi", "resize needs memoryRequest"),
+        ({"memoryRequest": "300Mi"}, None, "below resources.limits.memory"),
+        ({"memoryRequest": "300Mi"}, "500Mi", "below resources.limits.memory"),
+        ({"memoryRequest": "400Mi"}, "400Mi", "must differ from the request"),
+        ({"memoryRequest": "500Mi"}, "400Mi", "below the limit"),
+        ({"memoryRequest": "300m"}, "400Mi", "whole number"),
+        ({"memoryRequest": "300Mi", "afterSeconds": -1}, "400Mi", "afterSeconds"),
+    ],
+)
+def test_a_resize_that_cannot_mean_anything_is_refused(
+    resize: dict[str, object], memory_request: str | None, message: str
+) -> None:
+    from oomlab.experiment import InvalidSpec
+
+    with pytest.raises(InvalidSpec, match=message):
+        ExperimentSpec.build(SEED, limit="500Mi", request=memory_request, resize=resize)
+
+
+def test_a_resize_reads_back() -> None:
+    spec = ExperimentSpec.build(
+        SEED, limit="500Mi", request="400Mi", resize={"memoryRequest": "300Mi"}
+    )
+    assert spec.resize is not None
+    assert (spec.resize.memory_request_bytes, spec.resize.after_s) == (300 * MiB, 5)
+    again = ExperimentSpec.from_spec(spec.to_document("x")["spec"])
+    assert again.resize == spec.resize

@@ -444,3 +444,49 @@ def test_bad_reaccess_exits_2(value: str) -> None:
     proc = run("bulk", "--size", "1Mi", "--reaccess", value)
     assert proc.returncode == 2
     assert "--reaccess" in proc.stderr
+
+
+def fake_v2_cgroup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **files: str) -> None:
+    for name, text in files.items():
+        (tmp_path / name.replace("_", ".")).write_text(text + "\n")
+    found = (2, str(tmp_path), memhog._CGROUP_V2_FILES, "/kubepods.slice/x.scope")
+    monkeypatch.setattr(memhog, "_CGROUP_FOUND", [found])
+
+
+def test_memory_qos_files_are_reported_with_max_as_null(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_v2_cgroup(
+        tmp_path, monkeypatch, memory_max="524288000", memory_swap_max="587960320",
+        memory_min="0", memory_low="419430400", memory_high="max",
+    )  # fmt: skip
+    cg = memhog.cgroup_memory()
+    assert cg is not None
+    assert (cg["memory_min_bytes"], cg["memory_low_bytes"], cg["memory_high_bytes"]) == (
+        0, 419430400, None,
+    )  # fmt: skip
+    assert cg["swap_limit_bytes"] == 587960320
+    assert "memory_usage_bytes" not in cg  # unreadable files are left out, as before
+
+
+def test_progress_lines_re_read_the_swap_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_v2_cgroup(tmp_path, monkeypatch, memory_max="1", memory_swap_max="587960320")
+    assert memhog.live_swap_limit() == {"swap_limit_bytes": 587960320}
+    (tmp_path / "memory.swap.max").write_text("max\n")
+    assert memhog.live_swap_limit() == {"swap_limit_bytes": None}
+    (tmp_path / "memory.swap.max").unlink()
+    assert memhog.live_swap_limit() == {}
+    monkeypatch.setattr(memhog, "_CGROUP_FOUND", [(1, str(tmp_path), {}, "/")])
+    assert memhog.live_swap_limit() == {}  # v1 has no swap-alone file
+
+
+def test_progress_lines_carry_the_swap_limit_only_on_cgroup_v2() -> None:
+    records = ok("bulk", "--size", "2Mi", "--chunk", "1Mi")
+    progress = [r for r in records if r["event"] == "progress"]
+    assert progress
+    if (records[0]["cgroup"] or {}).get("version") != 2:
+        assert not any("swap_limit_bytes" in r for r in progress)
+    elif "swap_limit_bytes" in records[0]["cgroup"]:
+        assert all("swap_limit_bytes" in r for r in progress)

@@ -69,3 +69,24 @@ def test_placement_fields_merge_with_the_pods_own_terms() -> None:
     no_swap = placement_for(SwapBehavior.NO_SWAP).pod_fields({}, [])
     assert list(no_swap) == ["affinity"]
     assert placement_for(None).pod_fields({}, []) == {}
+
+
+def test_memory_qos_labels_and_allocatable() -> None:
+    from oomlab.rules.memory_qos import MemoryQoSSettings, ReservationPolicy
+
+    node = {
+        "metadata": {
+            "name": "oomlab-vm",
+            "labels": {
+                "oomlab.dev/memory-qos": "on",
+                "oomlab.dev/memory-reservation-policy": "TieredReservation",
+                "oomlab.dev/memory-throttling-factor": "0.9",
+            },
+        },
+        "status": {"allocatable": {"memory": "1391536Ki"}, "nodeInfo": {}},
+    }
+    facts = node_facts_from_node(node)
+    assert facts.memory_qos == MemoryQoSSettings(True, ReservationPolicy.TIERED, 0.9)
+    assert facts.memory_allocatable_bytes == 1391536 * 1024
+    bare = node_facts_from_node({"metadata": {"name": "n"}, "status": {}})
+    assert (bare.memory_qos, bare.memory_allocatable_bytes) == (MemoryQoSSettings(), None)

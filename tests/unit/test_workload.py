@@ -213,3 +213,14 @@ def test_parse_lines_reads_timing_and_swap_from_start_and_summary() -> None:
     assert progress.swap is not None
     assert progress.swap.swapin_bytes == 2 * 4096
     assert parse_lines([json.dumps(start)]).swap is None  # killed: no summary, no traffic claim
+
+
+def test_parse_lines_keeps_the_swap_limit_each_progress_line_read() -> None:
+    lines = [
+        json.dumps({"event": "start", "elapsed_s": 0.0, "cgroup": {"version": 2}}),
+        json.dumps({"event": "progress", "elapsed_s": 1.0, "swap_limit_bytes": 587960320}),
+        json.dumps({"event": "progress", "elapsed_s": 2.0}),  # an older memhog, or cgroup v1
+        json.dumps({"event": "progress", "elapsed_s": 3.0, "swap_limit_bytes": None}),
+    ]
+    assert parse_lines(lines).swap_limits == ((1.0, 587960320), (3.0, None))
+    assert parse_lines(lines[:1]).swap_limits == ()

@@ -37,6 +37,7 @@ def describe(exc: Exception) -> str | None:
     from requests import RequestException
     from urllib3.exceptions import HTTPError
 
+    from oomlab.cli.memqos_compare import MemQoSError
     from oomlab.cli.thp_compare import ThpError
     from oomlab.experiment import InvalidSpec
     from oomlab.rules.semantics import FlagError
@@ -45,7 +46,7 @@ def describe(exc: Exception) -> str | None:
 
     if isinstance(exc, InvalidSpec):
         return f"{exc.field}: {exc}"
-    if isinstance(exc, SizeError | FlagError | EngineError | ThpError):
+    if isinstance(exc, SizeError | FlagError | EngineError | ThpError | MemQoSError):
         return str(exc)
     if isinstance(exc, ConfigException):
         where = os.environ.get("KUBECONFIG") or "~/.kube/config"

@@ -21,6 +21,7 @@ from oomlab.cli.docker import docker_app
 from oomlab.cli.errors import App, fail
 from oomlab.cli.explain import explain
 from oomlab.cli.kube import kube_app
+from oomlab.cli.memqos import memqos_compare
 from oomlab.cli.options import (
     ChunkOpt,
     ImageOpt,
@@ -61,6 +62,7 @@ app = App(
 app.add_typer(docker_app, name="docker")
 app.add_typer(kube_app, name="kube")
 app.command("thp-compare")(thp_compare)
+app.command("memqos-compare")(memqos_compare)
 app.command("swap-cost")(swap_cost_cmd)
 app.command("explain")(explain)
 

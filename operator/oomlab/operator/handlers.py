@@ -61,6 +61,7 @@ from oomlab.operator.kubernetes_view import (
 )
 from oomlab.operator.logs import workload_progress
 from oomlab.operator.phases import is_terminal, phase_of, status_of
+from oomlab.operator.resize_action import arm_resize
 from oomlab.operator.state import (
     MEMO_KEY,
     NodeIndex,
@@ -345,6 +346,8 @@ async def pod_event(
         spec = ExperimentSpec.from_spec(parent.get("spec") or {})
     except InvalidSpec:
         return
+    if spec.resize is not None and type != "DELETED":
+        arm_resize(state, parent, spec, pod)
     progress = await workload_progress(namespace, pod)
     verdict = classify_pod(
         pod,

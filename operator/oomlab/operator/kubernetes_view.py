@@ -11,6 +11,7 @@ from typing import Any
 from oomlab.experiment import KIND, ExperimentSpec
 from oomlab.operator.config import OperatorConfig
 from oomlab.operator.phases import status_of
+from oomlab.operator.resize_view import kubelet_view
 from oomlab.rules.classify import Phase, PodVerdict
 from oomlab.rules.nodes import NodeFacts
 from oomlab.rules.results import CgroupVersion, Outcome, Progress
@@ -168,6 +169,8 @@ class PodFacts:
     node_name: str | None = None
     qos_class: str | None = None
     priority: int = 0
+    resize: Mapping[str, Any] = field(default_factory=dict)
+    """What the pod says about an in-place resize (resize_view.kubelet_view)."""
 
 
 def pod_facts(pod: Mapping[str, Any]) -> PodFacts:
@@ -177,6 +180,7 @@ def pod_facts(pod: Mapping[str, Any]) -> PodFacts:
         node_name=spec.get("nodeName"),
         qos_class=(pod.get("status") or {}).get("qosClass"),
         priority=int(spec.get("priority") or 0),
+        resize=kubelet_view(pod),
     )
 
 
@@ -249,4 +253,5 @@ def progress_fields(progress: Progress | None) -> dict[str, Any]:
         "processedBytes": progress.processed_bytes,
         "peakBytes": progress.peak_rss_bytes or progress.peak_allocated_bytes,
         "swapLimitBytes": swap_limit_from_report(progress.cgroup),
+        "swapBytesAtEnd": progress.swap.swap_bytes_at_end if progress.swap else None,
     }

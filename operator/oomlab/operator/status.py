@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from oomlab.experiment import ExperimentSpec
-from oomlab.operator import swapcost_view
+from oomlab.operator import memoryqos_view, resize_view, swapcost_view
 from oomlab.operator.conditions import (
     CONDITION_DOCKER_OBSERVED,
     CONDITION_FINISHED,
@@ -192,6 +192,25 @@ def assemble(
         merged_k8s["swapLimitAgrees"] = agrees
     if disagreement and node is not None:
         merged_k8s["explanation"] = f"{merged_k8s.get('explanation', '')} {disagreement}".strip()
+    memory_qos = memoryqos_view.section(
+        spec, node, qos=qos, cgroup=cgroup, progress=progress,
+        recorded=recorded_k8s.get("memoryQoS"),
+    )  # fmt: skip
+    if memory_qos is not None:
+        merged_k8s["memoryQoS"] = memory_qos
+        if node is not None and memoryqos_view.acts(memory_qos):
+            merged_k8s["explanation"] = (
+                f"{merged_k8s.get('explanation', '')} {memory_qos['explanation']}".strip()
+            )
+    resize = resize_view.section(
+        spec, recorded_k8s.get("resize"), obs.pod.resize or None, progress, node
+    )
+    if resize is not None:
+        merged_k8s["resize"] = resize
+        if node is not None:
+            merged_k8s["explanation"] = (
+                f"{merged_k8s.get('explanation', '')} {resize['explanation']}"
+            )
 
     swap_cost = None
     if spec.measure_swap_cost:

@@ -5,9 +5,10 @@ its swap behaviour."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from oomlab.rules.memory_qos import MemoryQoSSettings, settings_from_labels
 from oomlab.rules.results import CgroupVersion
 from oomlab.rules.semantics import SwapBehavior
 from oomlab.rules.units import SizeError, parse_k8s_quantity
@@ -47,6 +48,11 @@ class NodeFacts:
     kubelet_tainted: bool = False
     """The node carries the ``oomlab.dev/kubelet-version`` taint: only experiments that ask for
     its kubelet run there."""
+    memory_qos: MemoryQoSSettings = field(default_factory=MemoryQoSSettings)
+    """From the ``oomlab.dev/memory-*`` labels (rules.memory_qos); empty: the version's defaults."""
+    memory_allocatable_bytes: int | None = None
+    """``status.allocatable.memory``: Memory QoS's memory.high base for a container without a
+    limit."""
 
 
 def node_facts_from_node(node: Mapping[str, Any]) -> NodeFacts:
@@ -80,6 +86,13 @@ def node_facts_from_node(node: Mapping[str, Any]) -> NodeFacts:
     kubelet_tainted = any(
         isinstance(t, Mapping) and t.get("key") == KUBELET_VERSION_KEY for t in taints
     )
+    allocatable: int | None = None
+    raw_allocatable = (node_status.get("allocatable") or {}).get("memory")
+    if raw_allocatable is not None:
+        try:
+            allocatable = parse_k8s_quantity(raw_allocatable, field="allocatable.memory")
+        except SizeError:
+            allocatable = None
     kubelet_version = (node_status.get("nodeInfo") or {}).get("kubeletVersion")
     return NodeFacts(
         name=str((node.get("metadata") or {}).get("name", "")),
@@ -93,6 +106,8 @@ def node_facts_from_node(node: Mapping[str, Any]) -> NodeFacts:
         else None,
         fail_cgroup_v1=fail_cgroup_v1,
         kubelet_tainted=kubelet_tainted,
+        memory_qos=settings_from_labels(labels),
+        memory_allocatable_bytes=allocatable,
     )
 
 

@@ -103,6 +103,9 @@ class Progress:
     """Wall seconds of all re-access passes; None when none ran."""
     reaccess_passes: int = 0
     swap: SwapActivity | None = None
+    swap_limits: tuple[tuple[float, int | None], ...] = ()
+    """(elapsed seconds, memory.swap.max, None = max) from each progress line that read it
+    (cgroup v2): shows whether the swap limit changed while the workload ran."""
 
 
 @dataclass(frozen=True)

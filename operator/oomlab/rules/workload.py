@@ -259,6 +259,7 @@ def parse_lines(lines: Iterable[str]) -> Progress:
     timeline: list[tuple[float, int | None, int | None]] = []
     start: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None
+    swap_limits: list[tuple[float, int | None]] = []
     for raw in lines:
         try:
             record = json.loads(raw)
@@ -280,6 +281,10 @@ def parse_lines(lines: Iterable[str]) -> Progress:
         if isinstance(record.get("elapsed_s"), int | float):
             rss, live = record.get("rss_bytes"), record.get("allocated_bytes")
             timeline.append((float(record["elapsed_s"]), rss, live))
+        if event == "progress" and "swap_limit_bytes" in record:
+            limit = record["swap_limit_bytes"]
+            elapsed = _seconds(record.get("elapsed_s")) or 0.0
+            swap_limits.append((elapsed, int(limit) if isinstance(limit, int) else None))
         if event == "start":
             start = record
         if event == "summary":
@@ -302,4 +307,5 @@ def parse_lines(lines: Iterable[str]) -> Progress:
         reaccess_s=_seconds((summary or {}).get("reaccess_s")),
         reaccess_passes=int((summary or {}).get("reaccess_passes") or 0),
         swap=swap_activity(start, summary) if start and summary else None,
+        swap_limits=tuple(swap_limits),
     )
