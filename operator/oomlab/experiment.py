@@ -10,6 +10,12 @@ from typing import Any
 
 from oomlab.rules.docker import DockerFlags
 from oomlab.rules.nodes import SWAP_BEHAVIOR_LABEL, placement_for
+from oomlab.rules.pressure_spec import (
+    NODE_PRESSURE_ALLOWED,
+    NODE_PRESSURE_LABEL,
+    NodePressureSpec,
+    PressureSpecError,
+)
 from oomlab.rules.semantics import QoSClass, SwapBehavior, qos_class
 from oomlab.rules.units import (
     SizeError,
@@ -51,9 +57,10 @@ class InvalidSpec(ValueError):
 @dataclass(frozen=True)
 class ExperimentSpec:
     workload: WorkloadSpec
-    limit_bytes: int
+    limit_bytes: int | None
+    """None only for a node-scale experiment (spec.nodePressure) without a container limit."""
     request_bytes: int | None
-    limit_text: str
+    limit_text: str | None
     request_text: str | None
     image: str = DEFAULT_IMAGE
     image_pull_policy: str = "IfNotPresent"
@@ -68,6 +75,8 @@ class ExperimentSpec:
     """The kind of node asked for (spec.swapBehavior); None: any node the pod tolerates."""
     measure_swap_cost: bool = False
     """spec.measureSwapCost: also run the unconstrained twin and write status.swapCost."""
+    node_pressure: NodePressureSpec | None = None
+    """spec.nodePressure: fill the node (only one labelled to allow it), maybe with bystanders."""
 
     @property
     def qos(self) -> QoSClass:
@@ -78,7 +87,7 @@ class ExperimentSpec:
         cls,
         workload: WorkloadSpec,
         *,
-        limit: str | int,
+        limit: str | int | None,
         request: str | int | None = None,
         image: str = DEFAULT_IMAGE,
         image_pull_policy: str = "IfNotPresent",
@@ -91,11 +100,13 @@ class ExperimentSpec:
         docker: DockerFlags | None = None,
         swap_behavior: SwapBehavior | None = None,
         measure_swap_cost: bool = False,
+        node_pressure: NodePressureSpec | None = None,
     ) -> ExperimentSpec:
         """An experiment from values at hand, checked as :meth:`from_spec` checks a document:
         a Kubernetes ``500m`` (half a byte) or a request above the limit never reaches a cluster.
         """
-        limit_bytes, request_bytes = _memory(limit, request)
+        _check_node_pressure(node_pressure, measure_swap_cost)
+        limit_bytes, request_bytes = _memory(limit, request, required=node_pressure is None)
         if docker is not None:
             _check_docker(docker)
         if not 1 <= timeout_s <= MAX_TIMEOUT_S:
@@ -110,7 +121,7 @@ class ExperimentSpec:
             workload=workload,
             limit_bytes=limit_bytes,
             request_bytes=request_bytes,
-            limit_text=str(limit),
+            limit_text=None if limit is None else str(limit),
             request_text=None if request is None else str(request),
             image=image,
             image_pull_policy=image_pull_policy,
@@ -123,6 +134,7 @@ class ExperimentSpec:
             docker=docker,
             swap_behavior=swap_behavior,
             measure_swap_cost=measure_swap_cost,
+            node_pressure=node_pressure,
         )
 
     @classmethod
@@ -139,10 +151,13 @@ class ExperimentSpec:
             raise InvalidSpec("spec.workload", str(exc)) from None
         limits = (spec.get("resources") or {}).get("limits") or {}
         requests = (spec.get("resources") or {}).get("requests") or {}
-        limit, request = _memory(limits.get("memory"), requests.get("memory"))
+        node_pressure = _node_pressure(spec)
+        limit, request = _memory(
+            limits.get("memory"), requests.get("memory"), required=node_pressure is None
+        )
         if max_bytes is not None:
             for what, value in (("workload.size", workload.size_bytes), ("limit", limit)):
-                if value > max_bytes:
+                if value is not None and value > max_bytes:
                     raise InvalidSpec(
                         "spec.workload.size"
                         if what == "workload.size"
@@ -165,7 +180,7 @@ class ExperimentSpec:
             workload=workload,
             limit_bytes=limit,
             request_bytes=request,
-            limit_text=str(limits["memory"]),
+            limit_text=None if limit is None else str(limits["memory"]),
             request_text=None if request is None else str(requests["memory"]),
             image=raw_workload.get("image") or DEFAULT_IMAGE,
             image_pull_policy=raw_workload.get("imagePullPolicy") or "IfNotPresent",
@@ -177,7 +192,8 @@ class ExperimentSpec:
             tolerations=list(spec.get("tolerations") or []),
             docker=docker,
             swap_behavior=swap_behavior,
-            measure_swap_cost=_measure_swap_cost(spec),
+            measure_swap_cost=_check_node_pressure(node_pressure, _measure_swap_cost(spec)),
+            node_pressure=node_pressure,
         )
 
     def to_document(
@@ -202,7 +218,9 @@ class ExperimentSpec:
         }
 
     def _document_spec(self) -> dict[str, Any]:
-        resources: dict[str, Any] = {"limits": {"memory": self.limit_text}}
+        resources: dict[str, Any] = {}
+        if self.limit_text is not None:
+            resources["limits"] = {"memory": self.limit_text}
         if self.request_text is not None:
             resources["requests"] = {"memory": self.request_text}
         spec: dict[str, Any] = {
@@ -222,6 +240,7 @@ class ExperimentSpec:
             "tolerations": [dict(t) for t in self.tolerations] or None,
             "swapBehavior": None if self.swap_behavior is None else self.swap_behavior.value,
             "measureSwapCost": self.measure_swap_cost or None,
+            "nodePressure": None if self.node_pressure is None else self.node_pressure.to_mapping(),
         }
         spec.update({key: value for key, value in optional.items() if value is not None})
         if self.docker is not None:
@@ -234,10 +253,16 @@ class ExperimentSpec:
         return spec
 
 
-def _memory(limit: Any, request: Any) -> tuple[int, int | None]:
+def _memory(limit: Any, request: Any, *, required: bool = True) -> tuple[int | None, int | None]:
     """The limit and request in bytes, as Kubernetes reads them; :class:`InvalidSpec` for a
-    missing limit, a quantity that is not a whole number of bytes, or a request above the limit.
+    missing limit (unless not ``required``: a node-scale experiment), a quantity that is not a
+    whole number of bytes, or a request above the limit.
     """
+    if limit is None and not required:
+        request_only = (
+            None if request is None else _quantity(request, "spec.resources.requests.memory")
+        )
+        return None, request_only
     if limit is None:
         raise InvalidSpec(
             "spec.resources.limits.memory",
@@ -255,6 +280,26 @@ def _memory(limit: Any, request: Any) -> tuple[int, int | None]:
             f"({limit}); a request cannot exceed the limit",
         )
     return limit_bytes, request_bytes
+
+
+def _node_pressure(spec: Mapping[str, Any]) -> NodePressureSpec | None:
+    raw = spec.get("nodePressure")
+    if raw is None:
+        return None
+    try:
+        return NodePressureSpec.from_mapping(raw)
+    except PressureSpecError as exc:
+        raise InvalidSpec(exc.field, str(exc)) from None
+
+
+def _check_node_pressure(node_pressure: NodePressureSpec | None, measure_swap_cost: bool) -> bool:
+    if node_pressure is not None and measure_swap_cost:
+        raise InvalidSpec(
+            "spec.measureSwapCost",
+            "measureSwapCost cannot go with nodePressure: the twin would fill the node a second "
+            "time; remove one of them",
+        )
+    return measure_swap_cost
 
 
 def _check_docker(flags: DockerFlags) -> None:
@@ -322,10 +367,13 @@ def pod_name(experiment_name: str, uid: str, prefix: str = "oomx") -> str:
 
 def build_pod(name: str, namespace: str, uid: str, spec: ExperimentSpec) -> dict[str, Any]:
     """The experiment's Pod: least privilege, no restarts, no API token, no network needs."""
-    resources: dict[str, Any] = {
-        "limits": {"memory": spec.limit_text, "cpu": f"{CPU_MILLIS}m"},
-        "requests": {"memory": spec.request_text or spec.limit_text, "cpu": f"{CPU_MILLIS}m"},
-    }
+    limits: dict[str, str] = {"cpu": f"{CPU_MILLIS}m"}
+    requests: dict[str, str] = {"cpu": f"{CPU_MILLIS}m"}
+    if spec.limit_text is not None:
+        limits["memory"] = spec.limit_text
+    if spec.request_text or spec.limit_text:
+        requests["memory"] = str(spec.request_text or spec.limit_text)
+    resources: dict[str, Any] = {"limits": limits, "requests": requests}
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -362,6 +410,8 @@ def build_pod(name: str, namespace: str, uid: str, spec: ExperimentSpec) -> dict
         pod_spec["priorityClassName"] = spec.priority_class
     placement = placement_for(spec.swap_behavior)
     node_selector = {**spec.node_selector, **placement.node_selector}
+    if spec.node_pressure is not None:
+        node_selector[NODE_PRESSURE_LABEL] = NODE_PRESSURE_ALLOWED
     tolerations = spec.tolerations + [t for t in placement.tolerations if t not in spec.tolerations]
     if node_selector:
         pod_spec["nodeSelector"] = node_selector
