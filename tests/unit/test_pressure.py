@@ -15,7 +15,9 @@ from oomlab.rules.pressure import (
     oom_score_adj,
     oom_victim,
     predict_node_pressure,
+    predict_run,
 )
+from oomlab.rules.pressure import WORKLOAD as WORKLOAD_NAME
 from oomlab.rules.semantics import QoSClass, limited_swap_bytes
 
 MiB = 2**20
@@ -178,3 +180,33 @@ def test_oom_victim_prefers_best_effort_over_a_larger_burstable() -> None:
     assert oom_victim([WORKLOAD, bystander], CAPACITY, total).name == "be"
     guaranteed = PodMemory("g", QoSClass.GUARANTEED, request_bytes=300 * MiB, usage_bytes=300 * MiB)
     assert oom_victim([WORKLOAD, guaranteed], CAPACITY, total).name == "workload"
+
+
+def test_a_bystander_evicted_first_can_save_the_workload() -> None:
+    # Request 600 MiB: at the first pressure the workload is ~100 MiB over its request, the
+    # BestEffort bystander 312 MiB over zero, so the bystander goes; its memory back, the
+    # 900 MiB fill fits and completes.
+    bystander = PodMemory("be", QoSClass.BEST_EFFORT, usage_bytes=312 * MiB)
+    run = predict_run(
+        vm(),
+        Fill(912 * MiB, rate_bytes_per_s=5 * MiB, hold_s=30),
+        [bystander],
+        qos=QoSClass.BURSTABLE,
+        request_bytes=600 * MiB,
+    )
+    assert run.order == ("be", WORKLOAD_NAME)
+    assert run.evicted_first == ("be",)
+    assert run.prediction.outcome == NodeOutcome.COMPLETED
+
+
+def test_the_workload_first_when_it_is_furthest_over_its_request() -> None:
+    bystander = PodMemory("be", QoSClass.BEST_EFFORT, usage_bytes=100 * MiB)
+    run = predict_run(
+        vm(),
+        Fill(1300 * MiB, rate_bytes_per_s=10 * MiB, hold_s=30),
+        [bystander],
+        qos=QoSClass.BURSTABLE,
+        request_bytes=400 * MiB,
+    )
+    assert run.order == (WORKLOAD_NAME, "be") and run.evicted_first == ()
+    assert run.prediction.outcome == NodeOutcome.EVICTED

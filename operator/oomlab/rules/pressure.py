@@ -282,3 +282,48 @@ def _seconds(num_bytes: int, rate: float | None) -> float:
     if rate is None or rate <= 0:
         return 0.0
     return max(0, num_bytes) / rate
+
+
+@dataclass(frozen=True)
+class PressureRun:
+    """The whole predicted run: the pods the kubelet evicts before the workload's fate is
+    decided, in order, and that fate."""
+
+    prediction: NodePrediction
+    evicted_first: tuple[str, ...]
+    """Bystanders evicted before the workload (each eviction frees what it held)."""
+    order: tuple[str, ...]
+    """The eviction manager's ranking at the first pressure, the workload named ``workload``."""
+
+
+WORKLOAD = "workload"
+
+
+def predict_run(
+    node: NodeMemory,
+    fill: Fill,
+    bystanders: Sequence[PodMemory],
+    *,
+    qos: QoSClass,
+    request_bytes: int | None,
+    priority: int = 0,
+) -> PressureRun:
+    """:func:`predict_node_pressure`, then the kubelet's passes: while the pod it would evict
+    first is a bystander, that bystander goes and its memory is free again (one pod per pass),
+    and the workload's fate is predicted anew with the bystanders left."""
+    left = list(bystanders)
+    evicted: list[str] = []
+    first_order: tuple[str, ...] = ()
+    while True:
+        prediction = predict_node_pressure(node, fill, left)
+        if prediction.outcome != NodeOutcome.EVICTED or prediction.pressure_at_bytes is None:
+            return PressureRun(prediction, tuple(evicted), first_order)
+        workload = PodMemory(
+            WORKLOAD, qos, request_bytes or 0, prediction.pressure_at_bytes, priority
+        )
+        order = eviction_order([workload, *left])
+        first_order = first_order or tuple(p.name for p in order)
+        if order[0].name == WORKLOAD:
+            return PressureRun(prediction, tuple(evicted), first_order)
+        evicted.append(order[0].name)
+        left = [b for b in left if b.name != order[0].name]
