@@ -19,7 +19,7 @@ from cluster import Namespace, experiment
 from kubernetes import client
 
 NODE_PRESSURE_LABEL = "oomlab.dev/node-pressure"
-RECOVERY_S = 300.0
+RECOVERY_S = 420.0  # MemoryPressure stays 5 min (evictionPressureTransitionPeriod)
 FILL_TIMEOUT_S = 900.0
 
 
