@@ -15,10 +15,11 @@ from oomlab.operator.pressure_view import (
     sample_before,
     sample_from_summary,
     thresholds_from,
+    workload_swap_view,
 )
 from oomlab.rules.nodes import NodeFacts
 from oomlab.rules.pressure import NodeOutcome
-from oomlab.rules.results import CgroupVersion
+from oomlab.rules.results import CgroupVersion, Progress
 from oomlab.rules.semantics import SwapBehavior
 
 MiB = 2**20
@@ -155,3 +156,13 @@ def test_prediction_for_the_vm_node() -> None:
     assert "which does not count swap" in run.prediction.explanation
     # The workload is far more over its request than the bystander is over zero.
     assert run.order == ("workload", "bystander-0") and run.evicted_first == ()
+
+
+def test_without_node_samples_the_workloads_swap_bounds_the_free_swap() -> None:
+    progress = Progress(lines=3, cgroup={"swap_usage_bytes": 500 * MiB})
+    assert workload_swap_view(progress, VM) == {
+        "source": "workload",
+        "workloadSwapBytes": 500 * MiB,
+        "nodeSwapFreeBytes": 2_147_479_552 - 500 * MiB,
+    }
+    assert workload_swap_view(None, VM) == {"source": "workload", "workloadSwapBytes": None}

@@ -55,6 +55,7 @@ from oomlab.operator.pressure_view import (
     sample_before,
     sample_from_summary,
     thresholds_from,
+    workload_swap_view,
 )
 from oomlab.operator.state import OperatorState, node_facts, state_of
 from oomlab.rules.classify import classify_node_outcome, classify_pod, parse_eviction_message
@@ -351,6 +352,9 @@ async def _finish_once(
         )
     if at_end is not None:
         observed["nodeAtEnd"] = at_end.to_status()
+    else:
+        facts = await node_facts(state, node_name)
+        observed["nodeAtEnd"] = workload_swap_view(progress, facts)
     await _write(
         state,
         parent,

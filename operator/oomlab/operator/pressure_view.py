@@ -30,7 +30,7 @@ from oomlab.rules.pressure import (
     predict_run,
 )
 from oomlab.rules.pressure_spec import EVICTION_HARD_LABEL, Bystander
-from oomlab.rules.results import CgroupVersion
+from oomlab.rules.results import CgroupVersion, Progress
 from oomlab.rules.semantics import NodeSwap, QoSClass, SwapBehavior, kubelet_allowance
 from oomlab.rules.units import SizeError, format_binary, parse_k8s_quantity
 from oomlab.rules.workload import INTERPRETER_OVERHEAD_BYTES, Mode, WorkloadSpec
@@ -318,3 +318,17 @@ def sample_before(samples: Sequence[Sample], moment: str | None) -> Sample | Non
         if earlier:
             return earlier[-1]
     return samples[-1]
+
+
+def workload_swap_view(progress: Progress | None, node: NodeFacts | None) -> dict[str, Any]:
+    """Without the kubelet's summary (no nodes/proxy, as the deployed operator's RBAC has it):
+    the workload's own swap from its last JSON line, and the node's free swap estimated as its
+    capacity minus that (an upper bound: nothing else's swap is known)."""
+    cgroup = (progress.cgroup if progress else None) or {}
+    held = cgroup.get("swap_usage_bytes")
+    if held is None:
+        held = cgroup.get("swap_peak_bytes")
+    view: dict[str, Any] = {"source": "workload", "workloadSwapBytes": held}
+    if isinstance(held, int) and node is not None and node.swap_capacity_bytes is not None:
+        view["nodeSwapFreeBytes"] = node.swap_capacity_bytes - held
+    return view
