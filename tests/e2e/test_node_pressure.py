@@ -90,7 +90,12 @@ def test_host_node_refuses_a_node_scale_experiment(ns: Namespace) -> None:
 def test_burstable_without_limit_is_evicted_with_swap_free(
     ns: Namespace, pressure_node: str
 ) -> None:
-    ns.apply(experiment("vm-fill", node_spec()))
+    # Live on 2026-12-03 a 1300Mi fill completed: the guest's kernel began swapping while
+    # memory.available was still ~160 MiB (above the 100Mi threshold), so its 561 MiB swap share
+    # held the overflow (103 MiB) and the kubelet saw no pressure. 1900Mi outgrows the share.
+    workload = {"mode": "leak", "size": "1900Mi", "step": "10Mi", "interval": 0.5, "hold": 60,
+                "imagePullPolicy": "Never"}  # fmt: skip
+    ns.apply(experiment("vm-fill", node_spec(workload=workload, nodePressure={"fill": "1900Mi"})))
     pressure = node_pressure_status(ns, "vm-fill")
     predicted, observed = pressure["predicted"], pressure["observed"]
     assert predicted["outcome"] == observed["outcome"] == "Evicted", pressure
