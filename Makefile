@@ -99,7 +99,7 @@ lab: setup cluster-up ## The Kubernetes main job: operator, samples, Docker pari
 .PHONY: test-e2e
 test-e2e: venv ## E2E tier: the real operator (in-process, then deployed) on the cluster at $$KUBECONFIG.
 	export KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} OOMLAB_REQUIRE_CLUSTER=1 && \
-	  hack/e2e-prepare.sh && $(PYTEST) tests/operator && $(PYTEST) tests/e2e
+	  hack/e2e-prepare.sh && $(PYTEST) tests/operator && $(PYTEST) tests/e2e -m "not node_pressure"
 
 # Under make test a skipped test fails the run (tests/conftest.py), unless its reason starts
 # with "allowed skip: ": every other test that cannot run here fails through its REQUIRE guard.
@@ -207,6 +207,11 @@ bench-vm: venv ## The LimitedSwap VM node vs the host's node: start -> Ready, ap
 .PHONY: thp-compare
 thp-compare: venv ## THP always vs madvise on the LimitedSwap VM node, measured (switches its THP for minutes, then restores it).
 	KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(BIN)/oomlab thp-compare
+
+.PHONY: test-pressure
+test-pressure: venv ## Node memory pressure on the LimitedSwap VM node (fills it for minutes, then waits for it to recover); not in test-e2e.
+	export KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} OOMLAB_REQUIRE_CLUSTER=1 OOMLAB_REQUIRE_LIMITED_SWAP=$(OOMLAB_VM_NODE) && \
+	  hack/e2e-prepare.sh && $(PYTEST) tests/e2e/test_node_pressure.py -m node_pressure
 
 .PHONY: test-thp
 test-thp: venv ## The THP comparison as a test; not in test-e2e, since it changes the VM node's THP for minutes.

@@ -9,6 +9,8 @@
 #   hack/vm-node.sh status   what runs; exit 1 if the guest does not
 #
 # The node: name oomlab-vm, labels oomlab.dev/swap-behavior=LimitedSwap,
+# oomlab.dev/node-pressure=allowed (node-scale experiments may fill it; the host's node never has
+# it), oomlab.dev/eviction-hard-memory (its kubelet's evictionHard memory.available),
 # oomlab.dev/cgroup-version and oomlab.dev/thp (both read from the guest kernel), taint
 # oomlab.dev/swap=LimitedSwap:NoSchedule (only pods that tolerate it land there). RuntimeClass
 # `crun` (manifests/cluster/vm-runtimeclasses.yaml) runs only there; `runc` runs on both nodes.
@@ -123,7 +125,7 @@ write_config_disk() { # config-img image-dir
   cat >"${cfg}/kubelet.env" <<EOF
 NODE_NAME=${OOMLAB_VM_NAME}
 NODE_IP=${OOMLAB_VM_IP}
-NODE_LABELS=oomlab.dev/swap-behavior=LimitedSwap,oomlab.dev/kubelet-version=${kubelet_version}
+NODE_LABELS=oomlab.dev/swap-behavior=LimitedSwap,oomlab.dev/kubelet-version=${kubelet_version},oomlab.dev/node-pressure=allowed,oomlab.dev/eviction-hard-memory=100Mi
 EOF
   # No Gateway: the guest can reach the cluster's bridge and nothing else.
   cat >"${cfg}/network/10-eth0.network" <<EOF

@@ -10,6 +10,12 @@ from typing import Any
 
 from oomlab.rules.docker import DockerFlags
 from oomlab.rules.nodes import SWAP_BEHAVIOR_LABEL, placement_for
+from oomlab.rules.pressure_spec import (
+    NODE_PRESSURE_ALLOWED,
+    NODE_PRESSURE_LABEL,
+    NodePressureSpec,
+    PressureSpecError,
+)
 from oomlab.rules.semantics import QoSClass, SwapBehavior, qos_class
 from oomlab.rules.units import (
     SizeError,
@@ -62,9 +68,10 @@ class ResizeSpec:
 @dataclass(frozen=True)
 class ExperimentSpec:
     workload: WorkloadSpec
-    limit_bytes: int
+    limit_bytes: int | None
+    """None only for a node-scale experiment (spec.nodePressure) without a container limit."""
     request_bytes: int | None
-    limit_text: str
+    limit_text: str | None
     request_text: str | None
     image: str = DEFAULT_IMAGE
     image_pull_policy: str = "IfNotPresent"
@@ -81,6 +88,8 @@ class ExperimentSpec:
     """spec.measureSwapCost: also run the unconstrained twin and write status.swapCost."""
     resize: ResizeSpec | None = None
     """spec.resize: resize the running pod's memory request once."""
+    node_pressure: NodePressureSpec | None = None
+    """spec.nodePressure: fill the node (only one labelled to allow it), maybe with bystanders."""
 
     @property
     def qos(self) -> QoSClass:
@@ -91,7 +100,7 @@ class ExperimentSpec:
         cls,
         workload: WorkloadSpec,
         *,
-        limit: str | int,
+        limit: str | int | None,
         request: str | int | None = None,
         image: str = DEFAULT_IMAGE,
         image_pull_policy: str = "IfNotPresent",
@@ -105,11 +114,13 @@ class ExperimentSpec:
         swap_behavior: SwapBehavior | None = None,
         measure_swap_cost: bool = False,
         resize: Mapping[str, Any] | None = None,
+        node_pressure: NodePressureSpec | None = None,
     ) -> ExperimentSpec:
         """An experiment from values at hand, checked as :meth:`from_spec` checks a document:
         a Kubernetes ``500m`` (half a byte) or a request above the limit never reaches a cluster.
         """
-        limit_bytes, request_bytes = _memory(limit, request)
+        _check_node_pressure(node_pressure, measure_swap_cost)
+        limit_bytes, request_bytes = _memory(limit, request, required=node_pressure is None)
         if docker is not None:
             _check_docker(docker)
         if not 1 <= timeout_s <= MAX_TIMEOUT_S:
@@ -124,7 +135,7 @@ class ExperimentSpec:
             workload=workload,
             limit_bytes=limit_bytes,
             request_bytes=request_bytes,
-            limit_text=str(limit),
+            limit_text=None if limit is None else str(limit),
             request_text=None if request is None else str(request),
             image=image,
             image_pull_policy=image_pull_policy,
@@ -138,6 +149,7 @@ class ExperimentSpec:
             swap_behavior=swap_behavior,
             measure_swap_cost=measure_swap_cost,
             resize=_resize(resize, limit_bytes, request_bytes),
+            node_pressure=node_pressure,
         )
 
     @classmethod
@@ -154,10 +166,13 @@ class ExperimentSpec:
             raise InvalidSpec("spec.workload", str(exc)) from None
         limits = (spec.get("resources") or {}).get("limits") or {}
         requests = (spec.get("resources") or {}).get("requests") or {}
-        limit, request = _memory(limits.get("memory"), requests.get("memory"))
+        node_pressure = _node_pressure(spec)
+        limit, request = _memory(
+            limits.get("memory"), requests.get("memory"), required=node_pressure is None
+        )
         if max_bytes is not None:
             for what, value in (("workload.size", workload.size_bytes), ("limit", limit)):
-                if value > max_bytes:
+                if value is not None and value > max_bytes:
                     raise InvalidSpec(
                         "spec.workload.size"
                         if what == "workload.size"
@@ -180,7 +195,7 @@ class ExperimentSpec:
             workload=workload,
             limit_bytes=limit,
             request_bytes=request,
-            limit_text=str(limits["memory"]),
+            limit_text=None if limit is None else str(limits["memory"]),
             request_text=None if request is None else str(requests["memory"]),
             image=raw_workload.get("image") or DEFAULT_IMAGE,
             image_pull_policy=raw_workload.get("imagePullPolicy") or "IfNotPresent",
@@ -192,8 +207,9 @@ class ExperimentSpec:
             tolerations=list(spec.get("tolerations") or []),
             docker=docker,
             swap_behavior=swap_behavior,
-            measure_swap_cost=_measure_swap_cost(spec),
+            measure_swap_cost=_check_node_pressure(node_pressure, _measure_swap_cost(spec)),
             resize=_resize(spec.get("resize"), limit, request),
+            node_pressure=node_pressure,
         )
 
     def to_document(
@@ -218,7 +234,9 @@ class ExperimentSpec:
         }
 
     def _document_spec(self) -> dict[str, Any]:
-        resources: dict[str, Any] = {"limits": {"memory": self.limit_text}}
+        resources: dict[str, Any] = {}
+        if self.limit_text is not None:
+            resources["limits"] = {"memory": self.limit_text}
         if self.request_text is not None:
             resources["requests"] = {"memory": self.request_text}
         spec: dict[str, Any] = {
@@ -244,6 +262,7 @@ class ExperimentSpec:
                 "memoryRequest": self.resize.memory_request_text,
                 "afterSeconds": self.resize.after_s,
             },
+            "nodePressure": None if self.node_pressure is None else self.node_pressure.to_mapping(),
         }
         spec.update({key: value for key, value in optional.items() if value is not None})
         if self.docker is not None:
@@ -256,10 +275,16 @@ class ExperimentSpec:
         return spec
 
 
-def _memory(limit: Any, request: Any) -> tuple[int, int | None]:
+def _memory(limit: Any, request: Any, *, required: bool = True) -> tuple[int | None, int | None]:
     """The limit and request in bytes, as Kubernetes reads them; :class:`InvalidSpec` for a
-    missing limit, a quantity that is not a whole number of bytes, or a request above the limit.
+    missing limit (unless not ``required``: a node-scale experiment), a quantity that is not a
+    whole number of bytes, or a request above the limit.
     """
+    if limit is None and not required:
+        request_only = (
+            None if request is None else _quantity(request, "spec.resources.requests.memory")
+        )
+        return None, request_only
     if limit is None:
         raise InvalidSpec(
             "spec.resources.limits.memory",
@@ -279,7 +304,7 @@ def _memory(limit: Any, request: Any) -> tuple[int, int | None]:
     return limit_bytes, request_bytes
 
 
-def _resize(raw: Any, limit: int, request: int | None) -> ResizeSpec | None:
+def _resize(raw: Any, limit: int | None, request: int | None) -> ResizeSpec | None:
     """spec.resize, checked: only a Burstable pod with a memory request below its limit gets
     swap, and the new request must keep it so (a resize may not change the QoS class)."""
     if raw is None:
@@ -288,7 +313,7 @@ def _resize(raw: Any, limit: int, request: int | None) -> ResizeSpec | None:
     if not isinstance(raw, Mapping) or raw.get("memoryRequest") is None:
         raise InvalidSpec(where, "resize needs memoryRequest: the request to resize to")
     new = _quantity(raw["memoryRequest"], where)
-    if request is None or request >= limit:
+    if limit is None or request is None or request >= limit:
         raise InvalidSpec(
             where,
             "resize needs resources.requests.memory below resources.limits.memory: only such a "
@@ -304,6 +329,26 @@ def _resize(raw: Any, limit: int, request: int | None) -> ResizeSpec | None:
     if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= MAX_TIMEOUT_S:
         raise InvalidSpec("spec.resize.afterSeconds", f"afterSeconds must be 0..{MAX_TIMEOUT_S}")
     return ResizeSpec(new, str(raw["memoryRequest"]), after)
+
+
+def _node_pressure(spec: Mapping[str, Any]) -> NodePressureSpec | None:
+    raw = spec.get("nodePressure")
+    if raw is None:
+        return None
+    try:
+        return NodePressureSpec.from_mapping(raw)
+    except PressureSpecError as exc:
+        raise InvalidSpec(exc.field, str(exc)) from None
+
+
+def _check_node_pressure(node_pressure: NodePressureSpec | None, measure_swap_cost: bool) -> bool:
+    if node_pressure is not None and measure_swap_cost:
+        raise InvalidSpec(
+            "spec.measureSwapCost",
+            "measureSwapCost cannot go with nodePressure: the twin would fill the node a second "
+            "time; remove one of them",
+        )
+    return measure_swap_cost
 
 
 def _check_docker(flags: DockerFlags) -> None:
@@ -371,10 +416,13 @@ def pod_name(experiment_name: str, uid: str, prefix: str = "oomx") -> str:
 
 def build_pod(name: str, namespace: str, uid: str, spec: ExperimentSpec) -> dict[str, Any]:
     """The experiment's Pod: least privilege, no restarts, no API token, no network needs."""
-    resources: dict[str, Any] = {
-        "limits": {"memory": spec.limit_text, "cpu": f"{CPU_MILLIS}m"},
-        "requests": {"memory": spec.request_text or spec.limit_text, "cpu": f"{CPU_MILLIS}m"},
-    }
+    limits: dict[str, str] = {"cpu": f"{CPU_MILLIS}m"}
+    requests: dict[str, str] = {"cpu": f"{CPU_MILLIS}m"}
+    if spec.limit_text is not None:
+        limits["memory"] = spec.limit_text
+    if spec.request_text or spec.limit_text:
+        requests["memory"] = str(spec.request_text or spec.limit_text)
+    resources: dict[str, Any] = {"limits": limits, "requests": requests}
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -411,6 +459,16 @@ def build_pod(name: str, namespace: str, uid: str, spec: ExperimentSpec) -> dict
         pod_spec["priorityClassName"] = spec.priority_class
     placement = placement_for(spec.swap_behavior)
     pod_spec.update(placement.pod_fields(spec.node_selector, spec.tolerations))
+    node_selector = {**spec.node_selector, **placement.node_selector}
+    if spec.node_pressure is not None:
+        node_selector[NODE_PRESSURE_LABEL] = NODE_PRESSURE_ALLOWED
+    tolerations = spec.tolerations + [t for t in placement.tolerations if t not in spec.tolerations]
+    if node_selector:
+        pod_spec["nodeSelector"] = node_selector
+    if placement.affinity:
+        pod_spec["affinity"] = placement.affinity
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
     return {
         "apiVersion": "v1",
         "kind": "Pod",

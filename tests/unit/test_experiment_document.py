@@ -12,6 +12,7 @@ from oomlab.experiment import (
     ExperimentSpec,
     InvalidSpec,
 )
+from oomlab.rules.pressure_spec import NodePressureSpec
 from oomlab.rules.semantics import SwapBehavior
 from oomlab.rules.units import MiB
 from oomlab.rules.workload import Mode, WorkloadSpec
@@ -67,6 +68,21 @@ SPECS = {
         SEED, limit="500Mi", docker=DockerFlags(None, None)
     ),
     "odd byte count": ExperimentSpec.build(WorkloadSpec(Mode.BULK, 1_000_001), limit="2Mi"),
+    "node pressure, no limit, bystanders": ExperimentSpec.build(
+        WorkloadSpec(Mode.LEAK, 1300 * MiB, step_bytes=20 * MiB, interval_s=0.5),
+        limit=None,
+        request="400Mi",
+        swap_behavior=SwapBehavior.LIMITED_SWAP,
+        node_pressure=NodePressureSpec.from_mapping(
+            {
+                "fill": "85%",
+                "bystanders": [
+                    {"qos": "BestEffort", "size": "200Mi"},
+                    {"qos": "Burstable", "size": "200Mi", "request": "100Mi"},
+                ],
+            }
+        ),
+    ),
 }
 
 

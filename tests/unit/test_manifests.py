@@ -247,6 +247,8 @@ def test_quantities_are_int_or_string_with_quantity_rules() -> None:
         text = " ".join(r["rule"] for r in memory["x-kubernetes-validations"])
         assert "isQuantity(" in text and ".isInteger()" in text
     messages = " ".join(r["message"] for r in resources["x-kubernetes-validations"])
+    spec_rules = root_schema()["properties"]["spec"]["x-kubernetes-validations"]
+    messages += " ".join(r["message"] for r in spec_rules)
     assert "limits.memory is required: an experiment without a memory limit" in messages
     assert "limits.memory must be >= requests.memory" in messages
     limit_rules = resources["properties"]["limits"]["properties"]["memory"]

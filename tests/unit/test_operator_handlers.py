@@ -705,10 +705,10 @@ def test_kopf_finds_every_handler_by_importing_the_handlers_module() -> None:
         "_activities": ["configure", "experiments", "login_via_client", "serve_metrics",
                         "stop_alarms", "stop_metrics", "widen_api_thread_pool"],
         "_indexing": ["experiments_by_phase", "nodes_by_name"],
-        "_watching": ["experiment_event", "experiment_metrics_and_sweep", "pod_event",
-                      "sweep_event"],
+        "_watching": ["experiment_event", "experiment_metrics_and_sweep", "node-pressure-deleted",
+                      "node-pressure-pods", "pod_event", "sweep_event"],
         "_changing": [f"docker-observation/metadata.annotations.{OBSERVATION_ANNOTATION}",
-                      "start_experiment"],
+                      "node-pressure-start", "start_experiment"],
     }  # fmt: skip
 
 

@@ -60,7 +60,9 @@ from oomlab.operator.kubernetes_view import (
     owner_experiment,
 )
 from oomlab.operator.logs import workload_progress
+from oomlab.operator.node_pressure import admit as admit_node_pressure
 from oomlab.operator.phases import is_terminal, phase_of, status_of
+from oomlab.operator.pressure_view import is_bystander
 from oomlab.operator.resize_action import arm_resize
 from oomlab.operator.state import (
     MEMO_KEY,
@@ -205,6 +207,11 @@ async def start_experiment(
     except InvalidSpec as exc:
         await _invalid(state, current, "InvalidSpec", invalid_spec_message(exc.field, str(exc)))
         return
+    admitted = await admit_node_pressure(state, spec)  # node-scale: only on an allowed node
+    if isinstance(admitted, str):
+        await _invalid(state, current, "NodePressureNotAllowed", admitted)
+        return
+    spec = admitted
     if await pod_vanished(current, namespace, name, uid):
         gone = PodVerdict(Phase.FAILED, Outcome.FAILED, "PodDeleted", POD_DELETED)
         observation = observation_from_verdict(gone, {}, None)
@@ -329,7 +336,7 @@ async def pod_event(
     state = state_of(memo)
     pod = dict(body)
     owner = owner_experiment(pod)
-    if owner is None or namespace is None:
+    if owner is None or namespace is None or is_bystander(pod):
         return
     parent = await asyncio.to_thread(kube.find_experiment, namespace, owner.name)
     if parent is None or parent["metadata"].get("uid") != owner.uid:

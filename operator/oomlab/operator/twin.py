@@ -36,7 +36,7 @@ def is_twin(pod: Mapping[str, Any]) -> bool:
 def twin_memory_limit(spec: ExperimentSpec) -> int:
     """The twin's memory limit: the workload's demand plus headroom (as ``oomlab swap-cost``),
     and never less than the experiment's own limit."""
-    return max(twin_memory_bytes(spec.workload.demand_bytes()), spec.limit_bytes)
+    return max(twin_memory_bytes(spec.workload.demand_bytes()), spec.limit_bytes or 0)
 
 
 def build_twin_pod(

@@ -9,14 +9,16 @@ document around it.
 
 from __future__ import annotations
 
+import re
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from oomlab.rules.pressure import NodeOutcome
 from oomlab.rules.results import Outcome
-from oomlab.rules.units import human
+from oomlab.rules.units import SizeError, human, parse_k8s_quantity
 from oomlab.rules.workload import EXIT_COMPLETED, exit_meaning
 
 
@@ -282,3 +284,120 @@ def explain_creation_error(status_code: int, message: str) -> tuple[Phase, str, 
             f"The operator may not create the pod here ({message.strip()}).",
         )
     return (Phase.PENDING, "Retrying", f"Creating the pod failed and will be retried ({message}).")
+
+
+# --------------------------------------------------------------------------------------------
+# node-scale experiments: evicted, OOM-killed in which cgroup, or completed
+
+_EVICTED_RESOURCE = re.compile(r"The node was low on resource: (?P<resource>[\w.-]+)\.")
+_EVICTED_THRESHOLD = re.compile(
+    r"Threshold quantity: (?P<threshold>-?[\w.]+), available: (?P<available>-?[\w.]+)\."
+)
+_EVICTED_CONTAINER = re.compile(
+    r"Container (?P<name>\S+) was using (?P<usage>-?[\w.]+), request is (?P<request>-?[\w.]+),"
+)
+
+
+@dataclass(frozen=True)
+class EvictionFacts:
+    """What the kubelet's eviction message says (pkg/kubelet/eviction, evictionMessage)."""
+
+    resource: str | None = None
+    signal: str | None = None
+    """memory.available for memory: the message names the resource, and memory.available and
+    allocatableMemory.available share one threshold value."""
+    threshold_bytes: int | None = None
+    available_bytes: int | None = None
+    usage_bytes: int | None = None
+    """The first container over its request: its working set (memory, not swap)."""
+    request_bytes: int | None = None
+
+
+def _signed_bytes(text: str) -> int | None:
+    negative = text.startswith("-")
+    digits = text.removeprefix("-")
+    if digits.strip("0") == "":
+        return 0
+    try:
+        value = parse_k8s_quantity(digits)
+    except SizeError:
+        return None
+    return -value if negative else value
+
+
+def parse_eviction_message(message: str | None) -> EvictionFacts:
+    """``The node was low on resource: memory. Threshold quantity: 100Mi, available: 85432Ki.
+    Container workload was using 1203Mi, request is 400Mi, has larger consumption of memory.``"""
+    text = message or ""
+    resource = _EVICTED_RESOURCE.search(text)
+    threshold = _EVICTED_THRESHOLD.search(text)
+    container = _EVICTED_CONTAINER.search(text)
+    name = resource.group("resource") if resource else None
+    return EvictionFacts(
+        resource=name,
+        signal="memory.available" if name == "memory" else None,
+        threshold_bytes=_signed_bytes(threshold.group("threshold")) if threshold else None,
+        available_bytes=_signed_bytes(threshold.group("available")) if threshold else None,
+        usage_bytes=_signed_bytes(container.group("usage")) if container else None,
+        request_bytes=_signed_bytes(container.group("request")) if container else None,
+    )
+
+
+def classify_node_outcome(
+    verdict: PodVerdict,
+    *,
+    limit_bytes: int | None,
+    allocated_bytes: int | None,
+    swap_used_bytes: int | None,
+    system_oom: bool,
+) -> tuple[NodeOutcome, str] | None:
+    """Which of the node-pressure outcomes a finished pod had, and how that was told; None while
+    it runs or when it failed otherwise.
+
+    The runtime says OOMKilled for any OOM kill of the container's process (the kernel counts
+    the kill in the victim's cgroup whoever invoked the killer), so the cgroup is told by
+    evidence: the kubelet posts a SystemOOM event on the Node only for the global OOM killer;
+    a kill with the workload's last allocation near its own limit is its own cgroup's; a kill
+    below its limit (or with none) and no SystemOOM is the pods' cgroup at node allocatable.
+    """
+    if verdict.reason == "Evicted":
+        facts = parse_eviction_message(verdict.message)
+        available = human(facts.available_bytes) if facts.available_bytes is not None else "?"
+        threshold = human(facts.threshold_bytes) if facts.threshold_bytes is not None else "?"
+        return (
+            NodeOutcome.EVICTED,
+            f"the kubelet evicted the pod: {facts.signal or facts.resource or 'a signal'} was "
+            f"{available} against its {threshold} threshold",
+        )
+    if verdict.outcome == Outcome.COMPLETED:
+        if swap_used_bytes:
+            return (
+                NodeOutcome.COMPLETED_IN_SWAP,
+                f"the workload completed with {human(swap_used_bytes)} in swap",
+            )
+        return NodeOutcome.COMPLETED, "the workload completed without swap"
+    killed = verdict.outcome == Outcome.OOM_KILLED or verdict.exit_code == EXIT_SIGKILL
+    if not killed:
+        return None
+    if system_oom:
+        return (
+            NodeOutcome.SYSTEM_OOM_KILLED,
+            "the node's global OOM killer killed it (a SystemOOM event on the Node)",
+        )
+    near_limit = (
+        limit_bytes is not None
+        and allocated_bytes is not None
+        and allocated_bytes >= OOM_EVIDENCE_FRACTION * limit_bytes
+    )
+    if near_limit:
+        return (
+            NodeOutcome.OOM_KILLED,
+            f"OOM-killed in its own cgroup: it had allocated {human(allocated_bytes)} against "
+            f"its {human(limit_bytes)} limit",
+        )
+    where = f"below its {human(limit_bytes)} limit" if limit_bytes is not None else "with no limit"
+    return (
+        NodeOutcome.ALLOCATABLE_OOM_KILLED,
+        f"OOM-killed {where} and with no SystemOOM event on the Node: the pods' cgroup "
+        "(node allocatable) ran out of memory",
+    )
