@@ -414,6 +414,44 @@ def pod_name(experiment_name: str, uid: str, prefix: str = "oomx") -> str:
     return f"{prefix}-{stem.rstrip('-')}-{suffix}"
 
 
+def memhog_container(
+    spec: ExperimentSpec, args: list[str], resources: dict[str, Any]
+) -> dict[str, Any]:
+    """memhog's container in an oomlab pod: unbuffered output, no privileges, read-only root."""
+    return {
+        "name": CONTAINER,
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "args": args,
+        "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
+        "resources": resources,
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+
+
+def least_privilege_pod_spec(timeout_s: int, container: dict[str, Any]) -> dict[str, Any]:
+    """The spec every memhog pod of an experiment shares: no restarts, no API token, non-root,
+    ended by the kubelet after ``timeout_s``."""
+    return {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "activeDeadlineSeconds": timeout_s,
+        "terminationGracePeriodSeconds": 5,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": NON_ROOT_UID,
+            "runAsGroup": NON_ROOT_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+    }
+
+
 def build_pod(name: str, namespace: str, uid: str, spec: ExperimentSpec) -> dict[str, Any]:
     """The experiment's Pod: least privilege, no restarts, no API token, no network needs."""
     limits: dict[str, str] = {"cpu": f"{CPU_MILLIS}m"}
@@ -423,36 +461,10 @@ def build_pod(name: str, namespace: str, uid: str, spec: ExperimentSpec) -> dict
     if spec.request_text or spec.limit_text:
         requests["memory"] = str(spec.request_text or spec.limit_text)
     resources: dict[str, Any] = {"limits": limits, "requests": requests}
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "activeDeadlineSeconds": spec.timeout_s,
-        "terminationGracePeriodSeconds": 5,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": NON_ROOT_UID,
-            "runAsGroup": NON_ROOT_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": [
-            {
-                "name": CONTAINER,
-                "image": spec.image,
-                "imagePullPolicy": spec.image_pull_policy,
-                "args": spec.workload.args(),
-                "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
-                "resources": resources,
-                # On a kill the last log lines (memhog's progress) land in the pod status.
-                "terminationMessagePolicy": "FallbackToLogsOnError",
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "capabilities": {"drop": ["ALL"]},
-                },
-            }
-        ],
-    }
+    container = memhog_container(spec, spec.workload.args(), resources)
+    # On a kill the last log lines (memhog's progress) land in the pod status.
+    container["terminationMessagePolicy"] = "FallbackToLogsOnError"
+    pod_spec = least_privilege_pod_spec(spec.timeout_s, container)
     if spec.runtime_class:
         pod_spec["runtimeClassName"] = spec.runtime_class
     if spec.priority_class:

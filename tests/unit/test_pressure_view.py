@@ -166,3 +166,30 @@ def test_without_node_samples_the_workloads_swap_bounds_the_free_swap() -> None:
         "nodeSwapFreeBytes": 2_147_479_552 - 500 * MiB,
     }
     assert workload_swap_view(None, VM) == {"source": "workload", "workloadSwapBytes": None}
+
+
+def test_bystanders_run_with_the_workloads_least_privilege() -> None:
+    experiment = spec([{"qos": "Burstable", "size": "200Mi"}])
+    (pod,) = bystander_pods("np", "lab", "uid-1", experiment, "oomlab-vm")
+    pod_spec = pod["spec"]
+    container = pod_spec["containers"][0]
+    assert pod_spec["restartPolicy"] == "Never"
+    assert pod_spec["automountServiceAccountToken"] is False
+    assert pod_spec["enableServiceLinks"] is False
+    assert pod_spec["activeDeadlineSeconds"] == experiment.timeout_s
+    assert pod_spec["terminationGracePeriodSeconds"] == 5
+    assert pod_spec["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert container["name"] == "workload"
+    assert container["image"] == experiment.image
+    assert container["env"] == [{"name": "PYTHONUNBUFFERED", "value": "1"}]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert "terminationMessagePolicy" not in container

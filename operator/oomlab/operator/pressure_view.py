@@ -10,13 +10,13 @@ from typing import Any
 
 from oomlab.experiment import (
     ANNOTATION_EXPERIMENT,
-    CONTAINER,
     LABEL_EXPERIMENT_UID,
     LABEL_MANAGED_BY,
     LABEL_NAME,
-    NON_ROOT_UID,
     POD_APP,
     ExperimentSpec,
+    least_privilege_pod_spec,
+    memhog_container,
     pod_name,
 )
 from oomlab.operator.twin import LABEL_ROLE
@@ -221,34 +221,11 @@ def bystander_pods(
                     "annotations": {ANNOTATION_EXPERIMENT: name},
                 },
                 "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "activeDeadlineSeconds": spec.timeout_s,
-                    "terminationGracePeriodSeconds": 5,
+                    **least_privilege_pod_spec(
+                        spec.timeout_s, memhog_container(spec, hold.args(), resources)
+                    ),
                     "nodeSelector": {HOSTNAME_LABEL: node_name},
                     "tolerations": placement.tolerations,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": NON_ROOT_UID,
-                        "runAsGroup": NON_ROOT_UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [
-                        {
-                            "name": CONTAINER,
-                            "image": spec.image,
-                            "imagePullPolicy": spec.image_pull_policy,
-                            "args": hold.args(),
-                            "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
-                            "resources": resources,
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
-                        }
-                    ],
                 },
             }
         )
