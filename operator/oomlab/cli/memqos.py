@@ -27,6 +27,7 @@ from rich.table import Table
 
 from oomlab import kube
 from oomlab.cli import memqos_compare as mq
+from oomlab.cli.node_switch import privileged_helper_pod, result_table, sigterm_as_interrupt
 from oomlab.cli.thp import HELPER_READY_S, POD_GONE_S, limited_swap_node, wait_for
 from oomlab.experiment import ExperimentSpec
 from oomlab.kube_client import load_client_config
@@ -36,7 +37,7 @@ from oomlab.rules.memory_qos import (
     THROTTLING_FACTOR_LABEL,
     MemoryQoSSettings,
 )
-from oomlab.rules.nodes import SWAP_TAINT_KEY, node_facts_from_node
+from oomlab.rules.nodes import node_facts_from_node
 from oomlab.rules.semantics import SwapBehavior
 from oomlab.rules.workload import DEFAULT_IMAGE, Mode, WorkloadSpec
 from oomlab.runners.kubernetes import ClusterExperiment, KubernetesRunner, WatchUpdate
@@ -81,38 +82,17 @@ sys.exit(0 if killed else 3)
 def helper_pod(
     name: str, namespace: str, node: str, image: str, text: str, stamp: str
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {mq.COMPARE_LABEL: stamp, "app.kubernetes.io/component": "memqos-helper"},
+    return privileged_helper_pod(
+        name, namespace, node, image=image, component="memqos-helper",
+        labels={mq.COMPARE_LABEL: stamp}, host_pid=True,
+        container={
+            "name": "memqos",
+            "command": ["python3", "-u", "-c", HELPER_SCRIPT, text],
+            "env": [{"name": "DROPIN_FILE", "value": mq.DROPIN_FILE}],
+            "volumeMounts": [{"name": "dropins", "mountPath": "/host/dropins"}],
         },
-        "spec": {
-            "nodeName": node,
-            "hostPID": True,
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "terminationGracePeriodSeconds": 1,
-            "tolerations": [{"key": SWAP_TAINT_KEY, "operator": "Exists"}],
-            "containers": [
-                {
-                    "name": "memqos",
-                    "image": image,
-                    "imagePullPolicy": "IfNotPresent",
-                    "command": ["python3", "-u", "-c", HELPER_SCRIPT, text],
-                    "env": [{"name": "DROPIN_FILE", "value": mq.DROPIN_FILE}],
-                    "securityContext": {"privileged": True, "runAsUser": 0, "runAsNonRoot": False},
-                    "volumeMounts": [{"name": "dropins", "mountPath": "/host/dropins"}],
-                }
-            ],
-            "volumes": [
-                {"name": "dropins", "hostPath": {"path": mq.DROPIN_DIR, "type": "Directory"}}
-            ],
-        },
-    }
+        volumes=[{"name": "dropins", "hostPath": {"path": mq.DROPIN_DIR, "type": "Directory"}}],
+    )  # fmt: skip
 
 
 def read_configz(node: str) -> dict[str, Any] | None:
@@ -222,16 +202,9 @@ def cell_runner(namespace: str, node: str, stamp: str, timeout_s: int) -> mq.Run
 
 
 def render(comparison: mq.Comparison) -> Table:
-    table = Table(title=f"Memory QoS on node {comparison.node}")
-    for heading in mq.HEADINGS:
-        table.add_column(heading)
-    for row in mq.table_rows(comparison):
-        table.add_row(*row)
-    return table
-
-
-def _sigterm_as_interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
+    return result_table(
+        f"Memory QoS on node {comparison.node}", mq.HEADINGS, mq.table_rows(comparison)
+    )
 
 
 def memqos_compare(
@@ -270,7 +243,7 @@ def memqos_compare(
     chosen = [by_name[name] for name in cells.split(",")]
     facts = node_facts_from_node(limited_swap_node(node))
     stamp = time.strftime("%H%M%S")
-    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    signal.signal(signal.SIGTERM, sigterm_as_interrupt)
     port = ClusterNode(facts.name, namespace, stamp, image)
     comparison = mq.compare(
         port, cell_runner(namespace, facts.name, stamp, timeout), node=facts.name,

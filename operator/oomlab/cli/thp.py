@@ -24,6 +24,7 @@ from rich.table import Table
 from oomlab import kube
 from oomlab.cli import thp_compare as thp
 from oomlab.cli import thp_helper
+from oomlab.cli.node_switch import result_table, sigterm_as_interrupt
 from oomlab.experiment import ExperimentSpec
 from oomlab.rules.nodes import (
     CGROUP_VERSION_LABEL,
@@ -227,16 +228,8 @@ def limited_swap_node(name: str | None) -> dict[str, Any]:
 
 
 def render(comparison: thp.Comparison) -> Table:
-    table = Table(title=f"THP on node {comparison.node}: {comparison.sizing.describe()}")
-    for heading in thp.HEADINGS:
-        table.add_column(heading)
-    for row in thp.table_rows(comparison):
-        table.add_row(*row)
-    return table
-
-
-def _sigterm_as_interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
+    title = f"THP on node {comparison.node}: {comparison.sizing.describe()}"
+    return result_table(title, thp.HEADINGS, thp.table_rows(comparison))
 
 
 def thp_compare(
@@ -276,7 +269,7 @@ def thp_compare(
     facts = node_facts_from_node(found)
     size = thp.sizing(request_bytes, limit_bytes, facts, swap_fill)
     stamp = time.strftime("%H%M%S")
-    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    signal.signal(signal.SIGTERM, sigterm_as_interrupt)
     with err.status(f"THP comparison on {facts.name}: {size.describe()}") as spinner:
         last = {"text": ""}
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from oomlab.cli.node_switch import privileged_helper_pod
 from oomlab.rules.kernel import parse_meminfo
-from oomlab.rules.nodes import SWAP_TAINT_KEY
 
 HELPER_CONTAINER = "thp"
 THP_HOST_DIR = "/sys/kernel/mm/transparent_hugepage"
@@ -93,35 +93,16 @@ def helper_pod(
     if sample:
         mounts.append({"name": "cgroup", "mountPath": "/host/cgroup", "readOnly": True})
         volumes.append({"name": "cgroup", "hostPath": {"path": "/sys/fs/cgroup"}})
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {**labels, "app.kubernetes.io/component": "thp-helper"},
+    return privileged_helper_pod(
+        name, namespace, node, image=image, component="thp-helper", labels=labels,
+        container={
+            "name": HELPER_CONTAINER,
+            "command": ["python3", "-u", "-c", HELPER_SCRIPT],
+            "args": [set_mode or "-", "-1" if sample else "0"],
+            "volumeMounts": mounts,
         },
-        "spec": {
-            "nodeName": node,
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "terminationGracePeriodSeconds": 1,
-            "tolerations": [{"key": SWAP_TAINT_KEY, "operator": "Exists"}],
-            "containers": [
-                {
-                    "name": HELPER_CONTAINER,
-                    "image": image,
-                    "imagePullPolicy": "IfNotPresent",
-                    "command": ["python3", "-u", "-c", HELPER_SCRIPT],
-                    "args": [set_mode or "-", "-1" if sample else "0"],
-                    "securityContext": {"privileged": True, "runAsUser": 0, "runAsNonRoot": False},
-                    "volumeMounts": mounts,
-                }
-            ],
-            "volumes": volumes,
-        },
-    }
+        volumes=volumes,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,76 @@
+"""What the comparisons that switch something on a node for a while (``thp-compare``,
+``memqos-compare``) share: the privileged helper pod that does the switching, the table of
+their result, and SIGTERM handling that still restores the node."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich.table import Table
+
+from oomlab.rules.nodes import SWAP_TAINT_KEY
+
+
+def privileged_helper_pod(
+    name: str,
+    namespace: str,
+    node: str,
+    *,
+    image: str,
+    component: str,
+    labels: Mapping[str, str],
+    container: Mapping[str, Any],
+    volumes: list[dict[str, Any]],
+    host_pid: bool = False,
+) -> dict[str, Any]:
+    """A pod bound to ``node`` whose one container (``container``: its name, command and
+    mounts) runs ``image`` as root and privileged; it tolerates the LimitedSwap taint and is
+    labelled as ``component`` (not as an experiment pod: the operator's pod watch must not
+    pick it up)."""
+    spec: dict[str, Any] = {"nodeName": node}
+    if host_pid:
+        spec["hostPID"] = True
+    spec.update(
+        {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": 1,
+            "tolerations": [{"key": SWAP_TAINT_KEY, "operator": "Exists"}],
+            "containers": [
+                {
+                    "name": container["name"],
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    **{key: value for key, value in container.items() if key != "name"},
+                    "securityContext": {"privileged": True, "runAsUser": 0, "runAsNonRoot": False},
+                }
+            ],
+            "volumes": volumes,
+        }
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {**labels, "app.kubernetes.io/component": component},
+        },
+        "spec": spec,
+    }
+
+
+def result_table(title: str, headings: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
+    table = Table(title=title)
+    for heading in headings:
+        table.add_column(heading)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def sigterm_as_interrupt(*_: object) -> None:
+    """A SIGTERM handler: the comparison's ``finally`` restores the node as on Ctrl-C."""
+    raise KeyboardInterrupt
