@@ -28,7 +28,7 @@ from kubernetes import client
 from _lab import deploy_operator, kubectl, operator_rss_bytes, project_cluster, wait_for
 from oomlab.experiment import GROUP, PLURAL, VERSION
 from oomlab.rules.sweep import SWEEP_LABEL
-from oomlab.sweep import SWEEP_KIND, SWEEP_PLURAL, plan
+from oomlab.sweep import SWEEP_PLURAL, plan, sweep_document
 
 MiB = 2**20
 RATIO_GOAL = 1.2
@@ -41,20 +41,16 @@ def sweep_body(name: str, cells: int, max_running: int) -> dict[str, Any]:
     from 48Mi up as it takes; 100 gives 108); all complete."""
     sizes = [f"{4 + i % 9}Mi" for i in range(min(cells, 9))]
     limits = [f"{48 + 8 * i}Mi" for i in range(max(1, -(-cells // len(sizes))))]
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": SWEEP_KIND,
-        "metadata": {"name": name},
-        "spec": {
-            "template": {
-                "workload": {"mode": "bulk", "chunk": "4Mi", "imagePullPolicy": "Never"},
-                "resources": {"limits": {"memory": "48Mi"}},
-                "timeoutSeconds": 600,
-            },
-            "axes": {"limits": limits, "sizes": sizes},
-            "maxRunningPerNodeKind": max_running,
+    return sweep_document(
+        name,
+        template={
+            "workload": {"mode": "bulk", "chunk": "4Mi", "imagePullPolicy": "Never"},
+            "resources": {"limits": {"memory": "48Mi"}},
+            "timeoutSeconds": 600,
         },
-    }
+        axes={"limits": limits, "sizes": sizes},
+        max_running=max_running,
+    )
 
 
 def namespace(core: client.CoreV1Api, prefix: str) -> str:

@@ -11,11 +11,36 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from oomlab.experiment import ExperimentSpec, InvalidSpec
+from oomlab.experiment import GROUP, VERSION, ExperimentSpec, InvalidSpec
 from oomlab.rules.sweep import Cell, SweepError, cell_labels, expand
 
 SWEEP_PLURAL = "oomsweeps"
 SWEEP_KIND = "OOMSweep"
+
+
+def sweep_document(
+    name: str,
+    *,
+    template: Mapping[str, Any],
+    axes: Mapping[str, list[str]],
+    max_running: int,
+    labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """An OOMSweep document: ``template`` (an OOMExperiment's spec) crossed with ``axes``, at
+    most ``max_running`` cells running per node kind."""
+    metadata: dict[str, Any] = {"name": name}
+    if labels is not None:
+        metadata["labels"] = dict(labels)
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": SWEEP_KIND,
+        "metadata": metadata,
+        "spec": {
+            "template": dict(template),
+            "axes": dict(axes),
+            "maxRunningPerNodeKind": max_running,
+        },
+    }
 
 
 @dataclass(frozen=True)

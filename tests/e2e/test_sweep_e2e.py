@@ -18,7 +18,7 @@ from lab import wait_for
 from oomlab.experiment import GROUP, PLURAL, VERSION
 from oomlab.rules.nodes import SWAP_BEHAVIOR_LABEL
 from oomlab.rules.sweep import CELL_LABEL, SWEEP_LABEL
-from oomlab.sweep import SWEEP_KIND, SWEEP_PLURAL
+from oomlab.sweep import SWEEP_KIND, SWEEP_PLURAL, sweep_document
 
 METRICS_SERVICE = "oomlab-operator-metrics:metrics"
 METRICS_PATH = f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/services/{METRICS_SERVICE}/proxy/metrics"
@@ -46,20 +46,16 @@ def sweep(name: str, swap_behaviors: list[str], **template: Any) -> dict[str, An
     workload = {"mode": "bulk", "chunk": "8Mi", "imagePullPolicy": "Never", **template}
     sizes = ["16Mi", "24Mi", "256Mi", "384Mi"]
     limits = ["64Mi", "96Mi"] if len(swap_behaviors) == 1 else ["64Mi"]
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": SWEEP_KIND,
-        "metadata": {"name": name},
-        "spec": {
-            "template": {
-                "workload": workload,
-                "resources": {"limits": {"memory": "64Mi"}},
-                "timeoutSeconds": 240,
-            },
-            "axes": {"limits": limits, "sizes": sizes, "swapBehaviors": swap_behaviors},
-            "maxRunningPerNodeKind": 2,
+    return sweep_document(
+        name,
+        template={
+            "workload": workload,
+            "resources": {"limits": {"memory": "64Mi"}},
+            "timeoutSeconds": 240,
         },
-    }
+        axes={"limits": limits, "sizes": sizes, "swapBehaviors": swap_behaviors},
+        max_running=2,
+    )
 
 
 def apply(ns: Namespace, body: dict[str, Any]) -> None:

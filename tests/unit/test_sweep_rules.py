@@ -24,7 +24,7 @@ from oomlab.rules.sweep import (
     max_running,
 )
 from oomlab.rules.sweep_status import SweepPhase, cell_row, prediction_held, summarize
-from oomlab.sweep import plan
+from oomlab.sweep import plan, sweep_document
 
 pytestmark = pytest.mark.unit
 
@@ -354,3 +354,15 @@ def test_nothing_created_yet_is_pending() -> None:
     summary = summarize(cells, {}, {})
     assert summary.status["phase"] == SweepPhase.PENDING
     assert summary.status["progress"] == "0/1"
+
+
+def test_sweep_document_is_an_oomsweep_the_plan_expands() -> None:
+    template = {"workload": {"mode": "bulk"}, "resources": {"limits": {"memory": "64Mi"}}}
+    axes = {"limits": ["64Mi", "96Mi"], "sizes": ["16Mi", "256Mi"]}
+    body = sweep_document("grid", template=template, axes=axes, max_running=2)
+    assert body["apiVersion"] == "oomlab.dev/v1alpha1" and body["kind"] == "OOMSweep"
+    assert body["metadata"] == {"name": "grid"}
+    assert body["spec"] == {"template": template, "axes": axes, "maxRunningPerNodeKind": 2}
+    assert len(plan({**body, "metadata": {"name": "grid", "namespace": "lab"}}).cells) == 4
+    labelled = sweep_document("g", template=template, axes=axes, max_running=1, labels={"a": "b"})
+    assert labelled["metadata"] == {"name": "g", "labels": {"a": "b"}}

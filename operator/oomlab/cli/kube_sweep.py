@@ -19,7 +19,7 @@ from oomlab import kube
 from oomlab.experiment import GROUP, VERSION, ExperimentSpec
 from oomlab.kube_client import load_client_config
 from oomlab.rules.sweep import CELL_LABEL, NO_REQUEST, NO_RUNTIME_CLASS, SWEEP_LABEL
-from oomlab.sweep import SWEEP_KIND, SWEEP_PLURAL
+from oomlab.sweep import SWEEP_PLURAL, sweep_document
 
 POLL_S = 1.0
 
@@ -54,16 +54,10 @@ def matrix_sweep(
     }
     if behaviors != ["any"]:
         axes["swapBehaviors"] = list(behaviors)
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": SWEEP_KIND,
-        "metadata": {"name": name, "labels": dict(labels)},
-        "spec": {
-            "template": template.to_document(name)["spec"],
-            "axes": axes,
-            "maxRunningPerNodeKind": max_running,
-        },
-    }
+    return sweep_document(
+        name, template=template.to_document(name)["spec"], axes=axes, max_running=max_running,
+        labels=labels,
+    )  # fmt: skip
 
 
 def _custom() -> client.CustomObjectsApi:
