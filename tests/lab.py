@@ -75,6 +75,14 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+def vm_node(core: client.CoreV1Api) -> dict[str, Any]:
+    """The first LimitedSwap node (the VM node), as a plain mapping; unavailable without one."""
+    nodes = core.list_node(label_selector="oomlab.dev/swap-behavior=LimitedSwap").items
+    if not nodes:
+        unavailable("no LimitedSwap node: hack/vm-node.sh up (make cluster-up) makes one")
+    return client.ApiClient().sanitize_for_serialization(nodes[0])  # type: ignore[no-any-return]
+
+
 @contextlib.contextmanager
 def scratch_namespace(api: client.ApiClient, prefix: str, tier: str) -> Iterator[str]:
     """A new namespace ``PREFIX-<random>`` labelled ``oomlab.dev/test=TIER``, deleted (in the

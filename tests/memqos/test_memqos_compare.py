@@ -11,25 +11,17 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
 
-from lab import ClusterUnavailable, connect, unavailable
+from lab import ClusterUnavailable, connect, unavailable, vm_node
 from oomlab.cli.memqos_compare import COMPARE_LABEL
 from oomlab.rules.memory_qos import MemoryQoSSettings, settings_labels
 
 pytestmark = pytest.mark.e2e
 OOMLAB = str(Path(sys.executable).parent / "oomlab")
 LABELS = tuple(settings_labels(MemoryQoSSettings()))
-
-
-def vm_node(core: client.CoreV1Api) -> dict[str, Any]:
-    nodes = core.list_node(label_selector="oomlab.dev/swap-behavior=LimitedSwap").items
-    if not nodes:
-        unavailable("no LimitedSwap node: hack/vm-node.sh up (make cluster-up) makes one")
-    return client.ApiClient().sanitize_for_serialization(nodes[0])  # type: ignore[no-any-return]
 
 
 def test_memqos_compare_observes_the_predicted_values_and_restores_the_kubelet() -> None:

@@ -11,24 +11,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
 
-from lab import ClusterUnavailable, connect, unavailable
+from lab import ClusterUnavailable, connect, unavailable, vm_node
 from oomlab.cli.thp_compare import COMPARE_LABEL, MODES, from_json, report_section
 from oomlab.rules.nodes import THP_LABEL
 
 pytestmark = pytest.mark.e2e
 OOMLAB = str(Path(sys.executable).parent / "oomlab")
-
-
-def vm_node(core: client.CoreV1Api) -> dict[str, Any]:
-    nodes = core.list_node(label_selector="oomlab.dev/swap-behavior=LimitedSwap").items
-    if not nodes:
-        unavailable("no LimitedSwap node: hack/vm-node.sh up (make cluster-up) makes one")
-    return client.ApiClient().sanitize_for_serialization(nodes[0])  # type: ignore[no-any-return]
 
 
 def test_thp_compare_measures_both_modes_and_leaves_the_node_as_it_found_it() -> None:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from lab import ALLOW_FOREIGN, ClusterUnavailable, connect, current_cluster, refusal
+from lab import ALLOW_FOREIGN, ClusterUnavailable, connect, current_cluster, refusal, vm_node
 
 pytestmark = pytest.mark.unit
 
@@ -81,3 +81,27 @@ def test_connect_with_allow_foreign_goes_on_to_the_cluster(
 def test_an_unreadable_kubeconfig_is_no_cluster(tmp_path: Path) -> None:
     with pytest.raises(ClusterUnavailable, match="cannot read the kubeconfig"):
         connect(str(tmp_path / "missing"))
+
+
+class FakeCore:
+    def __init__(self, nodes: list[client.V1Node]) -> None:
+        self.nodes = nodes
+        self.selectors: list[str] = []
+
+    def list_node(self, label_selector: str) -> client.V1NodeList:
+        self.selectors.append(label_selector)
+        return client.V1NodeList(items=self.nodes)
+
+
+def test_vm_node_is_the_limited_swap_node_as_a_mapping() -> None:
+    node = client.V1Node(metadata=client.V1ObjectMeta(name="oomlab-vm", labels={"a": "b"}))
+    core = FakeCore([node])
+    found = vm_node(core)  # type: ignore[arg-type]
+    assert found["metadata"] == {"name": "oomlab-vm", "labels": {"a": "b"}}
+    assert core.selectors == ["oomlab.dev/swap-behavior=LimitedSwap"]
+
+
+def test_no_vm_node_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OOMLAB_REQUIRE_CLUSTER", "1")
+    with pytest.raises(pytest.fail.Exception, match="no LimitedSwap node"):
+        vm_node(FakeCore([]))  # type: ignore[arg-type]
