@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from rich.console import Console
 
+from oomlab.cli import node_switch
 from oomlab.cli.node_switch import privileged_helper_pod, result_table, sigterm_as_interrupt
+from oomlab.rules.semantics import SwapBehavior
+from oomlab.rules.workload import Mode, WorkloadSpec
+from oomlab.runners.kubernetes import ClusterExperiment
 
 
 def helper(host_pid: bool) -> dict[str, Any]:
@@ -63,3 +67,38 @@ def test_result_table_has_the_headings_and_rows() -> None:
 def test_sigterm_ends_like_ctrl_c() -> None:
     with pytest.raises(KeyboardInterrupt):
         sigterm_as_interrupt(15, None)
+
+
+class FakeRunner:
+    made: ClassVar[list[FakeRunner]] = []
+
+    def __init__(self, namespace: str, *, keep: bool, on_update: Any) -> None:
+        self.namespace, self.keep, self.on_update = namespace, keep, on_update
+        self.runs: list[tuple[list[ClusterExperiment], float]] = []
+        FakeRunner.made.append(self)
+
+    def run_all(self, experiments: list[ClusterExperiment], *, timeout_s: float) -> list[Any]:
+        self.runs.append((experiments, timeout_s))
+        return ["observed"]
+
+
+def test_run_on_node_pins_one_kept_limited_swap_experiment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(node_switch, "KubernetesRunner", FakeRunner)
+    FakeRunner.made.clear()
+    observed = node_switch.run_on_node(
+        "lab", "oomlab-vm", "thp-1-always", WorkloadSpec(Mode.BULK, 600 * 2**20),
+        limit="500Mi", request="400Mi", timeout_s=60, labels={"c": "s"}, on_update=print,
+    )  # fmt: skip
+    assert observed == "observed"
+    (runner,) = FakeRunner.made
+    assert (runner.namespace, runner.keep, runner.on_update) == ("lab", True, print)
+    ((experiment,), timeout_s) = runner.runs[0]
+    assert timeout_s == 360
+    assert experiment.name == "thp-1-always" and experiment.labels == {"c": "s"}
+    spec = experiment.spec
+    assert spec.swap_behavior == SwapBehavior.LIMITED_SWAP
+    assert spec.node_selector == {"kubernetes.io/hostname": "oomlab-vm"}
+    assert (spec.limit_text, spec.request_text, spec.timeout_s) == ("500Mi", "400Mi", 60)
+    assert spec.workload == WorkloadSpec(Mode.BULK, 600 * 2**20)

@@ -27,9 +27,13 @@ from rich.table import Table
 
 from oomlab import kube
 from oomlab.cli import memqos_compare as mq
-from oomlab.cli.node_switch import privileged_helper_pod, result_table, sigterm_as_interrupt
+from oomlab.cli.node_switch import (
+    privileged_helper_pod,
+    result_table,
+    run_on_node,
+    sigterm_as_interrupt,
+)
 from oomlab.cli.thp import HELPER_READY_S, POD_GONE_S, limited_swap_node, wait_for
-from oomlab.experiment import ExperimentSpec
 from oomlab.kube_client import load_client_config
 from oomlab.rules.memory_qos import (
     MEMORY_QOS_LABEL,
@@ -38,11 +42,9 @@ from oomlab.rules.memory_qos import (
     MemoryQoSSettings,
 )
 from oomlab.rules.nodes import node_facts_from_node
-from oomlab.rules.semantics import SwapBehavior
 from oomlab.rules.workload import DEFAULT_IMAGE, Mode, WorkloadSpec
-from oomlab.runners.kubernetes import ClusterExperiment, KubernetesRunner, WatchUpdate
+from oomlab.runners.kubernetes import WatchUpdate
 
-HOSTNAME_LABEL = "kubernetes.io/hostname"
 KUBELET_BACK_S = 300.0
 """A kubelet restart on the TCG node: configz answers again in well under a minute; headroom."""
 
@@ -182,18 +184,16 @@ class ClusterNode:
 def cell_runner(namespace: str, node: str, stamp: str, timeout_s: int) -> mq.RunCell:
     def run(variant: str, cell: mq.Cell) -> Mapping[str, Any]:
         name = f"memqos-{stamp}-{variant}-{cell.name}"
-        spec = ExperimentSpec.build(
-            WorkloadSpec(Mode.BULK, cell.size_bytes, chunk_bytes=cell.chunk_bytes),
-            limit=cell.limit, request=cell.request, timeout_s=timeout_s,
-            swap_behavior=SwapBehavior.LIMITED_SWAP, node_selector={HOSTNAME_LABEL: node},
-        )  # fmt: skip
 
         def on_update(update: WatchUpdate) -> None:
             err.print(f"  {name}: {update.phase}", highlight=False)
 
-        runner = KubernetesRunner(namespace, keep=True, on_update=on_update)
-        experiment = ClusterExperiment(name, spec, {mq.COMPARE_LABEL: stamp})
-        (observed,) = runner.run_all([experiment], timeout_s=timeout_s + 300)
+        observed = run_on_node(
+            namespace, node, name,
+            WorkloadSpec(Mode.BULK, cell.size_bytes, chunk_bytes=cell.chunk_bytes),
+            limit=cell.limit, request=cell.request, timeout_s=timeout_s,
+            labels={mq.COMPARE_LABEL: stamp}, on_update=on_update,
+        )  # fmt: skip
         if observed.problem:
             raise mq.MemQoSError(f"experiment {name}: {observed.problem}")
         return observed.body

@@ -1,6 +1,7 @@
 """What the comparisons that switch something on a node for a while (``thp-compare``,
-``memqos-compare``) share: the privileged helper pod that does the switching, the table of
-their result, and SIGTERM handling that still restores the node."""
+``memqos-compare``) share: the privileged helper pod that does the switching, running one
+experiment pinned to the node, the table of their result, and SIGTERM handling that still
+restores the node."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from typing import Any
 
 from rich.table import Table
 
+from oomlab.experiment import ExperimentSpec
 from oomlab.rules.nodes import SWAP_TAINT_KEY
+from oomlab.rules.semantics import SwapBehavior
+from oomlab.rules.workload import WorkloadSpec
+from oomlab.runners.kubernetes import ClusterExperiment, KubernetesRunner, Observed, OnUpdate
+
+HOSTNAME_LABEL = "kubernetes.io/hostname"
 
 
 def privileged_helper_pod(
@@ -60,6 +67,29 @@ def privileged_helper_pod(
         },
         "spec": spec,
     }
+
+
+def run_on_node(
+    namespace: str,
+    node: str,
+    name: str,
+    workload: WorkloadSpec,
+    *,
+    limit: str,
+    request: str,
+    timeout_s: int,
+    labels: Mapping[str, str],
+    on_update: OnUpdate,
+) -> Observed:
+    """One LimitedSwap experiment pinned to ``node`` through the Kubernetes runner, kept (for
+    kubectl); its ``problem`` is the caller's to raise."""
+    spec = ExperimentSpec.build(
+        workload, limit=limit, request=request, timeout_s=timeout_s,
+        swap_behavior=SwapBehavior.LIMITED_SWAP, node_selector={HOSTNAME_LABEL: node},
+    )  # fmt: skip
+    runner = KubernetesRunner(namespace, keep=True, on_update=on_update)
+    (observed,) = runner.run_all([ClusterExperiment(name, spec, labels)], timeout_s=timeout_s + 300)
+    return observed
 
 
 def result_table(title: str, headings: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:

@@ -24,8 +24,7 @@ from rich.table import Table
 from oomlab import kube
 from oomlab.cli import thp_compare as thp
 from oomlab.cli import thp_helper
-from oomlab.cli.node_switch import result_table, sigterm_as_interrupt
-from oomlab.experiment import ExperimentSpec
+from oomlab.cli.node_switch import result_table, run_on_node, sigterm_as_interrupt
 from oomlab.rules.nodes import (
     CGROUP_VERSION_LABEL,
     SWAP_BEHAVIOR_LABEL,
@@ -36,9 +35,8 @@ from oomlab.rules.results import CgroupVersion
 from oomlab.rules.semantics import SwapBehavior
 from oomlab.rules.units import human, parse_k8s_quantity
 from oomlab.rules.workload import DEFAULT_IMAGE, Mode, WorkloadSpec
-from oomlab.runners.kubernetes import ClusterExperiment, KubernetesRunner, WatchUpdate
+from oomlab.runners.kubernetes import WatchUpdate
 
-HOSTNAME_LABEL = "kubernetes.io/hostname"
 HELPER_READY_S = 300.0
 """Pod create -> Running took 8-41 s on the TCG node (FACTS); with headroom."""
 POD_GONE_S = 120.0
@@ -179,11 +177,6 @@ def experiment_runner(
 
     def run(mode: str) -> tuple[Mapping[str, Any], str | None]:
         name = f"thp-{stamp}-{mode}"
-        spec = ExperimentSpec.build(
-            WorkloadSpec(Mode.BULK, size_bytes), limit=limit, request=request,
-            timeout_s=timeout_s, swap_behavior=SwapBehavior.LIMITED_SWAP,
-            node_selector={HOSTNAME_LABEL: node},
-        )  # fmt: skip
         seen: dict[str, str | None] = {"container": None}
 
         def on_update(update: WatchUpdate) -> None:
@@ -194,9 +187,11 @@ def experiment_runner(
             got = "" if allocated is None else f", {human(allocated)} allocated"
             progress(f"THP {mode}: {name} {update.phase}{got}")
 
-        runner = KubernetesRunner(namespace, keep=True, on_update=on_update)
-        experiment = ClusterExperiment(name, spec, {thp.COMPARE_LABEL: stamp})
-        (observed,) = runner.run_all([experiment], timeout_s=timeout_s + 300)
+        observed = run_on_node(
+            namespace, node, name, WorkloadSpec(Mode.BULK, size_bytes), limit=limit,
+            request=request, timeout_s=timeout_s, labels={thp.COMPARE_LABEL: stamp},
+            on_update=on_update,
+        )  # fmt: skip
         if observed.problem:
             raise thp.ThpError(f"experiment {name}: {observed.problem}")
         return observed.body, seen["container"]
