@@ -15,7 +15,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -30,6 +30,7 @@ from oomlab.experiment import pod_name
 from oomlab.handover import OBSERVATION_ANNOTATION, observation_annotation
 from oomlab.operator import api as operator_api
 from oomlab.operator import handlers as op
+from oomlab.operator import twin_lifecycle
 from oomlab.operator.alarms import ExperimentRef
 from oomlab.operator.api import as_body
 from oomlab.operator.config import OperatorConfig
@@ -817,7 +818,7 @@ def run_to_the_twin(api: FakeApi) -> dict[str, Any]:
 
 
 def test_completion_with_swap_starts_one_twin_on_the_same_node(
-    api: FakeApi, events: mock.Mock
+    api: FakeApi, events: mock.Mock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     status = run_to_the_twin(api)
     assert status["phase"] == "Completed"
@@ -834,8 +835,11 @@ def test_completion_with_swap_starts_one_twin_on_the_same_node(
     assert pod["metadata"]["ownerReferences"][0]["uid"] == UID
     assert pod["spec"]["containers"][0]["resources"]["requests"]["memory"] == "1268Mi"
     assert posted(events)[-1][:2] == ("Normal", "SwapCostTwinStarted")
-    # the same main pod event again, and a restart: still one twin, nothing rewritten
+    # the same main pod event again, and a restart an hour later: still one twin, nothing
+    # rewritten (not even the twin's recorded creation time)
     patches = len(api.patches)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    monkeypatch.setattr(twin_lifecycle, "_now", lambda: later)
     pod_event(api, finished(api.pods[pod_name("cost", UID)], "oomlab-vm"))
     start(api, api.find_experiment(NS, "cost") or {})
     assert len(api.pods) == 2

@@ -62,6 +62,7 @@ async def ensure_twin(
     kopf.adopt(pod, owner=as_body(body))
     twin = pod["metadata"]["name"]
     created: dict[str, Any] | None
+    recorded_at: str | None = None
     try:
         created = await asyncio.to_thread(kube.create_pod, pod)
     except ApiException as exc:
@@ -73,8 +74,14 @@ async def ensure_twin(
         owner = owner_experiment(created or {})
         if owner is None or owner.uid != uid:
             raise kopf.PermanentError(f"pod {twin} exists and belongs to something else") from None
+        # Adopted after a restart: the time recorded when it was made stays, so nothing changes.
+        recorded_at = section.get("twinCreatedAt")
     memory = twin_memory_limit(spec)
-    created_at = ((created or {}).get("metadata") or {}).get("creationTimestamp") or rfc3339(_now())
+    created_at = (
+        recorded_at
+        or ((created or {}).get("metadata") or {}).get("creationTimestamp")
+        or rfc3339(_now())
+    )
     change = await _write_swap_cost(
         state,
         body,
