@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from oomlab.rules.units import (
@@ -16,9 +19,10 @@ from oomlab.rules.units import (
 MiB = 2**20
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
+# What each size parser accepts, and what it makes of it.
+ACCEPTED: dict[Callable[[Any], int], list[tuple[str | int, int]]] = {
+    # Docker's sizes are binary and case-insensitive
+    parse_docker_size: [
         ("500m", 500 * MiB),
         ("500M", 500 * MiB),
         ("500mb", 500 * MiB),
@@ -32,25 +36,7 @@ MiB = 2**20
         ("1048576", MiB),
         ("1048576b", MiB),
     ],
-)
-def test_docker_sizes_are_binary_and_case_insensitive(text: str, expected: int) -> None:
-    assert parse_docker_size(text) == expected
-
-
-@pytest.mark.parametrize("text", ["500x", "", "m", "-5m", "0", "0m", "five", "500 mb b"])
-def test_docker_rejects_nonsense(text: str) -> None:
-    with pytest.raises(SizeError):
-        parse_docker_size(text)
-
-
-def test_docker_memory_swap_minus_one_is_unlimited() -> None:
-    assert parse_docker_memory_swap("-1") == UNLIMITED
-    assert parse_docker_memory_swap("1g") == 1024 * MiB
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
+    parse_k8s_quantity: [
         ("500Mi", 500 * MiB),
         ("1Gi", 1024 * MiB),
         ("500M", 500_000_000),
@@ -58,9 +44,53 @@ def test_docker_memory_swap_minus_one_is_unlimited() -> None:
         ("1.5Gi", 1536 * MiB),
         (524288000, 500 * MiB),
     ],
+    parse_binary_size: [
+        ("500Mi", 500 * MiB),
+        ("1Gi", 2**30),
+        ("1.5Gi", 1536 * MiB),
+        ("4096", 4096),
+        (7, 7),
+    ],
+}
+# What each size parser refuses with a SizeError.
+REJECTED: dict[Callable[[Any], int], list[str | bool]] = {
+    # nonsense
+    parse_docker_size: ["500x", "", "m", "-5m", "0", "0m", "five", "500 mb b"],
+    # zero, negative and garbage
+    parse_k8s_quantity: ["0", "-1Mi", "abc", "1Gi ", True],
+    # anything ambiguous
+    parse_binary_size: ["500m", "500M", "500MB", "1g", "0", "0Mi", "1.5Ki0", "0.3"],
+}
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "expected"),
+    [
+        pytest.param(parse, text, expected, id=f"{parse.__name__}-{text}")
+        for parse, rows in ACCEPTED.items()
+        for text, expected in rows
+    ],
 )
-def test_k8s_quantities(text: str | int, expected: int) -> None:
-    assert parse_k8s_quantity(text) == expected
+def test_sizes_in_bytes(parse: Callable[[Any], int], text: str | int, expected: int) -> None:
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("parse", "text"),
+    [
+        pytest.param(parse, text, id=f"{parse.__name__}-{text!r}")
+        for parse, texts in REJECTED.items()
+        for text in texts
+    ],
+)
+def test_sizes_rejected(parse: Callable[[Any], int], text: str | bool) -> None:
+    with pytest.raises(SizeError):
+        parse(text)
+
+
+def test_docker_memory_swap_minus_one_is_unlimited() -> None:
+    assert parse_docker_memory_swap("-1") == UNLIMITED
+    assert parse_docker_memory_swap("1g") == 1024 * MiB
 
 
 def test_k8s_500m_is_half_a_byte_and_rejected_with_a_hint() -> None:
@@ -70,26 +100,6 @@ def test_k8s_500m_is_half_a_byte_and_rejected_with_a_hint() -> None:
     assert "0.5 bytes" in message
     assert "500Mi" in message
     assert "milli" in message
-
-
-@pytest.mark.parametrize("text", ["0", "-1Mi", "abc", "1Gi ", True])
-def test_k8s_rejects_zero_negative_and_garbage(text: str | bool) -> None:
-    with pytest.raises(SizeError):
-        parse_k8s_quantity(text)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("500Mi", 500 * MiB), ("1Gi", 2**30), ("1.5Gi", 1536 * MiB), ("4096", 4096), (7, 7)],
-)
-def test_binary_sizes(text: str | int, expected: int) -> None:
-    assert parse_binary_size(text) == expected
-
-
-@pytest.mark.parametrize("text", ["500m", "500M", "500MB", "1g", "0", "0Mi", "1.5Ki0", "0.3"])
-def test_binary_sizes_reject_ambiguity(text: str) -> None:
-    with pytest.raises(SizeError):
-        parse_binary_size(text)
 
 
 def test_format_binary_round_trips() -> None:
