@@ -55,17 +55,22 @@ class NodeFacts:
     limit."""
 
 
+def _memory_bytes(node_status: Mapping[str, Any], section: str) -> int | None:
+    """``status.<section>.memory`` in bytes; None when absent or not a quantity."""
+    raw = (node_status.get(section) or {}).get("memory")
+    if raw is None:
+        return None
+    try:
+        return parse_k8s_quantity(raw, field=f"{section}.memory")
+    except SizeError:
+        return None
+
+
 def node_facts_from_node(node: Mapping[str, Any]) -> NodeFacts:
     """Memory capacity, ``status.nodeInfo.swap.capacity`` (NodeSwap, 1.30+) and the labels the
     project's nodes carry."""
     node_status = node.get("status") or {}
-    memory: int | None = None
-    raw_memory = (node_status.get("capacity") or {}).get("memory")
-    if raw_memory is not None:
-        try:
-            memory = parse_k8s_quantity(raw_memory, field="capacity.memory")
-        except SizeError:
-            memory = None
+    memory = _memory_bytes(node_status, "capacity")
     swap_info = (node_status.get("nodeInfo") or {}).get("swap")
     swap: int | None = None
     if isinstance(swap_info, Mapping):
@@ -86,13 +91,7 @@ def node_facts_from_node(node: Mapping[str, Any]) -> NodeFacts:
     kubelet_tainted = any(
         isinstance(t, Mapping) and t.get("key") == KUBELET_VERSION_KEY for t in taints
     )
-    allocatable: int | None = None
-    raw_allocatable = (node_status.get("allocatable") or {}).get("memory")
-    if raw_allocatable is not None:
-        try:
-            allocatable = parse_k8s_quantity(raw_allocatable, field="allocatable.memory")
-        except SizeError:
-            allocatable = None
+    allocatable = _memory_bytes(node_status, "allocatable")
     kubelet_version = (node_status.get("nodeInfo") or {}).get("kubeletVersion")
     return NodeFacts(
         name=str((node.get("metadata") or {}).get("name", "")),
