@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -102,3 +104,16 @@ def test_run_on_node_pins_one_kept_limited_swap_experiment(
     assert spec.node_selector == {"kubernetes.io/hostname": "oomlab-vm"}
     assert (spec.limit_text, spec.request_text, spec.timeout_s) == ("500Mi", "400Mi", 60)
     assert spec.workload == WorkloadSpec(Mode.BULK, 600 * 2**20)
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_comparison_json_is_saved_and_printed_only_when_asked(
+    tmp_path: Path, as_json: bool
+) -> None:
+    console = Console(record=True, width=80)
+    save = tmp_path / "thp.json"
+    printed = node_switch.save_and_print_json({"node": "oomlab-vm"}, save, as_json, console)
+    assert printed is as_json
+    assert json.loads(save.read_text()) == {"node": "oomlab-vm"}
+    assert ('"oomlab-vm"' in console.export_text()) is as_json
+    assert not node_switch.save_and_print_json({}, None, False, console)

@@ -31,9 +31,10 @@ from oomlab.cli.node_switch import (
     privileged_helper_pod,
     result_table,
     run_on_node,
+    save_and_print_json,
     sigterm_as_interrupt,
 )
-from oomlab.cli.thp import HELPER_READY_S, POD_GONE_S, limited_swap_node, wait_for
+from oomlab.cli.thp import HELPER_READY_S, HelperPodNode, limited_swap_node, wait_for
 from oomlab.kube_client import load_client_config
 from oomlab.rules.memory_qos import (
     MEMORY_QOS_LABEL,
@@ -114,13 +115,8 @@ def read_configz(node: str) -> dict[str, Any] | None:
 
 
 @dataclass
-class ClusterNode:
+class ClusterNode(HelperPodNode):
     """:class:`oomlab.cli.memqos_compare.NodePort` on a real cluster."""
-
-    node: str
-    namespace: str
-    stamp: str
-    image: str = DEFAULT_IMAGE
 
     def apply(self, settings: MemoryQoSSettings) -> None:
         name = f"oomlab-memqos-{self.stamp}-{int(time.time()) % 100000}"
@@ -161,8 +157,7 @@ class ClusterNode:
         except Exception as exc:
             raise mq.MemQoSError(f"{exc}: {last['why']}") from exc
         wait_for(f"node {self.node} Ready", KUBELET_BACK_S, self._ready)
-        wait_for(f"helper pod {name} to go", POD_GONE_S,
-                 lambda: True if kube.read_pod(self.namespace, name) is None else None)  # fmt: skip
+        self.wait_until_gone(name)
 
     def _ready(self) -> bool | None:
         found = kube.read_node(self.node) or {}
@@ -249,11 +244,7 @@ def memqos_compare(
         port, cell_runner(namespace, facts.name, stamp, timeout), node=facts.name,
         variants=variants, cells=chosen, progress=lambda text: err.print(text, highlight=False),
     )  # fmt: skip
-    data = mq.to_json(comparison)
-    if save is not None:
-        save.write_text(json.dumps(data, indent=2) + "\n")
-    if as_json:
-        out.print_json(json.dumps(data))
+    if save_and_print_json(mq.to_json(comparison), save, as_json, out):
         return
     out.print(render(comparison))
     for name, said in comparison.settings.items():

@@ -5,9 +5,12 @@ restores the node."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 
 from oomlab.experiment import ExperimentSpec
@@ -99,6 +102,16 @@ def result_table(title: str, headings: Sequence[str], rows: Iterable[Sequence[st
     for row in rows:
         table.add_row(*row)
     return table
+
+
+def save_and_print_json(data: Any, save: Path | None, as_json: bool, out: Console) -> bool:
+    """Write a comparison's JSON to ``save`` (when given) and print it on ``out`` when
+    ``as_json``; True when it was printed, so the table is not wanted."""
+    if save is not None:
+        save.write_text(json.dumps(data, indent=2) + "\n")
+    if as_json:
+        out.print_json(json.dumps(data))
+    return as_json
 
 
 def sigterm_as_interrupt(*_: object) -> None:

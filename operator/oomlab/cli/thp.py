@@ -8,7 +8,6 @@ rendering are in :mod:`oomlab.cli.thp_compare`.
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import time
@@ -24,7 +23,12 @@ from rich.table import Table
 from oomlab import kube
 from oomlab.cli import thp_compare as thp
 from oomlab.cli import thp_helper
-from oomlab.cli.node_switch import result_table, run_on_node, sigterm_as_interrupt
+from oomlab.cli.node_switch import (
+    result_table,
+    run_on_node,
+    save_and_print_json,
+    sigterm_as_interrupt,
+)
 from oomlab.rules.nodes import (
     CGROUP_VERSION_LABEL,
     SWAP_BEHAVIOR_LABEL,
@@ -70,13 +74,27 @@ def _pod_phase(pod: Mapping[str, Any] | None) -> str:
 
 
 @dataclass
-class ClusterNode:
-    """:class:`oomlab.cli.thp_compare.NodePort` on a real cluster."""
+class HelperPodNode:
+    """A node that a comparison switches through short-lived helper pods (in ``namespace``,
+    named after ``stamp``, running ``image``); thp-compare's and memqos-compare's."""
 
     node: str
     namespace: str
     stamp: str
     image: str = DEFAULT_IMAGE
+
+    def wait_until_gone(self, helper: str) -> None:
+        wait_for(
+            f"helper pod {helper} to go",
+            POD_GONE_S,
+            lambda: True if kube.read_pod(self.namespace, helper) is None else None,
+        )
+
+
+@dataclass
+class ClusterNode(HelperPodNode):
+    """:class:`oomlab.cli.thp_compare.NodePort` on a real cluster."""
+
     keep_logs: Path | None = None
     """Where to write each sampling helper's raw log (``<keep_logs>-<pod>.log``), if anywhere."""
 
@@ -104,11 +122,7 @@ class ClusterNode:
 
     def _delete(self, name: str) -> None:
         kube.delete_pod(self.namespace, name)
-        wait_for(
-            f"helper pod {name} to go",
-            POD_GONE_S,
-            lambda: True if kube.read_pod(self.namespace, name) is None else None,
-        )
+        self.wait_until_gone(name)
 
     def _mode_line(self, name: str, *, finished: bool) -> thp_helper.HelperLog:
         def ready() -> thp_helper.HelperLog | None:
@@ -280,11 +294,7 @@ def thp_compare(
         )  # fmt: skip
         port = ClusterNode(facts.name, namespace, stamp, image, keep_logs=save)
         comparison = thp.compare(port, run, node=facts.name, size=size, progress=progress)
-    data = thp.to_json(comparison)
-    if save is not None:
-        save.write_text(json.dumps(data, indent=2) + "\n")
-    if as_json:
-        out.print_json(json.dumps(data))
+    if save_and_print_json(thp.to_json(comparison), save, as_json, out):
         return
     out.print(render(comparison))
     out.print(thp.explanation(comparison))
