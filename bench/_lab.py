@@ -4,6 +4,7 @@ the cluster is the project's own."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 import threading
 import time
@@ -126,6 +127,17 @@ def project_cluster() -> client.ApiClient:
         raise SystemExit(f"{Path(sys.argv[0]).name}: {exc}") from None
 
 
+def start_operator_bench(
+    parser: argparse.ArgumentParser,
+) -> tuple[argparse.Namespace, client.ApiClient]:
+    """How an operator benchmark starts: its arguments, the project's cluster (else exit) and
+    the operator deployed afresh from this checkout."""
+    args = parser.parse_args()
+    api = project_cluster()
+    deploy_operator()
+    return args, api
+
+
 __all__ = [
     "Watcher",
     "bare_pod",
@@ -135,5 +147,6 @@ __all__ = [
     "operator_rss_bytes",
     "project_cluster",
     "small_spec",
+    "start_operator_bench",
     "wait_for",
 ]

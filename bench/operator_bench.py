@@ -28,12 +28,11 @@ from kubernetes import client
 from _lab import (
     Watcher,
     bare_pod,
-    deploy_operator,
     experiment,
     kubectl,
     operator_rss_bytes,
-    project_cluster,
     small_spec,
+    start_operator_bench,
     wait_for,
 )
 from oomlab.experiment import GROUP, PLURAL, VERSION
@@ -59,9 +58,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=24)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--pairs", type=int, default=6)
-    args = parser.parse_args()
-    api = project_cluster()
-    deploy_operator()
+    args, api = start_operator_bench(parser)
     namespace = f"oomlab-bench-{uuid.uuid4().hex[:6]}"
     kubectl("create", "namespace", namespace)
     custom = client.CustomObjectsApi(api)

@@ -39,12 +39,11 @@ from kubernetes.client.exceptions import ApiException
 from _lab import (
     Watcher,
     bare_pod,
-    deploy_operator,
     experiment,
     kubectl,
     operator_rss_bytes,
-    project_cluster,
     small_spec,
+    start_operator_bench,
     wait_for,
 )
 from oomlab.experiment import (
@@ -179,9 +178,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="each a bare side and an operator "
                         "side, the order alternating (bare first in odd rounds)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per side")
-    args = parser.parse_args()
-    api = project_cluster()
-    deploy_operator()
+    args, api = start_operator_bench(parser)
     rss_before = operator_rss_bytes() / MiB
     sides = {"bare pods": lambda: run_bare(api, args.count, args.timeout),
              "experiments": lambda: run_experiments(api, args.count, args.timeout)}  # fmt: skip

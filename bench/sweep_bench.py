@@ -25,7 +25,7 @@ from typing import Any
 
 from kubernetes import client
 
-from _lab import deploy_operator, kubectl, operator_rss_bytes, project_cluster, wait_for
+from _lab import kubectl, operator_rss_bytes, start_operator_bench, wait_for
 from oomlab.experiment import GROUP, PLURAL, VERSION
 from oomlab.rules.sweep import SWEEP_LABEL
 from oomlab.sweep import SWEEP_PLURAL, plan, sweep_document
@@ -156,9 +156,7 @@ def main() -> None:
     parser.add_argument("--churn", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--timeout", type=float, default=3600)
-    args = parser.parse_args()
-    api = project_cluster()
-    deploy_operator()
+    args, api = start_operator_bench(parser)
     before = rss_mib()
     body = sweep_body("bench", args.cells, args.max_running)
     direct = run_direct(api, body, args.timeout)
