@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from kube_objects import node_object
 from oomlab.experiment import ExperimentSpec, InvalidSpec, build_pod
 from oomlab.operator.config import OperatorConfig
 from oomlab.operator.kubernetes_view import (
@@ -151,20 +152,12 @@ def test_thp_does_not_matter_without_swap(prediction: Prediction, allowance: All
 
 
 def test_node_labels_are_node_facts() -> None:
-    node = {
-        "metadata": {
-            "name": "oomlab-vm",
-            "labels": {
-                "oomlab.dev/swap-behavior": "LimitedSwap",
-                "oomlab.dev/cgroup-version": "v2",
-                "oomlab.dev/thp": "madvise",
-            },
-        },
-        "status": {
-            "capacity": {"memory": "1496032Ki"},
-            "nodeInfo": {"swap": {"capacity": VM_SWAP}},
-        },
+    labels = {
+        "oomlab.dev/swap-behavior": "LimitedSwap",
+        "oomlab.dev/cgroup-version": "v2",
+        "oomlab.dev/thp": "madvise",
     }
+    node = node_object("oomlab-vm", labels, memory="1496032Ki", swap=VM_SWAP)
     assert node_facts_from_node(node) == VM_NODE
     node["metadata"]["labels"] = {"oomlab.dev/cgroup-version": "v3", "oomlab.dev/thp": "unknown"}
     facts = node_facts_from_node(node)

@@ -6,18 +6,15 @@ from typing import Any
 
 import pytest
 
+from kube_objects import node_object
 from oomlab.rules.nodes import NodeFacts, node_facts_from_node, placement_for
 from oomlab.rules.semantics import SwapBehavior
 
 
 def test_node_facts() -> None:
-    node = {
-        "metadata": {"name": "oomlab-node"},
-        "status": {
-            "capacity": {"memory": "24594420Ki", "cpu": "2"},
-            "nodeInfo": {"kubeletVersion": "v1.34.4", "swap": {"capacity": 2147479552}},
-        },
-    }
+    node = node_object(
+        "oomlab-node", memory="24594420Ki", swap=2147479552, node_info={"kubeletVersion": "v1.34.4"}
+    )
     assert node_facts_from_node(node) == NodeFacts(
         "oomlab-node", 24594420 * 1024, 2147479552, kubelet_version="v1.34.4"
     )
@@ -28,10 +25,8 @@ def test_node_facts() -> None:
 
 
 def test_node_label_names_the_swap_behavior() -> None:
-    node = {
-        "metadata": {"name": "kind-worker", "labels": {"oomlab.dev/swap-behavior": "LimitedSwap"}},
-        "status": {"capacity": {"memory": "8Gi"}, "nodeInfo": {"swap": {"capacity": 2**31}}},
-    }
+    labels = {"oomlab.dev/swap-behavior": "LimitedSwap"}
+    node = node_object("kind-worker", labels, memory="8Gi", swap=2**31)
     facts = node_facts_from_node(node)
     assert facts.swap_behavior == SwapBehavior.LIMITED_SWAP
     assert facts.swap_capacity_bytes == 2**31
@@ -74,17 +69,12 @@ def test_placement_fields_merge_with_the_pods_own_terms() -> None:
 def test_memory_qos_labels_and_allocatable() -> None:
     from oomlab.rules.memory_qos import MemoryQoSSettings, ReservationPolicy
 
-    node = {
-        "metadata": {
-            "name": "oomlab-vm",
-            "labels": {
-                "oomlab.dev/memory-qos": "on",
-                "oomlab.dev/memory-reservation-policy": "TieredReservation",
-                "oomlab.dev/memory-throttling-factor": "0.9",
-            },
-        },
-        "status": {"allocatable": {"memory": "1391536Ki"}, "nodeInfo": {}},
+    labels = {
+        "oomlab.dev/memory-qos": "on",
+        "oomlab.dev/memory-reservation-policy": "TieredReservation",
+        "oomlab.dev/memory-throttling-factor": "0.9",
     }
+    node = node_object("oomlab-vm", labels, allocatable="1391536Ki")
     facts = node_facts_from_node(node)
     assert facts.memory_qos == MemoryQoSSettings(True, ReservationPolicy.TIERED, 0.9)
     assert facts.memory_allocatable_bytes == 1391536 * 1024
