@@ -12,9 +12,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/k8s-env.sh"
 
 NAMESPACE=oomlab-system
-KUBECTL="$(oomlab_kubectl_bin)" || oomlab_die "no kubectl: run hack/k8s-build.sh or install one"
-KUBECONFIG="$(oomlab_kubeconfig)" || oomlab_die "no KUBECONFIG and no local cluster: run hack/cluster.sh up"
-export KUBECONFIG
+oomlab_use_cluster
 kc() { "${KUBECTL}" "$@"; }
 
 oomlab_run "${KUBECTL}" apply -k "${OOMLAB_REPO_ROOT}/manifests/" >&2

@@ -8,10 +8,7 @@ set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-RUN_DIR="${OOMLAB_RUN}/docker"
-MARKER="${RUN_DIR}/started-by-oomlab"
-
-if [[ ! -f "${MARKER}" ]]; then
+if [[ ! -f "${OOMLAB_DOCKER_MARKER}" ]]; then
   if oomlab_docker_ok; then
     oomlab_log "the Docker engine that answers was not started by hack/docker-up.sh: leaving it running"
   else
@@ -41,7 +38,7 @@ stop() { # name pid
 # dockerd first (it stops its containers), then containerd: the marker's order reversed.
 while read -r name pid; do
   [[ -n "${name}" && -n "${pid}" ]] && stop "${name}" "${pid}"
-done < <(tac "${MARKER}")
+done < <(tac "${OOMLAB_DOCKER_MARKER}")
 
-rm -f "${MARKER}" "${RUN_DIR}/dockerd.pid" "${RUN_DIR}/containerd.pid"
+rm -f "${OOMLAB_DOCKER_MARKER}" "${OOMLAB_DOCKERD_PIDFILE}" "${OOMLAB_DOCKER_CTR_PIDFILE}"
 oomlab_log "done: the engine started by hack/docker-up.sh is stopped"

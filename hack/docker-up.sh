@@ -17,12 +17,7 @@ set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-RUN_DIR="${OOMLAB_RUN}/docker"
 STATE_DIR="${OOMLAB_STATE}/docker"
-MARKER="${RUN_DIR}/started-by-oomlab"
-CTR_SOCK="${RUN_DIR}/containerd/containerd.sock"
-CTR_PIDFILE="${RUN_DIR}/containerd.pid"
-DOCKERD_PIDFILE="${RUN_DIR}/dockerd.pid"
 WAIT="${OOMLAB_DOCKER_WAIT:-60}"
 
 say_versions() {
@@ -59,42 +54,42 @@ oomlab_need_root "installs packages and starts dockerd"
 oomlab_apt_install docker.io containerd runc crun podman stress-ng debootstrap
 [[ -x "$(oomlab_docker_bin)" ]] || oomlab_die "no docker client at $(oomlab_docker_bin)"
 
-mkdir -p "${RUN_DIR}/containerd" "${STATE_DIR}"
+mkdir -p "${OOMLAB_DOCKER_RUN_DIR}/containerd" "${STATE_DIR}"
 
 # 1. our containerd (skipped if the one we started earlier still runs)
-if alive "${CTR_PIDFILE}" containerd; then
-  oomlab_log "our containerd (pid $(cat "${CTR_PIDFILE}")) still runs"
+if alive "${OOMLAB_DOCKER_CTR_PIDFILE}" containerd; then
+  oomlab_log "our containerd (pid $(cat "${OOMLAB_DOCKER_CTR_PIDFILE}")) still runs"
 else
-  cat >"${RUN_DIR}/containerd.toml" <<EOF
+  cat >"${OOMLAB_DOCKER_RUN_DIR}/containerd.toml" <<EOF
 # Written by hack/docker-up.sh: the containerd behind oomlab's dockerd. No CRI plugin.
 version = 2
 root = "${STATE_DIR}/containerd"
-state = "${RUN_DIR}/containerd/state"
+state = "${OOMLAB_DOCKER_RUN_DIR}/containerd/state"
 disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
 [grpc]
-  address = "${CTR_SOCK}"
+  address = "${OOMLAB_DOCKER_CTR_SOCK}"
 EOF
-  oomlab_log "starting containerd on ${CTR_SOCK} (log ${STATE_DIR}/containerd.log)"
+  oomlab_log "starting containerd on ${OOMLAB_DOCKER_CTR_SOCK} (log ${STATE_DIR}/containerd.log)"
   # No inherited descriptor but stdio: a lock the caller holds would live as long as the daemon.
   (
     oomlab_close_inherited_fds
-    exec setsid nohup containerd --config "${RUN_DIR}/containerd.toml" \
+    exec setsid nohup containerd --config "${OOMLAB_DOCKER_RUN_DIR}/containerd.toml" \
       >>"${STATE_DIR}/containerd.log" 2>&1 </dev/null
   ) &
-  echo $! >"${CTR_PIDFILE}"
-  echo "containerd $(cat "${CTR_PIDFILE}")" >>"${MARKER}"
-  oomlab_wait_for 30 containerd test -S "${CTR_SOCK}" ||
+  echo $! >"${OOMLAB_DOCKER_CTR_PIDFILE}"
+  echo "containerd $(cat "${OOMLAB_DOCKER_CTR_PIDFILE}")" >>"${OOMLAB_DOCKER_MARKER}"
+  oomlab_wait_for 30 containerd test -S "${OOMLAB_DOCKER_CTR_SOCK}" ||
     oomlab_die "containerd did not come up; see ${STATE_DIR}/containerd.log"
 fi
 
 # 2. dockerd
-if alive "${DOCKERD_PIDFILE}" dockerd; then
-  oomlab_log "our dockerd (pid $(cat "${DOCKERD_PIDFILE}")) runs but does not answer yet: waiting"
+if alive "${OOMLAB_DOCKERD_PIDFILE}" dockerd; then
+  oomlab_log "our dockerd (pid $(cat "${OOMLAB_DOCKERD_PIDFILE}")) runs but does not answer yet: waiting"
 else
   dockerd_args=(
-    --containerd "${CTR_SOCK}"
-    --pidfile "${DOCKERD_PIDFILE}"
+    --containerd "${OOMLAB_DOCKER_CTR_SOCK}"
+    --pidfile "${OOMLAB_DOCKERD_PIDFILE}"
     --iptables=false --ip-forward=false --ip-masq=false --bridge=none
     --add-runtime "crun=/usr/bin/crun"
   )
@@ -105,7 +100,7 @@ else
     exec setsid nohup dockerd "${dockerd_args[@]}" >>"${STATE_DIR}/dockerd.log" 2>&1 </dev/null
   ) &
   pid=$!
-  echo "dockerd ${pid}" >>"${MARKER}"
+  echo "dockerd ${pid}" >>"${OOMLAB_DOCKER_MARKER}"
 fi
 
 if ! oomlab_wait_for "${WAIT}" "Docker engine" oomlab_docker info; then

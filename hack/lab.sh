@@ -22,9 +22,7 @@ TIMEOUT="${OOMLAB_LAB_TIMEOUT:-600}"
 SAMPLES="${OOMLAB_REPO_ROOT}/manifests/samples/"
 TERMINAL="Completed OOMKilled Failed TimedOut Invalid"
 
-KUBECTL="$(oomlab_kubectl_bin)" || oomlab_die "no kubectl: run hack/k8s-build.sh or install one"
-KUBECONFIG="$(oomlab_kubeconfig)" || oomlab_die "no KUBECONFIG and no local cluster: run hack/cluster.sh up"
-export KUBECONFIG
+oomlab_use_cluster
 if [[ -n "${OOMLAB_CLI:-}" ]]; then
   CLI="${OOMLAB_CLI}"
 elif [[ -x "${OOMLAB_REPO_ROOT}/.venv/bin/oomlab" ]]; then

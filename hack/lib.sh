@@ -108,6 +108,18 @@ oomlab_docker() { "$(oomlab_docker_bin)" "$@"; }
 # True when a Docker engine answers.
 oomlab_docker_ok() { oomlab_docker info >/dev/null 2>&1; }
 
+# The engine hack/docker-up.sh starts, when it has to: its pidfiles, its containerd's socket and
+# the marker that lists what it started (hack/docker-down.sh stops that and nothing else).
+OOMLAB_DOCKER_RUN_DIR="${OOMLAB_RUN}/docker"
+# shellcheck disable=SC2034  # for the scripts that source this file
+OOMLAB_DOCKER_MARKER="${OOMLAB_DOCKER_RUN_DIR}/started-by-oomlab"
+# shellcheck disable=SC2034  # for the scripts that source this file
+OOMLAB_DOCKER_CTR_SOCK="${OOMLAB_DOCKER_RUN_DIR}/containerd/containerd.sock"
+# shellcheck disable=SC2034  # for the scripts that source this file
+OOMLAB_DOCKER_CTR_PIDFILE="${OOMLAB_DOCKER_RUN_DIR}/containerd.pid"
+# shellcheck disable=SC2034  # for the scripts that source this file
+OOMLAB_DOCKERD_PIDFILE="${OOMLAB_DOCKER_RUN_DIR}/dockerd.pid"
+
 # True when a Docker API answers at ADDRESS (tcp://...): a guest's dockerd, or podman's service.
 oomlab_engine_answers() { # address
   DOCKER_HOST="$1" oomlab_docker version --format '{{.Server.Version}}' >/dev/null 2>&1
@@ -225,6 +237,15 @@ oomlab_kubectl_bin() {
   else
     return 1
   fi
+}
+
+# Points the calling script at the cluster in KUBECONFIG (else the local one): sets KUBECTL
+# (oomlab_kubectl_bin) and exports KUBECONFIG (oomlab_kubeconfig), or dies saying what is missing.
+oomlab_use_cluster() {
+  # shellcheck disable=SC2034  # for the calling script
+  KUBECTL="$(oomlab_kubectl_bin)" || oomlab_die "no kubectl: run hack/k8s-build.sh or install one"
+  KUBECONFIG="$(oomlab_kubeconfig)" || oomlab_die "no KUBECONFIG and no local cluster: run hack/cluster.sh up"
+  export KUBECONFIG
 }
 
 # True when the capability bounding set lacks CAP_SYS_RESOURCE (bit 24). Docker 20.10 then
