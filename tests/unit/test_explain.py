@@ -823,3 +823,22 @@ def test_the_audit_would_see_a_write(fake_cluster: FakeCluster) -> None:
     with pytest.raises(client.ApiException):
         client.CoreV1Api(api).create_namespaced_pod("ns", {"metadata": {"name": "x"}})
     assert api.requests[-1] == explain_live.ApiRequest("POST", "/api/v1/namespaces/ns/pods")
+
+
+def test_node_profile_reads_every_key_and_names_an_unnamed_node() -> None:
+    from oomlab.cli.explain_output import node_profile
+
+    host = node_profile(HOST)
+    assert (host.name, host.swap_behavior, host.cgroup_version) == (
+        "host",
+        SwapBehavior.NO_SWAP,
+        CgroupVersion.V1,
+    )
+    assert (host.memory_capacity_bytes, host.swap_capacity_bytes) == (24 * 2**30, 0)
+    assert (host.kubelet_version, host.thp) == ("v1.34.4", None)
+    unnamed = node_profile("memory=1Gi,thp=madvise")
+    assert (unnamed.name, unnamed.swap_behavior, unnamed.thp) == (
+        "node",
+        SwapBehavior.LIMITED_SWAP,
+        "madvise",
+    )

@@ -75,20 +75,12 @@ def node_profile(spec: str) -> NodeProfile:
         if not sep or key not in PROFILE_KEYS:
             fail(f"--node {spec!r}: use KEY=VALUE pairs with keys {', '.join(PROFILE_KEYS)}")
         values[key] = value.strip()
-    return make_profile(
-        name=values.get("name") or "node",
-        memory=values.get("memory"),
-        swap=values.get("swap"),
-        behavior=values.get("behavior"),
-        cgroup=values.get("cgroup"),
-        kubelet=values.get("kubelet"),
-        thp=values.get("thp"),
-    )
+    return make_profile(**{key: values.get(key) for key in PROFILE_KEYS})
 
 
 def make_profile(
     *,
-    name: str,
+    name: str | None,
     memory: str | None,
     swap: str | None,
     behavior: str | None,
@@ -109,7 +101,7 @@ def make_profile(
         fail(f"cgroup version {cgroup!r}: use v1 or v2")
     swap_bytes = 0 if swap in ("0", "none") else _size(swap, "node swap")
     return NodeProfile(
-        name=name,
+        name=name or "node",
         swap_behavior=swap_behavior,
         cgroup_version=CgroupVersion(version),
         memory_capacity_bytes=_size(memory, "node memory"),
