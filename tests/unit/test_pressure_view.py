@@ -62,6 +62,16 @@ def test_thresholds_prefer_configz_then_label_then_default() -> None:
     assert thresholds_from({}, {}).eviction_hard_bytes == 100 * MiB
 
 
+def test_the_reclaim_point_comes_from_the_node_label_whatever_the_threshold_source() -> None:
+    labels = {"oomlab.dev/reclaim-memory-available": "160Mi"}
+    configz = {"kubeletconfig": {"evictionHard": {"memory.available": "100Mi"}}}
+    for config in (configz, None):
+        thresholds = thresholds_from(config, labels)
+        assert thresholds.reclaim_available_bytes == 160 * MiB
+        assert thresholds.to_status()["reclaimPoint"] == "160Mi"
+    assert "reclaimPoint" not in thresholds_from(None, {}).to_status()
+
+
 def test_a_summary_sample() -> None:
     sample = sample_from_summary(
         {
@@ -156,6 +166,14 @@ def test_prediction_for_the_vm_node() -> None:
     assert "which does not count swap" in run.prediction.explanation
     # The workload is far more over its request than the bystander is over zero.
     assert run.order == ("workload", "bystander-0") and run.evicted_first == ()
+
+
+def test_prediction_for_the_vm_node_with_its_reclaim_point() -> None:
+    # The node's kernel swaps from memory.available 160 MiB: 1300Mi fits above that plus the
+    # 561 MiB share, so the kubelet never sees pressure (as observed live on 2026-12-03).
+    thresholds = thresholds_from(None, {"oomlab.dev/reclaim-memory-available": "160Mi"})
+    run = predict_for(spec(), VM, thresholds, 180 * MiB, [])
+    assert run.prediction.outcome == NodeOutcome.COMPLETED_IN_SWAP
 
 
 def test_without_node_samples_the_workloads_swap_bounds_the_free_swap() -> None:

@@ -29,7 +29,7 @@ from oomlab.rules.pressure import (
     PressureRun,
     predict_run,
 )
-from oomlab.rules.pressure_spec import EVICTION_HARD_LABEL, Bystander
+from oomlab.rules.pressure_spec import EVICTION_HARD_LABEL, RECLAIM_POINT_LABEL, Bystander
 from oomlab.rules.results import CgroupVersion, Progress
 from oomlab.rules.semantics import NodeSwap, QoSClass, SwapBehavior, kubelet_allowance
 from oomlab.rules.units import SizeError, format_binary, parse_k8s_quantity
@@ -47,13 +47,18 @@ class Thresholds:
     reserved_bytes: int
     source: str
     """configz (the kubelet said so), label (the node's setup said so) or default (assumed)."""
+    reclaim_available_bytes: int = 0
+    """The node's reclaim point (its label); 0: unknown."""
 
     def to_status(self) -> dict[str, Any]:
-        return {
+        status = {
             "memoryAvailable": format_binary(self.eviction_hard_bytes),
             "reservedMemory": format_binary(self.reserved_bytes),
             "source": self.source,
         }
+        if self.reclaim_available_bytes:
+            status["reclaimPoint"] = format_binary(self.reclaim_available_bytes)
+        return status
 
 
 def _bytes(value: Any) -> int | None:
@@ -67,7 +72,9 @@ def _bytes(value: Any) -> int | None:
 
 def thresholds_from(configz: Mapping[str, Any] | None, labels: Mapping[str, str]) -> Thresholds:
     """evictionHard memory.available and system+kube reserved memory, from the kubelet's
-    /configz when the operator may read it, else the node's label, else the kubelet default."""
+    /configz when the operator may read it, else the node's label, else the kubelet default;
+    the reclaim point from the node's label (the kubelet does not know it)."""
+    reclaim = _bytes(labels.get(RECLAIM_POINT_LABEL)) or 0
     config = (configz or {}).get("kubeletconfig") or {}
     hard = _bytes((config.get("evictionHard") or {}).get("memory.available"))
     if hard is not None:
@@ -75,11 +82,11 @@ def thresholds_from(configz: Mapping[str, Any] | None, labels: Mapping[str, str]
             _bytes((config.get(key) or {}).get("memory")) or 0
             for key in ("systemReserved", "kubeReserved")
         )
-        return Thresholds(hard, reserved, "configz")
+        return Thresholds(hard, reserved, "configz", reclaim)
     labelled = _bytes(labels.get(EVICTION_HARD_LABEL))
     if labelled is not None:
-        return Thresholds(labelled, 0, "label")
-    return Thresholds(DEFAULT_EVICTION_HARD_BYTES, 0, "default")
+        return Thresholds(labelled, 0, "label", reclaim)
+    return Thresholds(DEFAULT_EVICTION_HARD_BYTES, 0, "default", reclaim)
 
 
 @dataclass(frozen=True)
@@ -179,6 +186,7 @@ def predict_for(
         eviction_hard_bytes=thresholds.eviction_hard_bytes,
         reserved_bytes=thresholds.reserved_bytes,
         baseline_bytes=baseline_bytes,
+        reclaim_available_bytes=thresholds.reclaim_available_bytes,
     )
     bystanders = [
         pod_memory(name, b.qos, bystander_request(b), b.size_bytes + INTERPRETER_OVERHEAD_BYTES)
