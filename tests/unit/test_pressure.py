@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from oomlab.rules.docker_pressure import docker_fill_prediction
 from oomlab.rules.pressure import (
     EVICTION_SURE_S,
     Fill,
@@ -333,3 +334,24 @@ def test_eviction_order_over_the_run(
     run = predict_run(node, fill, [bystander], qos=QoSClass.BURSTABLE, request_bytes=request_bytes)
     evicted = tuple(order[: order.index(WORKLOAD_NAME)])
     assert (run.order, run.evicted_first, run.prediction.outcome) == (order, evicted, outcome), case
+
+
+@pytest.mark.parametrize(
+    ("demand", "outcome"),
+    [
+        (900 * MiB, NodeOutcome.COMPLETED),
+        # Evicted on the VM node past the threshold; on a Docker host nothing evicts.
+        (1300 * MiB, NodeOutcome.COMPLETED_IN_SWAP),
+        # Past the 561 MiB share that kills or evicts the Kubernetes pod: all 2 GiB are its.
+        (2400 * MiB, NodeOutcome.COMPLETED_IN_SWAP),
+        (3400 * MiB, NodeOutcome.SYSTEM_OOM_KILLED),
+    ],
+)
+def test_docker_without_a_memory_limit_only_the_kernel_decides(
+    demand: int, outcome: NodeOutcome
+) -> None:
+    host = with_reclaim(RECLAIM, threshold=250 * MiB)
+    prediction = docker_fill_prediction(host, demand)
+    assert prediction.outcome == outcome
+    if outcome == NodeOutcome.COMPLETED_IN_SWAP:
+        assert "nothing on a Docker host evicts on memory.available" in prediction.explanation

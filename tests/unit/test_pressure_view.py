@@ -8,6 +8,7 @@ from oomlab.operator.pressure_view import (
     bystander_pod_name,
     bystander_pods,
     bystander_record,
+    docker_for,
     is_bystander,
     observed_order,
     predict_for,
@@ -211,3 +212,12 @@ def test_bystanders_run_with_the_workloads_least_privilege() -> None:
         "capabilities": {"drop": ["ALL"]},
     }
     assert "terminationMessagePolicy" not in container
+
+
+def test_the_docker_view_of_the_fill() -> None:
+    thresholds = thresholds_from(None, {"oomlab.dev/reclaim-memory-available": "180Mi"})
+    docker = docker_for(spec(), VM, thresholds, 126 * MiB)
+    assert docker["flags"] == "(no --memory)"
+    assert docker["hostSwapBytes"] == 2_147_479_552
+    assert docker["predictedOutcome"] == "CompletedInSwap"
+    assert "the container may use it all" in docker["explanation"]

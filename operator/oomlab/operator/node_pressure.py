@@ -46,6 +46,7 @@ from oomlab.operator.pressure_view import (
     bystander_pods,
     bystander_record,
     condition,
+    docker_for,
     fill_workload,
     is_bystander,
     node_ready,
@@ -195,6 +196,7 @@ async def start_node_pressure(
                 "evictedFirst": list(run.evicted_first),
                 "evictionOrder": [workload_pod if n == WORKLOAD else n for n in run.order],
             },
+            "docker": docker_for(spec, facts, thresholds, baseline),
         },
     )
 

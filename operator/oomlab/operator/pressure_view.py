@@ -20,6 +20,8 @@ from oomlab.experiment import (
     pod_name,
 )
 from oomlab.operator.twin import LABEL_ROLE
+from oomlab.rules.docker_pressure import FLAGS as DOCKER_FLAGS
+from oomlab.rules.docker_pressure import docker_fill_prediction
 from oomlab.rules.nodes import NodeFacts, placement_for
 from oomlab.rules.pressure import (
     DEFAULT_EVICTION_HARD_BYTES,
@@ -154,15 +156,11 @@ def bystander_request(bystander: Bystander) -> int | None:
     return bystander.request_bytes or bystander.size_bytes // 2
 
 
-def predict_for(
-    spec: ExperimentSpec,
-    node: NodeFacts,
-    thresholds: Thresholds,
-    baseline_bytes: int,
-    bystander_names: Sequence[str],
-) -> PressureRun:
-    """The node-pressure prediction for this experiment on this node, bystanders included."""
-    assert spec.node_pressure is not None and node.memory_capacity_bytes
+def node_memory(
+    spec: ExperimentSpec, node: NodeFacts, thresholds: Thresholds, baseline_bytes: int
+) -> NodeMemory:
+    """The node as the pressure rules see it, with this experiment's LimitedSwap share."""
+    assert node.memory_capacity_bytes
     capacity = node.memory_capacity_bytes
     allowance = kubelet_allowance(
         spec.request_bytes,
@@ -175,11 +173,7 @@ def predict_for(
             swap_capacity_bytes=node.swap_capacity_bytes,
         ),
     )
-    workload = spec.workload
-    rate = None
-    if workload.mode == Mode.LEAK and workload.step_bytes and workload.interval_s:
-        rate = workload.step_bytes / workload.interval_s
-    memory = NodeMemory(
+    return NodeMemory(
         capacity_bytes=capacity,
         swap_bytes=allowance.swap_bytes or 0,
         node_swap_bytes=node.swap_capacity_bytes or 0,
@@ -188,12 +182,43 @@ def predict_for(
         baseline_bytes=baseline_bytes,
         reclaim_available_bytes=thresholds.reclaim_available_bytes,
     )
+
+
+def predict_for(
+    spec: ExperimentSpec,
+    node: NodeFacts,
+    thresholds: Thresholds,
+    baseline_bytes: int,
+    bystander_names: Sequence[str],
+) -> PressureRun:
+    """The node-pressure prediction for this experiment on this node, bystanders included."""
+    assert spec.node_pressure is not None
+    memory = node_memory(spec, node, thresholds, baseline_bytes)
+    workload = spec.workload
+    rate = None
+    if workload.mode == Mode.LEAK and workload.step_bytes and workload.interval_s:
+        rate = workload.step_bytes / workload.interval_s
     bystanders = [
         pod_memory(name, b.qos, bystander_request(b), b.size_bytes + INTERPRETER_OVERHEAD_BYTES)
         for name, b in zip(bystander_names, spec.node_pressure.bystanders, strict=True)
     ]
     fill = Fill(workload.demand_bytes(), spec.limit_bytes, rate, workload.hold_s)
     return predict_run(memory, fill, bystanders, qos=spec.qos, request_bytes=spec.request_bytes)
+
+
+def docker_for(
+    spec: ExperimentSpec, node: NodeFacts, thresholds: Thresholds, baseline_bytes: int
+) -> dict[str, Any]:
+    """status.nodePressure.docker: the same fill in a container with no --memory on a machine
+    like this node (the seed's setting), predicted."""
+    host = node_memory(spec, node, thresholds, baseline_bytes)
+    prediction = docker_fill_prediction(host, spec.workload.demand_bytes())
+    return {
+        "flags": DOCKER_FLAGS,
+        "hostSwapBytes": host.node_swap_bytes,
+        "predictedOutcome": prediction.outcome.value,
+        "explanation": prediction.explanation,
+    }
 
 
 def bystander_pods(
