@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from oomlab.rules.docker_pressure import docker_fill_prediction
 from oomlab.rules.pressure import (
     EVICTION_SURE_S,
     Fill,
@@ -182,31 +183,175 @@ def test_oom_victim_prefers_best_effort_over_a_larger_burstable() -> None:
     assert oom_victim([WORKLOAD, guaranteed], CAPACITY, total).name == "workload"
 
 
-def test_a_bystander_evicted_first_can_save_the_workload() -> None:
-    # Request 600 MiB: at the first pressure the workload is ~100 MiB over its request, the
-    # BestEffort bystander 312 MiB over zero, so the bystander goes; its memory back, the
-    # 900 MiB fill fits and completes.
-    bystander = PodMemory("be", QoSClass.BEST_EFFORT, usage_bytes=312 * MiB)
-    run = predict_run(
-        vm(),
-        Fill(912 * MiB, rate_bytes_per_s=5 * MiB, hold_s=30),
-        [bystander],
-        qos=QoSClass.BURSTABLE,
-        request_bytes=600 * MiB,
+def with_reclaim(reclaim: int, threshold: int = 100 * MiB, baseline: int = 180 * MiB) -> NodeMemory:
+    return NodeMemory(
+        capacity_bytes=CAPACITY,
+        swap_bytes=SHARE_400,
+        node_swap_bytes=NODE_SWAP,
+        eviction_hard_bytes=threshold,
+        reserved_bytes=64 * MiB,
+        baseline_bytes=baseline,
+        reclaim_available_bytes=reclaim,
     )
-    assert run.order == ("be", WORKLOAD_NAME)
-    assert run.evicted_first == ("be",)
-    assert run.prediction.outcome == NodeOutcome.COMPLETED
 
 
-def test_the_workload_first_when_it_is_furthest_over_its_request() -> None:
-    bystander = PodMemory("be", QoSClass.BEST_EFFORT, usage_bytes=100 * MiB)
-    run = predict_run(
-        vm(),
-        Fill(1300 * MiB, rate_bytes_per_s=10 * MiB, hold_s=30),
-        [bystander],
-        qos=QoSClass.BURSTABLE,
-        request_bytes=400 * MiB,
+RECLAIM = 160 * MiB  # measured on the VM node: the kernel swaps from memory.available ~160 MiB
+
+
+@pytest.mark.parametrize(
+    ("case", "node", "fill", "expected"),
+    [
+        # The live run of 2026-12-03: the kernel swapped before the kubelet's threshold, and
+        # 1300Mi fits the room above the reclaim point plus the 561 MiB share.
+        (
+            "reclaim above threshold, fits the share",
+            with_reclaim(RECLAIM),
+            Fill(1300 * MiB, rate_bytes_per_s=20 * MiB, hold_s=60),
+            NodeOutcome.COMPLETED_IN_SWAP,
+        ),
+        # Past the share (pressure at 1181 + 561 MiB, the machine's wall 100 MiB later): memory.
+        # available falls below the threshold and stays there, with node swap still free.
+        (
+            "reclaim above threshold, past the share, held",
+            with_reclaim(RECLAIM),
+            Fill(1800 * MiB, rate_bytes_per_s=20 * MiB, hold_s=60),
+            NodeOutcome.EVICTED,
+        ),
+        # Past the share in one allocation: the kernel's wall comes before a kubelet pass (the
+        # machine's: the 180 MiB baseline outside the pods is more than the 64 MiB reserved).
+        (
+            "reclaim above threshold, past the share, bulk",
+            with_reclaim(RECLAIM),
+            Fill(2200 * MiB),
+            NodeOutcome.SYSTEM_OOM_KILLED,
+        ),
+        # Past the share, leaking too fast for a pass between the threshold and the wall.
+        (
+            "reclaim above threshold, past the share, fast leak",
+            with_reclaim(RECLAIM),
+            Fill(2200 * MiB, rate_bytes_per_s=20 * MiB),
+            NodeOutcome.BORDERLINE,
+        ),
+        # Threshold above the reclaim point: evicted before anything is swapped.
+        (
+            "threshold above reclaim",
+            with_reclaim(RECLAIM, threshold=200 * MiB),
+            Fill(1300 * MiB, rate_bytes_per_s=20 * MiB, hold_s=60),
+            NodeOutcome.EVICTED,
+        ),
+        # Reclaim point unknown: as if at the threshold, nothing swapped first.
+        (
+            "reclaim unknown",
+            with_reclaim(0),
+            Fill(1300 * MiB, rate_bytes_per_s=20 * MiB, hold_s=60),
+            NodeOutcome.EVICTED,
+        ),
+    ],
+)
+def test_the_reclaim_point_decides_whether_swap_comes_first(
+    case: str, node: NodeMemory, fill: Fill, expected: NodeOutcome
+) -> None:
+    assert predict_node_pressure(node, fill).outcome == expected, case
+
+
+def test_evicted_past_the_share_names_the_node_swap_still_free() -> None:
+    node = with_reclaim(RECLAIM)
+    prediction = predict_node_pressure(node, Fill(1800 * MiB, rate_bytes_per_s=20 * MiB, hold_s=60))
+    room = CAPACITY - 100 * MiB - 180 * MiB
+    assert prediction.pressure_at_bytes == room + SHARE_400
+    assert prediction.memory_at_pressure_bytes == room
+    free = (NODE_SWAP - SHARE_400) // MiB
+    assert prediction.explanation.startswith(
+        f"Evicted with about {free} MiB of node swap still free"
     )
-    assert run.order == (WORKLOAD_NAME, "be") and run.evicted_first == ()
-    assert run.prediction.outcome == NodeOutcome.EVICTED
+    assert "starts swapping at memory.available ~160 MiB, above" in prediction.explanation
+    assert "does not count swap" in prediction.explanation
+
+
+def test_threshold_above_reclaim_is_evicted_with_all_swap_free() -> None:
+    node = with_reclaim(RECLAIM, threshold=200 * MiB)
+    prediction = predict_node_pressure(node, Fill(1300 * MiB, rate_bytes_per_s=20 * MiB, hold_s=60))
+    assert prediction.explanation.startswith("Evicted with 2048 MiB of node swap free, none of it")
+    assert prediction.pressure_at_bytes == CAPACITY - 200 * MiB - 180 * MiB
+
+
+def test_completed_in_swap_says_how_much_went_to_swap() -> None:
+    node = with_reclaim(RECLAIM)
+    prediction = predict_node_pressure(node, Fill(1300 * MiB, rate_bytes_per_s=20 * MiB, hold_s=60))
+    swapped = (1300 * MiB - (CAPACITY - RECLAIM - 180 * MiB)) // MiB
+    assert f"about {swapped} MiB went to its 561 MiB swap share" in prediction.explanation
+
+
+@pytest.mark.parametrize(
+    ("case", "node", "fill", "bystander_bytes", "request_bytes", "order", "outcome"),
+    [
+        # Request 600 MiB: at the first pressure the workload is ~100 MiB over its request, the
+        # BestEffort bystander 312 MiB over zero, so the bystander goes; its memory back, the
+        # 900 MiB fill fits and completes.
+        (
+            "bystander first saves the workload",
+            vm(),
+            Fill(912 * MiB, rate_bytes_per_s=5 * MiB, hold_s=30),
+            312 * MiB,
+            600 * MiB,
+            ("be", WORKLOAD_NAME),
+            NodeOutcome.COMPLETED,
+        ),
+        (
+            "workload first: furthest over its request",
+            vm(),
+            Fill(1300 * MiB, rate_bytes_per_s=10 * MiB, hold_s=30),
+            100 * MiB,
+            400 * MiB,
+            (WORKLOAD_NAME, "be"),
+            NodeOutcome.EVICTED,
+        ),
+        # The workload's swap share fills first; at the pressure its memory (not its swap) is
+        # what the eviction manager ranks: it holds 657 MiB (1461 - 100 threshold - 180
+        # baseline - 524), 257 MiB over its request, the BestEffort bystander 524 MiB over zero.
+        # The bystander's memory back, 1312 MiB fits above the reclaim point plus the share.
+        (
+            "ranked by memory, not swap",
+            with_reclaim(RECLAIM),
+            Fill(1312 * MiB, rate_bytes_per_s=20 * MiB, hold_s=30),
+            524 * MiB,
+            400 * MiB,
+            ("be", WORKLOAD_NAME),
+            NodeOutcome.COMPLETED_IN_SWAP,
+        ),
+    ],
+)
+def test_eviction_order_over_the_run(
+    case: str,
+    node: NodeMemory,
+    fill: Fill,
+    bystander_bytes: int,
+    request_bytes: int,
+    order: tuple[str, ...],
+    outcome: NodeOutcome,
+) -> None:
+    bystander = PodMemory("be", QoSClass.BEST_EFFORT, usage_bytes=bystander_bytes)
+    run = predict_run(node, fill, [bystander], qos=QoSClass.BURSTABLE, request_bytes=request_bytes)
+    evicted = tuple(order[: order.index(WORKLOAD_NAME)])
+    assert (run.order, run.evicted_first, run.prediction.outcome) == (order, evicted, outcome), case
+
+
+@pytest.mark.parametrize(
+    ("demand", "outcome"),
+    [
+        (900 * MiB, NodeOutcome.COMPLETED),
+        # Evicted on the VM node past the threshold; on a Docker host nothing evicts.
+        (1300 * MiB, NodeOutcome.COMPLETED_IN_SWAP),
+        # Past the 561 MiB share that kills or evicts the Kubernetes pod: all 2 GiB are its.
+        (2400 * MiB, NodeOutcome.COMPLETED_IN_SWAP),
+        (3400 * MiB, NodeOutcome.SYSTEM_OOM_KILLED),
+    ],
+)
+def test_docker_without_a_memory_limit_only_the_kernel_decides(
+    demand: int, outcome: NodeOutcome
+) -> None:
+    host = with_reclaim(RECLAIM, threshold=250 * MiB)
+    prediction = docker_fill_prediction(host, demand)
+    assert prediction.outcome == outcome
+    if outcome == NodeOutcome.COMPLETED_IN_SWAP:
+        assert "nothing on a Docker host evicts on memory.available" in prediction.explanation

@@ -16,24 +16,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from oomlab import kube
-from oomlab.experiment import (
-    GROUP,
-    LABEL_NAME,
-    PLURAL,
-    POD_APP,
-    VERSION,
-    ExperimentSpec,
-    InvalidSpec,
-    pod_name,
-)
+from oomlab import experiment, kube
+from oomlab.experiment import ExperimentSpec, InvalidSpec, pod_name
 from oomlab.operator.api import as_body, delete_pod, write_status
 from oomlab.operator.kubernetes_view import owner_experiment
 from oomlab.operator.logs import workload_progress
@@ -46,6 +37,7 @@ from oomlab.operator.pressure_view import (
     bystander_pods,
     bystander_record,
     condition,
+    docker_for,
     fill_workload,
     is_bystander,
     node_ready,
@@ -66,6 +58,7 @@ from oomlab.rules.semantics import SwapBehavior
 
 log = logging.getLogger("oomlab.operator.node_pressure")
 
+_EXPERIMENTS = (experiment.GROUP, experiment.VERSION, experiment.PLURAL)
 SAMPLE_EVERY_S = 3.0
 RECOVERY_TIMEOUT_S = 420.0
 """How long the operator waits for the node to be Ready without MemoryPressure after the run:
@@ -146,8 +139,8 @@ async def _admitted(state: OperatorState, body: Mapping[str, Any]) -> Experiment
     return admitted if isinstance(admitted, ExperimentSpec) else None
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL, when=_has_node_pressure, id="node-pressure-start")
-@kopf.on.create(GROUP, VERSION, PLURAL, when=_has_node_pressure, id="node-pressure-start")
+@kopf.on.resume(*_EXPERIMENTS, when=_has_node_pressure, id="node-pressure-start")
+@kopf.on.create(*_EXPERIMENTS, when=_has_node_pressure, id="node-pressure-start")
 async def start_node_pressure(
     *, body: kopf.Body, namespace: str | None, name: str, uid: str, memo: kopf.Memo, **_: Any
 ) -> None:
@@ -195,11 +188,18 @@ async def start_node_pressure(
                 "evictedFirst": list(run.evicted_first),
                 "evictionOrder": [workload_pod if n == WORKLOAD else n for n in run.order],
             },
+            "docker": docker_for(spec, facts, thresholds, baseline),
         },
     )
 
 
-@kopf.on.event("", "v1", "pods", labels={LABEL_NAME: POD_APP}, id="node-pressure-pods")
+@kopf.on.event(
+    "",
+    "v1",
+    "pods",
+    labels={experiment.LABEL_NAME: experiment.POD_APP},
+    id="node-pressure-pods",
+)
 async def node_pressure_pod(
     *, type: str, body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
@@ -234,7 +234,8 @@ async def node_pressure_pod(
     observed = (status_of(parent).get("nodePressure") or {}).get("observed")
     if verdict.phase.terminal and not observed and owner.uid not in _finishing:
         _finishing.add(owner.uid)
-        task = asyncio.create_task(_finish(state, namespace, owner.name, owner.uid, pod, node_name))
+        finish = _finish_once(state, namespace, owner.name, owner.uid, pod, node_name)
+        task = asyncio.create_task(_finish(f"{namespace}/{owner.name}", owner.uid, finish))
         _finishers.add(task)
         task.add_done_callback(_finishers.discard)
 
@@ -256,19 +257,13 @@ async def _sample(uid: str, node_name: str) -> None:
         await asyncio.sleep(SAMPLE_EVERY_S)
 
 
-async def _finish(
-    state: OperatorState,
-    namespace: str,
-    name: str,
-    uid: str,
-    pod: Mapping[str, Any],
-    node_name: str | None,
-) -> None:
-    """After the workload ended: remove the bystanders, wait for the node to recover, write."""
+async def _finish(where: str, uid: str, finish: Coroutine[Any, Any, None]) -> None:
+    """Run ``finish`` (:func:`_finish_once`), then forget the experiment's samples whatever
+    happened."""
     try:
-        await _finish_once(state, namespace, name, uid, pod, node_name)
+        await finish
     except Exception:
-        log.exception("node pressure: finishing %s/%s failed", namespace, name)
+        log.exception("node pressure: finishing %s failed", where)
     finally:
         task = _samplers.pop(uid, None)
         if task is not None:
@@ -286,6 +281,7 @@ async def _finish_once(
     pod: Mapping[str, Any],
     node_name: str | None,
 ) -> None:
+    """After the workload ended: remove the bystanders, wait for the node to recover, write."""
     parent = await asyncio.to_thread(kube.find_experiment, namespace, name)
     if parent is None:
         return
@@ -375,7 +371,7 @@ async def _finish_once(
         )
 
 
-@kopf.on.event(GROUP, VERSION, PLURAL, when=_has_node_pressure, id="node-pressure-deleted")
+@kopf.on.event(*_EXPERIMENTS, when=_has_node_pressure, id="node-pressure-deleted")
 async def node_pressure_deleted(
     *, type: str, body: kopf.Body, namespace: str | None, name: str, uid: str, **_: Any
 ) -> None:

@@ -20,6 +20,8 @@ from oomlab.experiment import (
     pod_name,
 )
 from oomlab.operator.twin import LABEL_ROLE
+from oomlab.rules.docker_pressure import FLAGS as DOCKER_FLAGS
+from oomlab.rules.docker_pressure import docker_fill_prediction
 from oomlab.rules.nodes import NodeFacts, placement_for
 from oomlab.rules.pressure import (
     DEFAULT_EVICTION_HARD_BYTES,
@@ -29,7 +31,7 @@ from oomlab.rules.pressure import (
     PressureRun,
     predict_run,
 )
-from oomlab.rules.pressure_spec import EVICTION_HARD_LABEL, Bystander
+from oomlab.rules.pressure_spec import EVICTION_HARD_LABEL, RECLAIM_POINT_LABEL, Bystander
 from oomlab.rules.results import CgroupVersion, Progress
 from oomlab.rules.semantics import NodeSwap, QoSClass, SwapBehavior, kubelet_allowance
 from oomlab.rules.units import SizeError, format_binary, parse_k8s_quantity
@@ -47,13 +49,18 @@ class Thresholds:
     reserved_bytes: int
     source: str
     """configz (the kubelet said so), label (the node's setup said so) or default (assumed)."""
+    reclaim_available_bytes: int = 0
+    """The node's reclaim point (its label); 0: unknown."""
 
     def to_status(self) -> dict[str, Any]:
-        return {
+        status = {
             "memoryAvailable": format_binary(self.eviction_hard_bytes),
             "reservedMemory": format_binary(self.reserved_bytes),
             "source": self.source,
         }
+        if self.reclaim_available_bytes:
+            status["reclaimPoint"] = format_binary(self.reclaim_available_bytes)
+        return status
 
 
 def _bytes(value: Any) -> int | None:
@@ -67,7 +74,9 @@ def _bytes(value: Any) -> int | None:
 
 def thresholds_from(configz: Mapping[str, Any] | None, labels: Mapping[str, str]) -> Thresholds:
     """evictionHard memory.available and system+kube reserved memory, from the kubelet's
-    /configz when the operator may read it, else the node's label, else the kubelet default."""
+    /configz when the operator may read it, else the node's label, else the kubelet default;
+    the reclaim point from the node's label (the kubelet does not know it)."""
+    reclaim = _bytes(labels.get(RECLAIM_POINT_LABEL)) or 0
     config = (configz or {}).get("kubeletconfig") or {}
     hard = _bytes((config.get("evictionHard") or {}).get("memory.available"))
     if hard is not None:
@@ -75,11 +84,11 @@ def thresholds_from(configz: Mapping[str, Any] | None, labels: Mapping[str, str]
             _bytes((config.get(key) or {}).get("memory")) or 0
             for key in ("systemReserved", "kubeReserved")
         )
-        return Thresholds(hard, reserved, "configz")
+        return Thresholds(hard, reserved, "configz", reclaim)
     labelled = _bytes(labels.get(EVICTION_HARD_LABEL))
     if labelled is not None:
-        return Thresholds(labelled, 0, "label")
-    return Thresholds(DEFAULT_EVICTION_HARD_BYTES, 0, "default")
+        return Thresholds(labelled, 0, "label", reclaim)
+    return Thresholds(DEFAULT_EVICTION_HARD_BYTES, 0, "default", reclaim)
 
 
 @dataclass(frozen=True)
@@ -147,15 +156,11 @@ def bystander_request(bystander: Bystander) -> int | None:
     return bystander.request_bytes or bystander.size_bytes // 2
 
 
-def predict_for(
-    spec: ExperimentSpec,
-    node: NodeFacts,
-    thresholds: Thresholds,
-    baseline_bytes: int,
-    bystander_names: Sequence[str],
-) -> PressureRun:
-    """The node-pressure prediction for this experiment on this node, bystanders included."""
-    assert spec.node_pressure is not None and node.memory_capacity_bytes
+def node_memory(
+    spec: ExperimentSpec, node: NodeFacts, thresholds: Thresholds, baseline_bytes: int
+) -> NodeMemory:
+    """The node as the pressure rules see it, with this experiment's LimitedSwap share."""
+    assert node.memory_capacity_bytes
     capacity = node.memory_capacity_bytes
     allowance = kubelet_allowance(
         spec.request_bytes,
@@ -168,24 +173,52 @@ def predict_for(
             swap_capacity_bytes=node.swap_capacity_bytes,
         ),
     )
-    workload = spec.workload
-    rate = None
-    if workload.mode == Mode.LEAK and workload.step_bytes and workload.interval_s:
-        rate = workload.step_bytes / workload.interval_s
-    memory = NodeMemory(
+    return NodeMemory(
         capacity_bytes=capacity,
         swap_bytes=allowance.swap_bytes or 0,
         node_swap_bytes=node.swap_capacity_bytes or 0,
         eviction_hard_bytes=thresholds.eviction_hard_bytes,
         reserved_bytes=thresholds.reserved_bytes,
         baseline_bytes=baseline_bytes,
+        reclaim_available_bytes=thresholds.reclaim_available_bytes,
     )
+
+
+def predict_for(
+    spec: ExperimentSpec,
+    node: NodeFacts,
+    thresholds: Thresholds,
+    baseline_bytes: int,
+    bystander_names: Sequence[str],
+) -> PressureRun:
+    """The node-pressure prediction for this experiment on this node, bystanders included."""
+    assert spec.node_pressure is not None
+    memory = node_memory(spec, node, thresholds, baseline_bytes)
+    workload = spec.workload
+    rate = None
+    if workload.mode == Mode.LEAK and workload.step_bytes and workload.interval_s:
+        rate = workload.step_bytes / workload.interval_s
     bystanders = [
         pod_memory(name, b.qos, bystander_request(b), b.size_bytes + INTERPRETER_OVERHEAD_BYTES)
         for name, b in zip(bystander_names, spec.node_pressure.bystanders, strict=True)
     ]
     fill = Fill(workload.demand_bytes(), spec.limit_bytes, rate, workload.hold_s)
     return predict_run(memory, fill, bystanders, qos=spec.qos, request_bytes=spec.request_bytes)
+
+
+def docker_for(
+    spec: ExperimentSpec, node: NodeFacts, thresholds: Thresholds, baseline_bytes: int
+) -> dict[str, Any]:
+    """status.nodePressure.docker: the same fill in a container with no --memory on a machine
+    like this node (the seed's setting), predicted."""
+    host = node_memory(spec, node, thresholds, baseline_bytes)
+    prediction = docker_fill_prediction(host, spec.workload.demand_bytes())
+    return {
+        "flags": DOCKER_FLAGS,
+        "hostSwapBytes": host.node_swap_bytes,
+        "predictedOutcome": prediction.outcome.value,
+        "explanation": prediction.explanation,
+    }
 
 
 def bystander_pods(

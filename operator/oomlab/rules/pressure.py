@@ -6,9 +6,16 @@ The kubelet's eviction manager (pkg/kubelet/eviction, v1.34-v1.37) compares ``me
 (node capacity minus the root cgroup's working set: usage less inactive file pages; swap is not in
 it) with its hard threshold (``evictionHard: memory.available: 100Mi`` by default) once per
 housekeeping interval (10 s), and evicts one pod per pass, ranked by: usage above request first,
-then lower priority first, then the larger usage above request. The kernel swaps only under
-pressure, so by the time swap holds anything, ``memory.available`` is already near zero: swap
-never keeps a node-scale workload from being evicted, it only keeps the kernel from killing it.
+then lower priority first, then the larger usage above request.
+
+The node's kernel starts moving anonymous memory to swap at its own level of
+``memory.available``, the reclaim point (kswapd wakes at the zones' low watermarks, and the
+inactive file pages still resident then count as available): a node fact, measured per node.
+Threshold at or above the reclaim point: the kubelet sees pressure before anything is swapped,
+so the workload is evicted with all its swap free. Reclaim point above the threshold: the kernel
+swaps the workload from there on and ``memory.available`` stays above the threshold until the
+workload's LimitedSwap share is full; only then does it fall, to an eviction (node swap still
+mostly free) or, when the kubelet's pass comes too late, the kernel's kill.
 
 The kernel's walls, first reached wins: the container's own ``memory.max`` plus its LimitedSwap
 ``memory.swap.max``; the pods' cgroup (``kubepods``), limited to capacity minus system-reserved
@@ -78,6 +85,14 @@ class NodeMemory:
     """system-reserved + kube-reserved memory: the pods' cgroup is capacity minus this."""
     baseline_bytes: int = 0
     """The node's working set before the experiment (system, kubelet, runtime, other pods)."""
+    reclaim_available_bytes: int = 0
+    """memory.available at which the kernel starts swapping anonymous memory (the node's
+    reclaim point); 0 when unknown, taken as below the threshold (nothing swapped first)."""
+
+    @property
+    def swaps_before_pressure(self) -> bool:
+        """Whether the kernel swaps the workload before the kubelet sees memory pressure."""
+        return self.swap_bytes > 0 and self.reclaim_available_bytes > self.eviction_hard_bytes
 
     @property
     def allocatable_bytes(self) -> int:
@@ -121,6 +136,8 @@ class NodePrediction:
     """Demand at which memory.available falls below the threshold (None: never)."""
     kernel_wall_bytes: int | None
     """Demand at which the first kernel OOM kill comes (None: never)."""
+    memory_at_pressure_bytes: int | None = None
+    """The workload's memory (not swap: what the eviction manager ranks) at that moment."""
 
 
 def oom_score_adj(pod: PodMemory, capacity_bytes: int) -> int:
@@ -163,8 +180,12 @@ def predict_node_pressure(
 ) -> NodePrediction:
     """What happens first to the workload ``fill`` on ``node`` with ``bystanders`` resident."""
     held = node.baseline_bytes + sum(b.usage_bytes for b in bystanders)
-    # The workload's memory at which memory.available drops below the threshold.
+    # The workload's memory (not swap) at which memory.available drops below the threshold.
     room = node.capacity_bytes - node.eviction_hard_bytes - held
+    swapped_first = node.swap_bytes if node.swaps_before_pressure else 0
+    # The workload's demand at that moment: its swap share fills first when the kernel swaps
+    # before the threshold is reached.
+    pressure_at = room + swapped_first
     ram_ceiling = fill.limit_bytes if fill.limit_bytes is not None else fill.demand_bytes
     walls: list[tuple[int, NodeOutcome]] = []
     if fill.limit_bytes is not None:
@@ -179,26 +200,21 @@ def predict_node_pressure(
         )
     walls.append((node.capacity_bytes - held + node.swap_bytes, NodeOutcome.SYSTEM_OOM_KILLED))
     wall, wall_kill = min(walls)
-    swap_free = f"{human(node.node_swap_bytes)} of node swap" if node.node_swap_bytes else "no swap"
-    reaches_pressure = min(ram_ceiling, fill.demand_bytes) > room
-    if not reaches_pressure:
-        return _below_pressure(node, fill, wall, wall_kill, room)
+    if min(ram_ceiling, fill.demand_bytes - swapped_first) <= room:
+        return _below_pressure(node, fill, wall, wall_kill, held)
     kill = wall_kill if fill.demand_bytes > wall else None
-    seconds_to_wall = _seconds(wall - room, fill.rate_bytes_per_s)
-    seconds_over = _seconds(fill.demand_bytes - room, fill.rate_bytes_per_s) + fill.hold_s
+    seconds_to_wall = _seconds(wall - pressure_at, fill.rate_bytes_per_s)
+    seconds_over = _seconds(fill.demand_bytes - pressure_at, fill.rate_bytes_per_s) + fill.hold_s
     window = seconds_to_wall if kill is not None else seconds_over
-    pressure = (
-        f"memory.available falls below the kubelet's {human(node.eviction_hard_bytes)} "
-        f"threshold once the workload holds about {human(room)}"
-    )
+    pressure = _pressure_sentence(node, room)
     if window >= EVICTION_SURE_S:
         return NodePrediction(
             NodeOutcome.EVICTED,
-            f"Evicted with {swap_free} present (the container may use "
-            f"{human(node.swap_bytes)} of it): {pressure}, and the kubelet evicts on "
-            "memory.available, which does not count swap.",
-            room,
+            f"{_evicted_with(node)}: {pressure}, and the kubelet evicts on memory.available, "
+            "which does not count swap.",
+            pressure_at,
             wall if kill else None,
+            room,
         )
     if kill is not None and window < EVICTION_MISS_S:
         return NodePrediction(
@@ -206,7 +222,7 @@ def predict_node_pressure(
             f"{_kill_sentence(kill, node, fill)} before the kubelet's eviction pass "
             f"(every {HOUSEKEEPING_S:.0f} s) could see the pressure: {pressure}, and the "
             f"kernel's wall comes at about {human(wall)}.",
-            room,
+            pressure_at,
             wall,
         )
     if kill is None and window < EVICTION_MISS_S:
@@ -214,7 +230,7 @@ def predict_node_pressure(
             NodeOutcome.COMPLETED_IN_SWAP,
             f"Completes because swap carried it: {pressure}, but the workload ends within "
             f"{window:.1f} s, before the kubelet's pass (every {HOUSEKEEPING_S:.0f} s) sees it.",
-            room,
+            pressure_at,
             None,
         )
     return NodePrediction(
@@ -222,17 +238,68 @@ def predict_node_pressure(
         f"Too close to call: {pressure} for about {window:.0f} s, a race with the kubelet's "
         f"{HOUSEKEEPING_S:.0f} s eviction pass"
         + (f" and a kernel kill at about {human(wall)}." if kill else "."),
-        room,
+        pressure_at,
         wall if kill else None,
     )
 
 
+def _reclaim_sentence(node: NodeMemory) -> str:
+    relation = "above" if node.swaps_before_pressure else "at or below"
+    return (
+        f"the kernel starts swapping at memory.available ~{human(node.reclaim_available_bytes)}, "
+        f"{relation} the kubelet's {human(node.eviction_hard_bytes)} threshold"
+    )
+
+
+def _pressure_sentence(node: NodeMemory, room: int) -> str:
+    falls = (
+        f"memory.available falls below the kubelet's {human(node.eviction_hard_bytes)} "
+        f"threshold once the workload holds about {human(room)}"
+    )
+    if node.swaps_before_pressure:
+        return (
+            f"{_reclaim_sentence(node)}, so the workload's {human(node.swap_bytes)} swap share "
+            f"fills first; then {falls} of memory beside it"
+        )
+    if node.reclaim_available_bytes:
+        return (
+            f"{falls}, before the kernel's reclaim point (~{human(node.reclaim_available_bytes)})"
+        )
+    return falls
+
+
+def _evicted_with(node: NodeMemory) -> str:
+    if not node.node_swap_bytes:
+        return "Evicted with no swap"
+    if node.swaps_before_pressure:
+        free = max(0, node.node_swap_bytes - node.swap_bytes)
+        return f"Evicted with about {human(free)} of node swap still free"
+    if node.reclaim_available_bytes:
+        return f"Evicted with {human(node.node_swap_bytes)} of node swap free, none of it used"
+    return (
+        f"Evicted with {human(node.node_swap_bytes)} of node swap present (the container may use "
+        f"{human(node.swap_bytes)} of it)"
+    )
+
+
 def _below_pressure(
-    node: NodeMemory, fill: Fill, wall: int, wall_kill: NodeOutcome, room: int
+    node: NodeMemory, fill: Fill, wall: int, wall_kill: NodeOutcome, held: int
 ) -> NodePrediction:
-    """The workload never brings memory.available down to the threshold: it fits, or its limit
-    keeps it below, and its own cgroup decides."""
+    """The workload never brings memory.available down to the threshold: it fits, the kernel's
+    swapping keeps it above, or its limit keeps it below, and its own cgroup decides."""
+    room = node.capacity_bytes - node.eviction_hard_bytes - held
     if fill.limit_bytes is None:
+        swapped_from = node.capacity_bytes - node.reclaim_available_bytes - held
+        if node.swaps_before_pressure and fill.demand_bytes > swapped_from:
+            return NodePrediction(
+                NodeOutcome.COMPLETED_IN_SWAP,
+                f"Completes because swap carried it: {_reclaim_sentence(node)}, so about "
+                f"{human(fill.demand_bytes - swapped_from)} went to its "
+                f"{human(node.swap_bytes)} swap share and memory.available never fell below "
+                "the threshold.",
+                None,
+                None,
+            )
         return NodePrediction(
             NodeOutcome.COMPLETED,
             f"Completes in memory: {human(fill.demand_bytes)} fits in the {human(room)} the node "
@@ -316,11 +383,10 @@ def predict_run(
     first_order: tuple[str, ...] = ()
     while True:
         prediction = predict_node_pressure(node, fill, left)
-        if prediction.outcome != NodeOutcome.EVICTED or prediction.pressure_at_bytes is None:
+        usage = prediction.memory_at_pressure_bytes
+        if prediction.outcome != NodeOutcome.EVICTED or usage is None:
             return PressureRun(prediction, tuple(evicted), first_order)
-        workload = PodMemory(
-            WORKLOAD, qos, request_bytes or 0, prediction.pressure_at_bytes, priority
-        )
+        workload = PodMemory(WORKLOAD, qos, request_bytes or 0, usage, priority)
         order = eviction_order([workload, *left])
         first_order = first_order or tuple(p.name for p in order)
         if order[0].name == WORKLOAD:

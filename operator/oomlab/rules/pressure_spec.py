@@ -23,6 +23,10 @@ NODE_PRESSURE_ALLOWED = "allowed"
 EVICTION_HARD_LABEL = "oomlab.dev/eviction-hard-memory"
 """The node's evictionHard memory.available, stated by its setup (when configz is not readable)."""
 
+RECLAIM_POINT_LABEL = "oomlab.dev/reclaim-memory-available"
+"""memory.available at which the node's kernel starts swapping anonymous memory (its reclaim
+point), measured for the node by its setup; no label: unknown."""
+
 MAX_BYSTANDERS = 3
 _PERCENT = re.compile(r"^(\d{1,3})%$")
 
