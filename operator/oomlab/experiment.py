@@ -14,9 +14,9 @@ from oomlab.rules.pressure_spec import (
     NODE_PRESSURE_ALLOWED,
     NODE_PRESSURE_LABEL,
     NodePressureSpec,
-    PressureSpecError,
 )
 from oomlab.rules.semantics import QoSClass, SwapBehavior, qos_class
+from oomlab.rules.spec_errors import InvalidSpec as InvalidSpec  # the spec check raises it
 from oomlab.rules.units import (
     SizeError,
     human,
@@ -44,14 +44,6 @@ NON_ROOT_UID = 65532
 DEFAULT_TIMEOUT_S = 300
 MAX_TIMEOUT_S = 86400
 """The CRD's bounds on spec.timeoutSeconds."""
-
-
-class InvalidSpec(ValueError):
-    """The experiment cannot run as written; ``field`` names what to change."""
-
-    def __init__(self, field_path: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field_path
 
 
 @dataclass(frozen=True)
@@ -335,10 +327,7 @@ def _node_pressure(spec: Mapping[str, Any]) -> NodePressureSpec | None:
     raw = spec.get("nodePressure")
     if raw is None:
         return None
-    try:
-        return NodePressureSpec.from_mapping(raw)
-    except PressureSpecError as exc:
-        raise InvalidSpec(exc.field, str(exc)) from None
+    return NodePressureSpec.from_mapping(raw)
 
 
 def _check_node_pressure(node_pressure: NodePressureSpec | None, measure_swap_cost: bool) -> bool:

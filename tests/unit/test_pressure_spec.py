@@ -17,7 +17,6 @@ from oomlab.rules.pressure import NodeOutcome
 from oomlab.rules.pressure_spec import (
     NODE_PRESSURE_LABEL,
     NodePressureSpec,
-    PressureSpecError,
     allows_node_pressure,
     refusal_without_allowed_node,
 )
@@ -80,7 +79,7 @@ def test_node_pressure_and_swap_cost_exclude_each_other() -> None:
     ],
 )
 def test_bad_node_pressure_names_its_field(raw: dict[str, object], field: str) -> None:
-    with pytest.raises(PressureSpecError) as err:
+    with pytest.raises(InvalidSpec) as err:
         NodePressureSpec.from_mapping(raw)
     assert err.value.field.endswith(field)
 

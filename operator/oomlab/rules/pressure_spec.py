@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from oomlab.rules.semantics import QoSClass
+from oomlab.rules.spec_errors import InvalidSpec
 from oomlab.rules.units import SizeError, parse_k8s_quantity
 
 NODE_PRESSURE_LABEL = "oomlab.dev/node-pressure"
@@ -29,12 +30,6 @@ point), measured for the node by its setup; no label: unknown."""
 
 MAX_BYSTANDERS = 3
 _PERCENT = re.compile(r"^(\d{1,3})%$")
-
-
-class PressureSpecError(ValueError):
-    def __init__(self, field_path: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field_path
 
 
 @dataclass(frozen=True)
@@ -83,14 +78,14 @@ class NodePressureSpec:
         if percent_match:
             percent = int(percent_match.group(1))
             if not 1 <= percent <= 100:
-                raise PressureSpecError(
+                raise InvalidSpec(
                     "spec.nodePressure.fill", f"fill {fill} must be a share from 1% to 100%"
                 )
         else:
             amount = _size(fill, "spec.nodePressure.fill")
         raw_bystanders: Sequence[Any] = raw.get("bystanders") or []
         if len(raw_bystanders) > MAX_BYSTANDERS:
-            raise PressureSpecError(
+            raise InvalidSpec(
                 "spec.nodePressure.bystanders", f"at most {MAX_BYSTANDERS} bystanders"
             )
         bystanders = tuple(
@@ -105,14 +100,14 @@ def _bystander(raw: Mapping[str, Any], where: str) -> Bystander:
         qos = QoSClass(str(raw.get("qos")))
     except ValueError:
         allowed = ", ".join(q.value for q in QoSClass)
-        raise PressureSpecError(f"{where}.qos", f"qos must be one of {allowed}") from None
+        raise InvalidSpec(f"{where}.qos", f"qos must be one of {allowed}") from None
     size_text = str(raw.get("size") or "")
     size = _size(size_text, f"{where}.size")
     request_text = raw.get("request")
     request: int | None = None
     if request_text is not None:
         if qos != QoSClass.BURSTABLE:
-            raise PressureSpecError(
+            raise InvalidSpec(
                 f"{where}.request",
                 f"request applies to a Burstable bystander only; a {qos.value} one sets its own",
             )
@@ -126,7 +121,7 @@ def _size(text: str, field_path: str) -> int:
     try:
         value = parse_k8s_quantity(text, field=field_path.removeprefix("spec."))
     except SizeError as exc:
-        raise PressureSpecError(field_path, str(exc)) from None
+        raise InvalidSpec(field_path, str(exc)) from None
     return value
 
 
