@@ -93,9 +93,8 @@ def read_back(
         if row.get("phase") == "Invalid" and body is None:
             cell.error = f"the operator found it invalid: {row.get('message') or '?'}"
         elif finished_waiting and cell.observed not in TERMINAL:
-            cell.error = (
-                f"not finished when the report stopped waiting (phase {row.get('phase') or '?'})"
-            )
+            phase = row.get("phase") or "not started"
+            cell.error = f"not finished when the report stopped waiting (phase {phase})"
         done.append(cell)
     return done
 
