@@ -22,7 +22,7 @@ def sweep_document(
     name: str,
     *,
     template: Mapping[str, Any],
-    axes: Mapping[str, list[str]],
+    axes: Mapping[str, list[Any]],
     max_running: int,
     labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:

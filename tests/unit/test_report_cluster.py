@@ -450,3 +450,165 @@ def test_engine_and_cluster_cells_are_judged_and_written_alike(
     on_cluster = cell(LIMITED_RUNC, "swap", status(predicted, observed, exit_code=code))
     assert row.agrees == on_cluster.agrees
     assert row.verdict.text() == on_cluster.text() == text
+
+
+# -- the cells as one OOMSweep (a fake API server and operator) ----------------------------------
+
+
+class FakeSweepApi:
+    """The API server and the operator for the report's sweep: the operator's own rules expand
+    the created sweep (oomlab.sweep.plan) and summarize it; every experiment finishes as
+    ``finish`` says."""
+
+    def __init__(self, finish: Any, *, leftover: bool = False) -> None:
+        self.finish = finish
+        self.sweeps: dict[str, dict[str, Any]] = {"oomlab-report": {}} if leftover else {}
+        self.calls: list[tuple[str, str]] = []
+        self.experiments: list[dict[str, Any]] = []
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from oomlab import kube
+        from oomlab.cli import kube_sweep
+
+        monkeypatch.setattr(rc, "_reach_cluster", lambda: ([HOST_NODE, VM_NODE, OLD_VM_NODE],
+                                                           [RUNC, CRUN]))  # fmt: skip
+        monkeypatch.setattr(kube_sweep, "create_sweep", self.create)
+        monkeypatch.setattr(kube_sweep, "sweep_status", self.status)
+        monkeypatch.setattr(kube_sweep, "sweep_exists", lambda _ns, name: name in self.sweeps)
+        monkeypatch.setattr(kube_sweep, "delete_sweep", self.delete)
+        monkeypatch.setattr(kube, "list_experiments", self.list_experiments)
+
+    def create(self, namespace: str, body: dict[str, Any]) -> None:
+        from oomlab.sweep import plan
+
+        name = body["metadata"]["name"]
+        assert name not in self.sweeps, "created over a sweep that still exists"
+        self.calls.append(("create", name))
+        self.sweeps[name] = body
+        planned = plan({**body, "metadata": {**body["metadata"], "namespace": namespace}})
+        assert planned.error is None and not planned.invalid
+        self.plan = planned
+        for doc in planned.documents.values():
+            doc["status"] = self.finish(doc["spec"])["status"]
+            self.experiments.append(doc)
+
+    def status(self, _namespace: str, name: str) -> dict[str, Any]:
+        from oomlab.rules.sweep_status import summarize
+
+        self.polls = getattr(self, "polls", 0) + 1
+        assert self.polls < 3, "every experiment finished: the first read says Done"
+        by_name = {e["metadata"]["name"]: e for e in self.experiments}
+        return summarize(self.plan.cells, by_name, self.plan.invalid).status
+
+    def delete(self, _namespace: str, name: str, *, foreground: bool = False) -> None:
+        self.calls.append(("delete-foreground" if foreground else "delete", name))
+        self.sweeps.pop(name, None)
+
+    def list_experiments(self, _ns: str, *, label_selector: str) -> tuple[list[Any], str]:
+        assert label_selector == "oomlab.dev/sweep=oomlab-report"
+        return list(self.experiments), "1"
+
+
+def finished_as_predicted(spec: dict[str, Any]) -> dict[str, Any]:
+    """Burstable pods complete on LimitedSwap, everything else is OOM-killed; the swap limit and
+    memory.min/low/high read as predicted."""
+    burstable = spec["resources"].get("requests", {}) != spec["resources"]["limits"]
+    limited = spec.get("swapBehavior") == "LimitedSwap"
+    outcome = "Completed" if spec["workload"]["mode"] == "streaming" or (
+        burstable and limited) else "OOMKilled"  # fmt: skip
+    node = spec.get("nodeSelector", {}).get("oomlab.dev/kubelet-version", "")
+    qos = {
+        "enabled": True,
+        "observed": {"memoryMin": 0, "memoryLow": 5, "memoryHigh": -1},
+        "predicted": {"memoryMin": 0, "memoryLow": 5, "memoryHigh": -1},
+        "agrees": True,
+    }
+    return status(outcome, outcome, exit_code=137 if outcome == "OOMKilled" else 0,
+                  nodeName="oomlab-vm-134" if node else "oomlab-vm", swapLimitAgrees=True,
+                  memoryQoS=qos, startedAt="2026-12-03T15:00:00Z",
+                  finishedAt="2026-12-03T15:00:42Z")  # fmt: skip
+
+
+def test_the_cluster_columns_are_one_sweep_read_back_into_the_same_cells(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api = FakeSweepApi(finished_as_predicted, leftover=True)
+    api.install(monkeypatch)
+    done: list[str] = []
+    part = rc.measure_cluster(model.SCENARIOS, image="memhog:x", timeout_s=300, on_done=done.append)
+    # a sweep left by a dead report is deleted (and gone) before the new one, which is deleted
+    assert api.calls == [("delete-foreground", "oomlab-report"), ("create", "oomlab-report"),
+                         ("delete", "oomlab-report")]  # fmt: skip
+    # one cell per column x scenario, the kubelet version's column included, none left out
+    assert [c.label for c in part.columns][-1] == "kubelet LimitedSwap v2 runc v1.34.4"
+    assert len(part.cells) == len(api.plan.cells) == 4 * len(model.SCENARIOS)
+    assert all(not c.error for c in part.cells), [c.error for c in part.cells]
+    assert all(c.agrees for c in part.cells) and len(done) == len(part.cells)
+    # each cell got the experiment the operator ran for its own variant
+    for cell in part.cells:
+        spec = cell.body["spec"]
+        assert spec.get("swapBehavior") == cell.column.swap_behavior.value
+        assert spec.get("runtimeClassName") == cell.column.runtime_class
+        assert spec["resources"]["limits"]["memory"] == cell.mapping.limit
+        assert spec["workload"].get("reaccess", 0) == cell.scenario.workload.reaccess
+        assert cell.seconds == 42.0
+    old = [c for c in part.cells if c.column.kubelet_version == "v1.34.4"]
+    assert {c.k8s["nodeName"] for c in old} == {"oomlab-vm-134"}
+    assert {c.body["spec"]["nodeSelector"]["oomlab.dev/kubelet-version"] for c in old} == {
+        "v1.34.4"
+    }
+    # the machines run side by side, one experiment at a time on each
+    body = api.sweeps.get("oomlab-report") or {}
+    assert not body  # deleted
+    kinds = {c.node_kind for c in api.plan.cells}
+    assert kinds == {"host", "vm", "vm-v1.34.4"}
+    text = render.render_markdown(rep.Report(started="now", cluster=part))
+    assert "memory.swap.max as predicted in 20 of 20 cells" in text
+    assert "memory.min/low/high as predicted in 20 of 20 cells" in text
+    assert "| 0 / 5 / max = predicted (Memory QoS on) |" in text
+
+
+def test_a_kept_sweep_has_its_own_name_and_is_not_deleted(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = FakeSweepApi(finished_as_predicted)
+    api.install(monkeypatch)
+    from oomlab import kube
+
+    monkeypatch.setattr(kube, "list_experiments", lambda _ns, **_: (list(api.experiments), "1"))
+    part = rc.measure_cluster(model.SCENARIOS[:1], image="memhog:x", timeout_s=60, keep=True)
+    ((verb, name),) = api.calls
+    assert verb == "create" and name.startswith("oomlab-report-")
+    assert api.sweeps[name]["metadata"]["labels"] == {cc.REPORT_LABEL: "kept"}
+    assert all(c.agrees for c in part.cells)
+
+
+def test_cells_the_sweep_did_not_finish_say_so() -> None:
+    from oomlab.cli import report_sweep as rs
+
+    planned = [rs.PlannedCell(cell(LIMITED_RUNC, key, {}), {}) for key in ("swap", "no-swap")]
+    row = {"variant": "limited-runc.swap", "experiment": "oomlab-report-000", "phase": "Running"}
+    invalid = {"variant": "limited-runc.no-swap", "phase": "Invalid", "message": "too big"}
+    body = {"metadata": {"name": "oomlab-report-000"}, **status("Completed", None)}
+    running, refused = rs.read_back(planned, {"cells": [row, invalid]}, [body],
+                                    finished_waiting=True)  # fmt: skip
+    assert running.error == "not finished when the report stopped waiting (phase Running)"
+    assert running.name == "oomlab-report-000" and running.predicted == "Completed"
+    assert refused.error == "the operator found it invalid: too big"
+    assert refused.text() == "not run: the operator found it invalid: too big"
+
+
+def test_memory_qos_cells_show_read_against_predicted_and_a_miss_is_a_finding() -> None:
+    qos = {
+        "enabled": False,
+        "observed": {"memoryMin": 0, "memoryLow": 0, "memoryHigh": 100},
+        "predicted": {"memoryMin": 0, "memoryLow": 0, "memoryHigh": -1},
+        "agrees": False,
+    }
+    part = cluster_part()
+    part.cells[5].body["status"]["kubernetes"]["memoryQoS"] = qos
+    assert (
+        part.cells[5].memory_qos_text() == "0 / 0 / 100 != predicted 0 / 0 / max (Memory QoS off)"
+    )
+    (found,) = judged.findings(rep.Report(cluster=part))
+    assert found.endswith("memory.min / low / high 0 / 0 / 100 != predicted 0 / 0 / max "
+                          "(Memory QoS off).")  # fmt: skip
+    assert part.cells[0].memory_qos_text() == "-"

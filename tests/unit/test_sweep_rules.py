@@ -127,6 +127,25 @@ def test_node_selection_merges_tolerations_without_duplicates() -> None:
     assert cell.spec["tolerations"] == [taint]
 
 
+def test_variants_are_cells_that_are_no_product_merged_under_the_other_axes() -> None:
+    variants = [
+        {"name": "guaranteed", "nodeKind": "host",
+         "spec": {"resources": {"requests": {"memory": "64Mi"}}, "swapBehavior": "NoSwap"}},
+        {"name": "streaming", "spec": {"workload": {"mode": "streaming", "window": 2}}},
+    ]  # fmt: skip
+    first, second = expand("s", sweep_spec(variants=variants))
+    # merged key by key: the template's limit and workload stay beside the variant's values
+    assert first.spec["resources"] == {"limits": {"memory": "64Mi"}, "requests": {"memory": "64Mi"}}
+    assert first.spec["swapBehavior"] == "NoSwap" and first.node_kind == "host"
+    assert second.spec["workload"] == {**TEMPLATE["workload"], "mode": "streaming", "window": 2}
+    assert second.node_kind == ANY_NODE and "swapBehavior" not in second.spec
+    assert cell_row(first, None)["variant"] == "guaranteed"
+    # another axis sets its field over the variant's, and multiplies the variants
+    crossed = expand("s", sweep_spec(variants=variants, limits=["32Mi", "96Mi"]))
+    assert [c.spec["resources"]["limits"]["memory"] for c in crossed] == ["32Mi"] * 2 + ["96Mi"] * 2
+    assert TEMPLATE["workload"]["mode"] == "bulk"  # the template is never changed
+
+
 def test_more_cells_than_the_cap_is_refused() -> None:
     limits = [f"{i}Mi" for i in range(1, 17)]
     sizes = [f"{i}Mi" for i in range(1, 14)]

@@ -229,12 +229,37 @@ class ClusterCell:
         verdict = "" if agrees is None else (" = predicted" if agrees else f" != {predicted}")
         return ("max" if seen < 0 else f"{seen:,} B") + verdict
 
+    def memory_qos_text(self) -> str:
+        """``memory.min / memory.low / memory.high`` as the workload read them, against the
+        operator's prediction for the kubelet's Memory QoS setting (status.kubernetes.memoryQoS)."""
+        section = self.k8s.get("memoryQoS") or {}
+        observed, predicted = section.get("observed") or {}, section.get("predicted") or {}
+        if not observed and not predicted:
+            return "-"
+        enabled = section.get("enabled")
+        setting = "not predicted" if enabled is None else "on" if enabled else "off"
+        if not observed:
+            return f"predicted {_qos_triple(predicted)} (Memory QoS {setting}), not read"
+        if not predicted:
+            return f"{_qos_triple(observed)} (Memory QoS {setting})"
+        agrees = section.get("agrees")
+        verdict = " = predicted" if agrees else f" != predicted {_qos_triple(predicted)}"
+        return f"{_qos_triple(observed)}{verdict} (Memory QoS {setting})"
+
     def oom_reported_as(self) -> str:
         if self.observed != "OOMKilled":
             return "-"
         if self.k8s.get("reason") == "OOMKilled":
             return "terminated.reason=OOMKilled"
         return f"exit {self.k8s.get('exitCode')} without reason OOMKilled: judged by evidence"
+
+
+def _qos_triple(values: Mapping[str, Any]) -> str:
+    def one(key: str) -> str:
+        value = values.get(key)
+        return "?" if value is None else "max" if value < 0 else f"{value:,}"
+
+    return " / ".join(one(key) for key in ("memoryMin", "memoryLow", "memoryHigh"))
 
 
 def host_text(cells: Sequence[ClusterCell]) -> str:

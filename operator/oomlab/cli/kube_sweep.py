@@ -75,16 +75,13 @@ def run_sweep(
     and return its status and its experiments in cell order."""
     name = body["metadata"]["name"]
     try:
-        _custom().create_namespaced_custom_object(GROUP, VERSION, namespace, SWEEP_PLURAL, body)
+        create_sweep(namespace, body)
     except ApiException as exc:
         raise typer.BadParameter(kube.error_message(exc), param_hint="the sweep") from None
     deadline = time.monotonic() + timeout_s
     status: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        found: Any = _custom().get_namespaced_custom_object(
-            GROUP, VERSION, namespace, SWEEP_PLURAL, name
-        )
-        status = dict(found.get("status") or {})
+        status = sweep_status(namespace, name)
         on_status(status)
         if status.get("phase") in ("Done", "Invalid"):
             break
@@ -94,12 +91,35 @@ def run_sweep(
     return status, items
 
 
-def delete_sweep(namespace: str, name: str) -> None:
-    """Delete the sweep; the garbage collector deletes its experiments (and their pods)."""
+def create_sweep(namespace: str, body: dict[str, Any]) -> None:
+    _custom().create_namespaced_custom_object(GROUP, VERSION, namespace, SWEEP_PLURAL, body)
+
+
+def sweep_status(namespace: str, name: str) -> dict[str, Any]:
+    found: Any = _custom().get_namespaced_custom_object(
+        GROUP, VERSION, namespace, SWEEP_PLURAL, name
+    )
+    return dict(found.get("status") or {})
+
+
+def sweep_exists(namespace: str, name: str) -> bool:
+    try:
+        _custom().get_namespaced_custom_object(GROUP, VERSION, namespace, SWEEP_PLURAL, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def delete_sweep(namespace: str, name: str, *, foreground: bool = False) -> None:
+    """Delete the sweep; the garbage collector deletes its experiments (and their pods), before
+    the sweep itself goes when ``foreground``."""
     try:
         _custom().delete_namespaced_custom_object(
-            GROUP, VERSION, namespace, SWEEP_PLURAL, name, propagation_policy="Background"
-        )
+            GROUP, VERSION, namespace, SWEEP_PLURAL, name,
+            propagation_policy="Foreground" if foreground else "Background",
+        )  # fmt: skip
     except ApiException as exc:
         if exc.status != 404:
             raise

@@ -99,6 +99,14 @@ def report_cmd(
             "'docker@vm/*:reaccess'; each shows 'not run' with the pattern."
         ),
     ] = [],  # noqa: B006
+    keep_sweep: Annotated[
+        bool,
+        typer.Option(
+            "--keep-sweep",
+            help="Keep the cluster's OOMSweep (oomlab-report-HHMMSS) and its experiments for "
+            "kubectl; by default the report deletes it.",
+        ),
+    ] = False,
 ) -> None:
     """The whole comparison on every runtime it can reach, written to a report directory.
 
@@ -119,7 +127,7 @@ def report_cmd(
         result = rep.measure_all(
             cols, cluster=cluster, image=image, timeout_s=timeout,
             cluster_timeout_s=cluster_timeout, on_step=describe, on_done=advance,
-            on_cluster_done=advance, skip=split_list(skip),
+            on_cluster_done=advance, skip=split_list(skip), keep_sweep=keep_sweep,
         )  # fmt: skip
     written = render.write(result, out_dir, charts=charts)
     if readme_table:

@@ -144,6 +144,7 @@ def measure_all(
     on_done: Callable[[Row], None] | None = None,
     on_cluster_done: Callable[[str], None] | None = None,
     skip: Sequence[str] = (),
+    keep_sweep: bool = False,
 ) -> Report:
     """:func:`measure` per machine, and the cluster's columns, each group in its own thread: the
     wall time is the slowest group's, not the sum. One group runs in this thread (Ctrl-C then
@@ -168,7 +169,7 @@ def measure_all(
         def on_cluster() -> ClusterPart:
             return measure_cluster(
                 scenarios, image=image, timeout_s=cluster_timeout_s, on_step=on_step,
-                on_done=on_cluster_done, skip=skip,
+                on_done=on_cluster_done, skip=skip, keep=keep_sweep,
             )  # fmt: skip
 
         jobs["cluster"] = on_cluster

@@ -5,13 +5,13 @@ the operator, on the kubelet's two kinds of node (the pure side: :mod:`oomlab.cl
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from oomlab.cli.cluster_cells import (
     CLUSTER_COLUMNS,
     NAMESPACE,
-    REPORT_LABEL,
     ClusterCell,
     ClusterPart,
     KubeMapping,
@@ -21,6 +21,14 @@ from oomlab.cli.cluster_cells import (
     limited_swap_node,
 )
 from oomlab.cli.report_model import Scenario, Step, skip_reason
+from oomlab.cli.report_sweep import (
+    SWEEP_NAME,
+    PlannedCell,
+    newly_finished,
+    read_back,
+    report_sweep,
+    variant_name,
+)
 
 
 def measure_cluster(
@@ -31,12 +39,11 @@ def measure_cluster(
     on_step: Callable[[str], None] | None = None,
     on_done: Callable[[str], None] | None = None,
     skip: Sequence[str] = (),
+    keep: bool = False,
 ) -> ClusterPart:
-    """Every scenario on every cluster column, through the operator. The host node's column and
-    the VM node's columns run at the same time (different machines); on the VM node (1.5 GiB)
-    one experiment at a time."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    """Every scenario on every cluster column, as one OOMSweep the operator runs: the host
+    node, the VM node and the second kubelet's VM at the same time, one experiment at a time on
+    each (:mod:`oomlab.cli.report_sweep`). The sweep is deleted afterwards unless ``keep``."""
     part = ClusterPart()
     started = time.monotonic()
     why_not = _reach_cluster()
@@ -56,40 +63,25 @@ def measure_cluster(
     limited = limited_swap_node(nodes)
     part.mapping = {s.key: kubernetes_equivalent(s, limited) for s in scenarios}
     part.unreachable.update(column_reachability(nodes, classes, columns))
-    stamp = time.strftime("%H%M%S")
-
-    def run_machine(machine: str) -> list[ClusterCell]:
-        cells: list[ClusterCell] = []
-        for column in (c for c in columns if c.machine == machine):
-            for scenario in scenarios:
-                mapping = part.mapping[scenario.key]
-                cell = ClusterCell(column, scenario, mapping)
-                name = f"{column.label}: {scenario.key}"
-                if column.label in part.unreachable:
-                    cell.error = "column unreachable (see findings)"
-                elif mapping.not_run:
-                    cell.error = mapping.not_run
-                elif skipped := skip_reason(skip, column.label, scenario.key):
-                    cell.error = skipped
-                else:
-                    if on_step:
-                        on_step(name)
-                    begun = time.monotonic()
-                    _run_cell(cell, stamp, image, timeout_s)
-                    cell.seconds = round(time.monotonic() - begun, 3)
-                    part.steps.append(Step(name, cell.seconds))
-                cells.append(cell)
-                if on_done:
-                    on_done(f"  {name} ({mapping.text()}): {cell.text()}")
-        return cells
-
-    machines = list(dict.fromkeys(c.machine for c in columns))
-    with ThreadPoolExecutor(len(machines)) as pool:
-        results = list(pool.map(run_machine, machines))
-    by_column = {c.label: i for i, c in enumerate(columns)}
-    part.cells = sorted(
-        (cell for cells in results for cell in cells), key=lambda c: by_column[c.column.label]
-    )
+    planned: list[PlannedCell] = []
+    for column in columns:
+        for scenario in scenarios:
+            mapping = part.mapping[scenario.key]
+            cell = ClusterCell(column, scenario, mapping)
+            part.cells.append(cell)
+            if column.label in part.unreachable:
+                cell.error = "column unreachable (see findings)"
+            elif mapping.not_run:
+                cell.error = mapping.not_run
+            elif skipped := skip_reason(skip, column.label, scenario.key):
+                cell.error = skipped
+            elif (spec := _cell_spec(cell, image, timeout_s)) is not None:
+                planned.append(PlannedCell(cell, spec))
+            if on_done and cell.error:
+                on_done(f"  {column.label}: {scenario.key} ({mapping.text()}): {cell.text()}")
+    if planned:
+        _run_sweep(part, planned, timeout_s=timeout_s, keep=keep, on_step=on_step,
+                   on_done=on_done)  # fmt: skip
     part.wall_s = round(time.monotonic() - started, 3)
     return part
 
@@ -116,16 +108,13 @@ def _reach_cluster() -> str | tuple[list[dict[str, Any]], list[dict[str, Any]] |
     return nodes, classes
 
 
-def _run_cell(cell: ClusterCell, stamp: str, image: str, timeout_s: float) -> None:
-    """One OOMExperiment through the Kubernetes runner: the scenario's whole workload (re-access
-    passes included) under the mapping's request and limit; its last body kept, then deleted."""
-    from oomlab import kube
+def _cell_spec(cell: ClusterCell, image: str, timeout_s: float) -> dict[str, Any] | None:
+    """The cell's OOMExperiment spec, written by to_document (the one writer), or None with
+    ``cell.error`` saying why it is not a valid experiment."""
     from oomlab.experiment import ExperimentSpec, InvalidSpec
     from oomlab.rules.docker import DockerFlags
-    from oomlab.runners.kubernetes import ClusterExperiment, KubernetesRunner
 
     scenario, mapping, column = cell.scenario, cell.mapping, cell.column
-    cell.name = f"report-{stamp}-{column.key.replace('.', '-')}-{scenario.key}"
     pinned = column.placement()
     try:
         spec = ExperimentSpec.build(
@@ -140,12 +129,77 @@ def _run_cell(cell: ClusterCell, stamp: str, image: str, timeout_s: float) -> No
         )  # fmt: skip
     except InvalidSpec as exc:
         cell.error = f"{exc.field}: {exc}"
-        return
-    experiment = ClusterExperiment(cell.name, spec, {REPORT_LABEL: stamp})
+        return None
+    return dict(spec.to_document(variant_name(cell))["spec"])
+
+
+def _run_sweep(
+    part: ClusterPart,
+    planned: Sequence[PlannedCell],
+    *,
+    timeout_s: float,
+    keep: bool,
+    on_step: Callable[[str], None] | None,
+    on_done: Callable[[str], None] | None,
+) -> None:
+    """Create the report's sweep (replacing one a dead report left), follow its status until
+    Done or the deadline, read its experiments into the cells, and delete it unless ``keep``.
+    The deadline: the busiest machine's cells one after another, each its timeout plus slack."""
+    from kubernetes.client.exceptions import ApiException
+
+    from oomlab import kube
+    from oomlab.cli import kube_sweep
+    from oomlab.rules.sweep import SWEEP_LABEL
+
+    per_machine = Counter(p.cell.column.machine for p in planned)
+    deadline = time.monotonic() + max(per_machine.values()) * (timeout_s + 120)
+    name = SWEEP_NAME if not keep else f"{SWEEP_NAME}-{time.strftime('%H%M%S')}"
+    body = report_sweep(name, planned, keep=keep)
+    labels = {variant_name(p.cell): f"{p.cell.column.label}: {p.cell.scenario.key}"
+              for p in planned}  # fmt: skip
+    status: dict[str, Any] = {}
+    seen: set[str] = set()
+    began = time.monotonic()
     try:
-        (seen,) = KubernetesRunner(NAMESPACE).run_all([experiment], timeout_s=timeout_s + 120)
-    except kube.ApiException as exc:
-        cell.error = f"the API server refused the experiment: {kube.error_message(exc)}"
+        _replace_leftover(NAMESPACE, name)
+        kube_sweep.create_sweep(NAMESPACE, body)
+        if on_step:
+            on_step(f"the cluster: sweep {name}, {len(planned)} cells")
+        while time.monotonic() < deadline:
+            status = kube_sweep.sweep_status(NAMESPACE, name)
+            for row in newly_finished(status, seen):
+                label = labels.get(str(row.get("variant")), "?")
+                if on_done:
+                    on_done(f"  {label}: {row.get('observed') or row.get('phase')}")
+            if status.get("phase") in ("Done", "Invalid"):
+                break
+            time.sleep(kube_sweep.POLL_S * 2)
+        items, _version = kube.list_experiments(NAMESPACE, label_selector=f"{SWEEP_LABEL}={name}")
+    except ApiException as exc:
+        for each in planned:
+            each.cell.error = f"the API server refused the sweep: {kube.error_message(exc)}"
         return
-    cell.body = seen.body
-    cell.error = seen.problem
+    finally:
+        part.steps.append(Step(f"the cluster: sweep {name}", round(time.monotonic() - began, 3)))
+        if not keep:
+            kube_sweep.delete_sweep(NAMESPACE, name)
+    done = status.get("phase") in ("Done", "Invalid")
+    for cell in read_back(planned, status, items, finished_waiting=True):
+        if cell.seconds:
+            part.steps.append(Step(labels[variant_name(cell)], cell.seconds))
+    if not done and on_done:
+        on_done(f"  the sweep did not finish in time: {status.get('message') or '?'}")
+
+
+def _replace_leftover(namespace: str, name: str) -> None:
+    """Delete a sweep of this name that an earlier report left (killed before its clean-up) and
+    wait until it and its experiments are gone, so the new one's cells are its own."""
+    from oomlab.cli import kube_sweep
+
+    if not kube_sweep.sweep_exists(namespace, name):
+        return
+    kube_sweep.delete_sweep(namespace, name, foreground=True)
+    for _ in range(120):
+        if not kube_sweep.sweep_exists(namespace, name):
+            return
+        time.sleep(1.0)

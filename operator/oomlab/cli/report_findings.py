@@ -127,6 +127,8 @@ def cluster_findings(report: Report) -> list[str]:
             )
         if k8s.get("swapLimitAgrees") is False:
             found.append(f"{where}: swap limit {cell.swap_text()}.")
+        if (k8s.get("memoryQoS") or {}).get("agrees") is False:
+            found.append(f"{where}: memory.min / low / high {cell.memory_qos_text()}.")
     return found
 
 

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from oomlab.cli.cluster_cells import host_text
+from oomlab.cli.cluster_cells import ClusterCell, host_text
 from oomlab.cli.container_runs import describe_host
 from oomlab.cli.report import Report
 from oomlab.cli.report_findings import (
@@ -111,8 +111,9 @@ def cluster_markdown(report: Report) -> list[str]:
     md += [
         "",
         "| runtime | run | predicted | observed | memory.swap.max read by the workload | "
-        "seconds | why (predicted) | what happened |",
-        "|---|---|---|---|---|---|---|---|",
+        "memory.min / low / high read by the workload | seconds | why (predicted) | "
+        "what happened |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for cell in part.cells:
         md.append(
@@ -123,6 +124,7 @@ def cluster_markdown(report: Report) -> list[str]:
                     cell.predicted or "-",
                     cell.text(),
                     cell.swap_text(),
+                    cell.memory_qos_text(),
                     f"{cell.seconds:.1f}" if cell.seconds else "-",
                     str(cell.k8s.get("explanation") or ""),
                     str(cell.status.get("message") or cell.error),
@@ -260,8 +262,21 @@ def cluster_summary(report: Report) -> str:
     columns = {c.column for c in part.cells}
     return (
         f" The cluster: {len(part.cells)} cells on {len(columns)} column(s) through the "
-        f"operator; {len(agreed)} of {len(decided)} decided cells as the operator predicted."
+        f"operator; {len(agreed)} of {len(decided)} decided cells as the operator predicted"
+        + _held(part.cells, "swapLimitAgrees", "memory.swap.max")
+        + _held(part.cells, "memoryQoS", "memory.min/low/high")
+        + "."
     )
+
+
+def _held(cells: Sequence[ClusterCell], key: str, what: str) -> str:
+    """``; memory.swap.max as predicted in 9 of 9 cells that read it``, or "" when none did."""
+    checks = [c.k8s.get(key) for c in cells]
+    said = [v.get("agrees") if isinstance(v, dict) else v for v in checks]
+    judged = [v for v in said if v is not None]
+    if not judged:
+        return ""
+    return f"; {what} as predicted in {sum(1 for v in judged if v)} of {len(judged)} cells"
 
 
 def groups_sentence(report: Report) -> list[str]:

@@ -36,8 +36,13 @@ NO_RUNTIME_CLASS = ""
 ANY_NODE = "any"
 """The node kind of a cell that neither names a node selection nor asks for a swap behaviour."""
 
-AXES = ("limits", "requests", "swapBehaviors", "runtimeClassNames", "modes", "sizes", "nodes")
-"""The axes in the order they vary: the last one changes fastest from one cell to the next."""
+AXES = (
+    "limits", "requests", "swapBehaviors", "runtimeClassNames", "modes", "sizes", "nodes",
+    "variants",
+)  # fmt: skip
+"""The axes in the order they vary: the last one changes fastest from one cell to the next.
+``variants`` are named partial specs merged into the template: a list of cells that is not a
+product (``oomlab report``'s scenarios x columns) is one sweep with one variant per cell."""
 
 NAME_ROOM = 63
 """Cell names stay within a label value's 63 characters (the sweep's name is a label value)."""
@@ -104,7 +109,7 @@ def expand(sweep: str, spec: Mapping[str, Any]) -> list[Cell]:
             Cell(
                 index=index,
                 name=cell_name(sweep, index),
-                node_kind=node_kind(cell_spec, chosen.get("nodes")),
+                node_kind=node_kind(cell_spec, chosen.get("nodes"), chosen.get("variants")),
                 spec=cell_spec,
                 axes=chosen,
             )
@@ -114,6 +119,8 @@ def expand(sweep: str, spec: Mapping[str, Any]) -> list[Cell]:
 
 def _cell_spec(template: Mapping[str, Any], chosen: Mapping[str, Any]) -> dict[str, Any]:
     spec: dict[str, Any] = copy.deepcopy(dict(template))
+    if "variants" in chosen:  # first: the other axes set their field over it
+        spec = _merged(spec, chosen["variants"].get("spec") or {})
     resources = spec.setdefault("resources", {})
     if "limits" in chosen:
         resources.setdefault("limits", {})["memory"] = chosen["limits"]
@@ -148,10 +155,28 @@ def _cell_spec(template: Mapping[str, Any], chosen: Mapping[str, Any]) -> dict[s
     return spec
 
 
-def node_kind(cell_spec: Mapping[str, Any], node_choice: Mapping[str, Any] | None) -> str:
-    """What the scheduler counts running experiments by: the name of the node selection the
-    cell uses, else the swap behaviour it asks for (the project's node kinds: the NoSwap host,
-    the LimitedSwap VM), else :data:`ANY_NODE`."""
+def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` merged in: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in override.items():
+        old = out.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            out[key] = _merged(old, value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def node_kind(
+    cell_spec: Mapping[str, Any],
+    node_choice: Mapping[str, Any] | None,
+    variant: Mapping[str, Any] | None = None,
+) -> str:
+    """What the scheduler counts running experiments by: the variant's ``nodeKind``, else the
+    name of the node selection the cell uses, else the swap behaviour it asks for (the project's
+    node kinds: the NoSwap host, the LimitedSwap VM), else :data:`ANY_NODE`."""
+    if variant is not None and variant.get("nodeKind"):
+        return str(variant["nodeKind"])
     if node_choice is not None and node_choice.get("name"):
         return str(node_choice["name"])
     behavior = cell_spec.get("swapBehavior")

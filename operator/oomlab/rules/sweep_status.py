@@ -71,6 +71,7 @@ def cell_row(
             runtimeClassName=cell.spec.get("runtimeClassName"),
             mode=workload.get("mode"),
             size=workload.get("size"),
+            variant=(cell.axes.get("variants") or {}).get("name"),
         )
     )
     if invalid is not None:
