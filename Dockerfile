@@ -32,9 +32,12 @@ LABEL org.opencontainers.image.title="oomlab operator" \
 ENV VENV=/opt/oomlab/venv
 ENV PATH="${VENV}/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
+    MALLOC_ARENA_MAX=2 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp \
     USER=oomlab
+# MALLOC_ARENA_MAX: glibc's arenas shared by all threads, not one per thread (see
+# oomlab.operator.memory and manifests/operator/deployment.yaml).
 # USER: kopf names itself after getpass.getuser(), which fails for a uid with no passwd entry.
 COPY --from=build /opt/oomlab/venv /opt/oomlab/venv
 # Non-root, numeric so that runAsNonRoot can verify it without an /etc/passwd entry.

@@ -703,8 +703,9 @@ def test_kopf_finds_every_handler_by_importing_the_handlers_module() -> None:
     found = json.loads(subprocess.run([sys.executable, "-c", script], check=True,
                                       capture_output=True, text=True).stdout)  # fmt: skip
     assert found == {
-        "_activities": ["configure", "experiments", "login_via_client", "serve_metrics",
-                        "stop_alarms", "stop_metrics", "widen_api_thread_pool"],
+        "_activities": ["configure", "experiments", "give_back_memory", "login_via_client",
+                        "serve_metrics", "stop_alarms", "stop_giving_back_memory", "stop_metrics",
+                        "widen_api_thread_pool"],
         "_indexing": ["experiments_by_phase", "nodes_by_name"],
         "_watching": ["experiment_event", "experiment_metrics_and_sweep", "node-pressure-deleted",
                       "node-pressure-pods", "pod_event", "sweep_event"],
@@ -719,10 +720,12 @@ def test_probe_counts_experiments_by_phase(api: FakeApi) -> None:
     api.experiments["other"]["status"]["phase"] = "OOMKilled"
     index: dict[str, list[str]] = {}  # what kopf keeps from the indexing function's answers
     for body in api.experiments.values():
-        keyed = op.experiments_by_phase(status=body["status"], uid=body["metadata"]["uid"])
+        keyed = asyncio.run(
+            op.experiments_by_phase(status=body["status"], uid=body["metadata"]["uid"])
+        )
         for phase, uid in keyed.items():
             index.setdefault(phase, []).append(uid)
-    report = op.experiments_seen(memo=api.memo, experiments_by_phase=index)
+    report = asyncio.run(op.experiments_seen(memo=api.memo, experiments_by_phase=index))
     assert report["seen"] == 2
     assert report["byPhase"] == {"Pending": 1, "OOMKilled": 1}
 

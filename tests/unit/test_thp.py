@@ -405,7 +405,8 @@ def test_the_operator_predicts_with_the_node_as_its_last_event_left_it() -> None
     index: dict[str, list[NodeRecord]] = {}  # what kopf keeps from the indexing function
 
     def node_event(document: dict[str, Any]) -> None:
-        for name, record in op.nodes_by_name(name="oomlab-vm", body=as_body(document)).items():
+        keyed = asyncio.run(op.nodes_by_name(name="oomlab-vm", body=as_body(document)))
+        for name, record in keyed.items():
             index[name] = [record]
 
     state = OperatorState(nodes=index)

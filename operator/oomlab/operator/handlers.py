@@ -60,6 +60,7 @@ from oomlab.operator.kubernetes_view import (
     owner_experiment,
 )
 from oomlab.operator.logs import workload_progress
+from oomlab.operator.memory import give_back_periodically
 from oomlab.operator.node_pressure import admit as admit_node_pressure
 from oomlab.operator.phases import is_terminal, phase_of, status_of
 from oomlab.operator.pressure_view import is_bystander
@@ -102,6 +103,23 @@ async def widen_api_thread_pool(**_: Any) -> None:
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=API_THREADS, thread_name_prefix="oomlab-api")
     )
+
+
+TRIMMER_KEY = "oomlab-memory-trimmer"
+
+
+@kopf.on.startup()
+async def give_back_memory(*, memo: kopf.Memo, **_: Any) -> None:
+    """Freed memory back to the system every half minute (:mod:`.memory`): without it the RSS
+    stays at the peak of the largest burst of experiments ever seen."""
+    memo[TRIMMER_KEY] = asyncio.get_running_loop().create_task(give_back_periodically())
+
+
+@kopf.on.cleanup()
+async def stop_giving_back_memory(*, memo: kopf.Memo, **_: Any) -> None:
+    trimmer = memo.get(TRIMMER_KEY)
+    if isinstance(trimmer, asyncio.Task):
+        trimmer.cancel()
 
 
 @kopf.on.startup()
@@ -155,8 +173,13 @@ def stop_alarms(*, memo: kopf.Memo, **_: Any) -> None:
     state_of(memo).alarms.cancel_all()
 
 
+# The indexing functions and the probe are coroutines: kopf runs plain functions in its thread
+# pool, so each experiment event queued a thread hop behind a burst's others, and /healthz (the
+# probe) waited in that queue past the liveness timeout (measured: a restart mid-burst on kind).
+
+
 @kopf.index("", "v1", "nodes")
-def nodes_by_name(*, name: str, body: kopf.Body, **_: Any) -> dict[str, NodeRecord]:
+async def nodes_by_name(*, name: str, body: kopf.Body, **_: Any) -> dict[str, NodeRecord]:
     """Every node's facts, labels and taints, current with each Node event: a label switched on
     purpose (``oomlab thp-compare`` sets ``oomlab.dev/thp``) is used at once. kopf runs no other
     handler before its first listing of nodes is indexed."""
@@ -164,13 +187,13 @@ def nodes_by_name(*, name: str, body: kopf.Body, **_: Any) -> dict[str, NodeReco
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-def experiments_by_phase(*, status: Mapping[str, Any], uid: str, **_: Any) -> dict[str, str]:
+async def experiments_by_phase(*, status: Mapping[str, Any], uid: str, **_: Any) -> dict[str, str]:
     """Every experiment under its phase (Pending until the status says otherwise)."""
     return {str(status.get("phase") or Phase.PENDING.value): uid}
 
 
 @kopf.on.probe(id="experiments")
-def experiments_seen(
+async def experiments_seen(
     *,
     memo: kopf.Memo,
     experiments_by_phase: Mapping[str, Collection[str]] | None = None,
