@@ -231,7 +231,9 @@ if [[ -n "${API_SERVER_PORT}" ]]; then
   sed "s/^networking:\$/&\n  apiServerAddress: \"0.0.0.0\"\n  apiServerPort: ${API_SERVER_PORT}/" \
     "${CONFIG_FILE}" >"${REMOTE_CONFIG}"
   # kind applies a patch only to the kubeadm API version it generates: v1beta3 below Kubernetes
-  # 1.36, v1beta4 from 1.36 on (kind v0.33), where the control plane timeout moved.
+  # 1.36, v1beta4 from 1.36 on (kind v0.33), where the control plane timeout moved;
+  # kubeadm 1.37 also bootstraps admin.conf's ClusterRoleBinding within kubernetesAPICall (1 min
+  # by default), which can pass before an emulated API server first answers.
   cat >>"${REMOTE_CONFIG}" <<'EOF'
 kubeadmConfigPatches:
   - |
@@ -250,6 +252,7 @@ kubeadmConfigPatches:
     kind: InitConfiguration
     timeouts:
       controlPlaneComponentHealthCheck: 15m0s
+      kubernetesAPICall: 15m0s
 EOF
   grep -q "apiServerPort: ${API_SERVER_PORT}" "${REMOTE_CONFIG}" ||
     oomlab_die "${CONFIG_FILE#"${ROOT}"/} has no top-level 'networking:' to add the API server port to"
