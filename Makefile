@@ -168,7 +168,6 @@ KUBECONFIG_KIND_VM ?= $(OOMLAB_STATE)/kind-vm/kubeconfig
 .PHONY: kind-vm-up
 kind-vm-up: ## kind with LimitedSwap in a cgroup v2 qemu guest of its own (needs make images; slow under emulation).
 	hack/k8s-build.sh kind
-	hack/kind-node-image.sh --no-load
 	hack/kind-vm.sh up
 
 .PHONY: kind-vm-down
@@ -176,10 +175,12 @@ kind-vm-down: ## Stop the kind guest (the cluster goes with it).
 	hack/kind-vm.sh down
 
 .PHONY: kind-vm-e2e
-kind-vm-e2e: venv kind-vm-up ## The LimitedSwap e2e checks on the kind-in-VM cluster, then kind-vm-down (not in CI: over 25 min here).
-	start=$$(date +%s); KUBECONFIG=$(KUBECONFIG_KIND_VM) OOMLAB_REQUIRE_CLUSTER=1 \
+kind-vm-e2e: venv kind-vm-up ## The LimitedSwap e2e checks on the kind-in-VM cluster, then kind-vm-down (not in CI: over 20 min here).
+	start=$$(date +%s); KUBECONFIG=$(KUBECONFIG_KIND_VM) OOMLAB_REQUIRE_CLUSTER=1 OOMLAB_OPERATOR_ROLLOUT_SECONDS=900 \
 	  OOMLAB_REQUIRE_LIMITED_SWAP=1 $(PYTEST) -s tests/e2e/test_limited_swap.py; rc=$$?; \
 	  echo "+++ time: LimitedSwap e2e checks: $$(( $$(date +%s) - start )) s (exit $$rc)"; \
+	  printf '%s\tLimitedSwap e2e checks (exit %s)\t%s\n' "$$(date -u +%FT%TZ)" "$$rc" \
+	    "$$(( $$(date +%s) - start ))" >>$(OOMLAB_STATE)/kind-vm-times.tsv; \
 	  hack/kind-vm.sh down; exit $$rc
 
 .PHONY: vm-node-up

@@ -15,11 +15,22 @@
 # one of them), then `docker load`ed; with the same key nothing is rebuilt, and the engine
 # loads the archive again only if it lost the image. Only the load needs the Docker engine.
 #
-# Usage: hack/kind-node-image.sh [--force] [--no-load] [--print-name]
+# With --preload IMAGE (repeatable), IMAGE is taken from this host's Docker engine (docker save)
+# and imported into the node's containerd beside the component images, as kind's own `build
+# node-image` preloads images (ctr import --no-unpack: the kubelet unpacks it at first use), so a
+# cluster of that node image runs it with no `kind load`. That image is
+# oomlab/kind-node:<version>-preloaded, its archive kind-node-<version>-preloaded.tar.zst, and
+# the preloaded images' IDs are part of its key.
+#
+# Usage: hack/kind-node-image.sh [--force] [--no-load] [--print-name] [--preload IMAGE]...
 #   --force       rebuild even when the inputs did not change
-#   --no-load     build the cached archive only (no Docker engine needed)
+#   --no-load     build the cached archive only (no Docker engine needed without --preload)
 #   --print-name  print the image name and exit
-# Env: OOMLAB_KIND_NODE_IMAGE  image name (default oomlab/kind-node:${OOMLAB_K8S_VERSION})
+#   --preload IMAGE  bake IMAGE (in this host's engine) into the node's containerd store
+# Env: OOMLAB_KIND_NODE_IMAGE  image name (default oomlab/kind-node:${OOMLAB_K8S_VERSION}, with
+#                              -preloaded appended when images are preloaded)
+#      OOMLAB_DOCKER_LOCK      a lock file held while the preloaded images are read from this
+#                              host's engine (their IDs and docker save), e.g. /tmp/oomlab-live.lock
 #      OOMLAB_KIND_POD_SUBNET  the pod range of the node's static CNI config (default
 #                              100.81.0.0/16); a kind config using this image must use the same
 #                              podSubnet (hack/kind-up.sh checks it)
@@ -30,7 +41,7 @@ set -euo pipefail
 # shellcheck source=hack/k8s-env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/k8s-env.sh"
 
-IMAGE="${OOMLAB_KIND_NODE_IMAGE:-oomlab/kind-node:${OOMLAB_K8S_VERSION}}"
+PRELOAD=()
 POD_SUBNET="${OOMLAB_KIND_POD_SUBNET:-100.81.0.0/16}"
 CACHE_DIR="${OOMLAB_CACHE}/kind-node"
 PATCH_DIR="${HACK_DIR}/kind/patches"
@@ -41,16 +52,26 @@ PACKAGES=(systemd conntrack iptables nftables iproute2 ethtool util-linux mount 
   pigz fuse-overlayfs bash ca-certificates jq procps containerd runc containernetworking-plugins)
 FORCE=0
 LOAD=1
+PRINT_NAME=0
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --force) FORCE=1; shift ;;
     --no-load) LOAD=0; shift ;;
-    --print-name) printf '%s\n' "${IMAGE}"; exit 0 ;;
-    -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --print-name) PRINT_NAME=1; shift ;;
+    --preload) PRELOAD+=("${2:?--preload needs an image}"); shift 2 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) oomlab_die "unknown argument: $1" ;;
   esac
 done
+
+# The image and its cached archive's name: the preloaded variant is a separate image.
+VARIANT="${OOMLAB_K8S_VERSION}${PRELOAD[0]:+-preloaded}"
+IMAGE="${OOMLAB_KIND_NODE_IMAGE:-oomlab/kind-node:${VARIANT}}"
+if [[ "${PRINT_NAME}" == 1 ]]; then
+  printf '%s\n' "${IMAGE}"
+  exit 0
+fi
 
 docker_() { oomlab_docker "$@"; }
 sha() { sha256sum | cut -d' ' -f1; }
@@ -98,6 +119,7 @@ inputs_key() {
     oomlab_lib_sums rootfs.sh
     (cd "${KIND_FILES}" && find . -type f | LC_ALL=C sort | xargs sha256sum)
     binaries | xargs sha256sum | cut -d' ' -f1
+    [[ -z "${PRELOAD[0]:-}" ]] || cat "${PRELOAD_IDS}"
   } | sha | cut -c1-16
 }
 
@@ -248,6 +270,45 @@ built_version() {
   if [[ "$1" == etcd ]]; then echo "${OOMLAB_ETCD_VERSION}"; else echo "${OOMLAB_K8S_VERSION}"; fi
 }
 
+# --- preloaded images ----------------------------------------------------------------------------
+PRELOAD_TAR="${CACHE_DIR}/preload-${VARIANT}.tar"
+PRELOAD_IDS="${CACHE_DIR}/preload-${VARIANT}.ids"
+
+# The images to preload, saved from this host's engine with their IDs read in the same hold of
+# the lock (so a rebuild by someone else cannot slip in between the key and the archive).
+save_preloaded() {
+  local fd image id
+  oomlab_docker_ok || oomlab_die "no Docker engine answers: --preload takes the images from it"
+  if [[ -n "${OOMLAB_DOCKER_LOCK:-}" ]]; then
+    exec {fd}>"${OOMLAB_DOCKER_LOCK}"
+    flock "${fd}"
+  fi
+  for image in "${PRELOAD[@]}"; do
+    id="$(docker_ image inspect --format '{{.Id}}' "${image}")" ||
+      oomlab_die "${image} is not in this host's Docker engine (make images)"
+    printf '%s %s\n' "${image}" "${id}"
+  done >"${PRELOAD_IDS}.part"
+  if ! cmp -s "${PRELOAD_IDS}.part" "${PRELOAD_IDS}" || [[ ! -s "${PRELOAD_TAR}" ]]; then
+    docker_ save "${PRELOAD[@]}" >"${PRELOAD_TAR}.part"
+    mv -f "${PRELOAD_TAR}.part" "${PRELOAD_TAR}"
+  fi
+  mv -f "${PRELOAD_IDS}.part" "${PRELOAD_IDS}"
+  [[ -z "${fd:-}" ]] || exec {fd}>&-
+  oomlab_log "preloading: $(tr '\n' ' ' <"${PRELOAD_IDS}")"
+}
+
+# How containerd names a Docker-style reference after import (docker.io/ for Docker Hub names).
+containerd_ref() { # ref
+  local first="${1%%/*}"
+  if [[ "$1" != */* ]]; then
+    printf 'docker.io/library/%s\n' "$1"
+  elif [[ "${first}" == *.* || "${first}" == *:* || "${first}" == localhost ]]; then
+    printf '%s\n' "$1"
+  else
+    printf 'docker.io/%s\n' "$1"
+  fi
+}
+
 # --- the image -----------------------------------------------------------------------------------
 # The component images go into the node's containerd store by running that containerd (with no
 # CRI plugin) chrooted into the root filesystem, in namespaces of its own with no network.
@@ -275,6 +336,10 @@ EOF
   for ref in "${KUBEADM_IMAGES[@]}"; do
     grep -qxF "${ref}" "${root}/tmp/oomlab-images/list" || oomlab_die "${ref} is not in the node's containerd"
   done
+  for ref in "${PRELOAD[@]}"; do
+    ref="$(containerd_ref "${ref}")"
+    grep -qxF "${ref}" "${root}/tmp/oomlab-images/list" || oomlab_die "${ref} (preloaded) is not in the node's containerd"
+  done
   rm -rf "${root}"/tmp/oomlab-* "${root:?}"/run/*
 }
 
@@ -287,6 +352,7 @@ build_archive() { # key tarball
   mkdir -p "${work}/root"
   timed "node root filesystem" assemble_root "${work}/root"
   timed "component images" component_archives "${work}/root" "${work}/images"
+  [[ -z "${PRELOAD[0]:-}" ]] || cp "${PRELOAD_TAR}" "${work}/images/preloaded.tar"
   timed "component images into the node's containerd" import_component_images "${work}/root" "${work}/images"
   # As kind's image: systemd is told it runs in a container, and stops on SIGRTMIN+3.
   config='{"Env":["container=docker","PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],'
@@ -304,9 +370,10 @@ main() {
   mkdir -p "${CACHE_DIR}"
   local start=${SECONDS} key tarball keyfile
   timed "binaries (hack/k8s-build.sh)" build_inputs
+  [[ -z "${PRELOAD[0]:-}" ]] || timed "docker save ${PRELOAD[*]}" save_preloaded
   key="$(inputs_key)"
-  tarball="${CACHE_DIR}/kind-node-${OOMLAB_K8S_VERSION}.tar.zst"
-  keyfile="${CACHE_DIR}/kind-node-${OOMLAB_K8S_VERSION}.key"
+  tarball="${CACHE_DIR}/kind-node-${VARIANT}.tar.zst"
+  keyfile="${CACHE_DIR}/kind-node-${VARIANT}.key"
   if [[ "${FORCE}" == 1 || ! -s "${tarball}" || "$(cat "${keyfile}" 2>/dev/null || true)" != "${key}" ]]; then
     oomlab_log "building ${IMAGE} (inputs ${key}; pods in ${POD_SUBNET})"
     build_archive "${key}" "${tarball}"

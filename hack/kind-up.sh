@@ -5,7 +5,9 @@
 #   3. installs the egress guard (hack/egress-guard.sh), creates the nodes' Docker network inside
 #      100.64.0.0/10 (masquerade off, nothing forwarded in or out of its bridge), then creates the
 #      kind cluster from manifests/kind/<config>.yaml (skipped if it exists);
-#   4. builds the images (hack/images.sh) and loads them into the cluster (kind load);
+#   4. builds the images (hack/images.sh) and loads them into the cluster (kind load), unless
+#      the node's containerd already holds them (a node image built with them preloaded:
+#      hack/kind-node-image.sh --preload);
 #   5. kubectl apply -k manifests/ and waits for the operator to roll out.
 # Idempotent: a second run reuses the cluster and rolls the operator only if its image changed.
 #
@@ -27,7 +29,9 @@
 #                   127.0.0.1, and kubeadm waits up to 15 min for the control plane (emulation)
 # With DOCKER_HOST=tcp://... the engine, its cgroup version, swap, network and bridge are those
 # of that machine: --swap is refused (its swap is its own), and the host's egress guard, bridge
-# guard and docker shim are not used (nothing of it is on this host).
+# guard and docker shim are not used (nothing of it is on this host). kind then runs with
+# hack/kind/docker-wait-boot.sh as `docker`, which waits up to OOMLAB_KIND_NODE_BOOT_SECONDS
+# (600) for the node's systemd where kind alone gives it 30 s (too short under emulation).
 # A LimitedSwap node is labelled oomlab.dev/cgroup-version and oomlab.dev/thp as read from its
 # kernel (as hack/vm-node.sh's node is): the LimitedSwap predictions and tests use them.
 # Env: OOMLAB_KIND_WAIT (kind create's --wait for a Ready node, 180s), OOMLAB_KIND_DOCKER_NETWORK
@@ -151,6 +155,16 @@ if [[ "${REMOTE}" -eq 0 ]] && oomlab_lacks_cap_sys_resource; then
   oomlab_log "no CAP_SYS_RESOURCE in the capability bounding set: kind runs nodes without" \
     "--privileged (hack/kind/docker-unprivileged.sh)"
   kind_() { PATH="${SHIM_DIR}:${PATH}" "${KIND}" "$@"; }
+elif [[ "${REMOTE}" -eq 1 ]]; then
+  SHIM_DIR="$(mktemp -d)"
+  trap 'rm -rf "${SHIM_DIR}"' EXIT
+  ln -s "${HACK_DIR}/kind/docker-wait-boot.sh" "${SHIM_DIR}/docker"
+  OOMLAB_REAL_DOCKER="$(oomlab_docker_bin)"
+  OOMLAB_KIND_BOOT_LOG="${SHIM_DIR}/boot.log"
+  export OOMLAB_REAL_DOCKER OOMLAB_KIND_BOOT_LOG
+  oomlab_log "a remote engine: kind waits up to ${OOMLAB_KIND_NODE_BOOT_SECONDS:-600} s for the node's" \
+    "systemd (hack/kind/docker-wait-boot.sh), not kind's fixed 30 s"
+  kind_() { PATH="${SHIM_DIR}:${PATH}" "${KIND}" "$@"; }
 else
   kind_() { "${KIND}" "$@"; }
 fi
@@ -217,7 +231,9 @@ if [[ -n "${API_SERVER_PORT}" ]]; then
   sed "s/^networking:\$/&\n  apiServerAddress: \"0.0.0.0\"\n  apiServerPort: ${API_SERVER_PORT}/" \
     "${CONFIG_FILE}" >"${REMOTE_CONFIG}"
   # kind applies a patch only to the kubeadm API version it generates: v1beta3 below Kubernetes
-  # 1.36, v1beta4 from 1.36 on (kind v0.33), where the control plane timeout moved.
+  # 1.36, v1beta4 from 1.36 on (kind v0.33), where the control plane timeout moved;
+  # kubeadm 1.37 also bootstraps admin.conf's ClusterRoleBinding within kubernetesAPICall (1 min
+  # by default), which can pass before an emulated API server first answers.
   cat >>"${REMOTE_CONFIG}" <<'EOF'
 kubeadmConfigPatches:
   - |
@@ -236,6 +252,7 @@ kubeadmConfigPatches:
     kind: InitConfiguration
     timeouts:
       controlPlaneComponentHealthCheck: 15m0s
+      kubernetesAPICall: 15m0s
 EOF
   grep -q "apiServerPort: ${API_SERVER_PORT}" "${REMOTE_CONFIG}" ||
     oomlab_die "${CONFIG_FILE#"${ROOT}"/} has no top-level 'networking:' to add the API server port to"
@@ -260,6 +277,7 @@ else
   create_start=${SECONDS}
   oomlab_run kind_ create cluster --name "${NAME}" --config "${CONFIG_FILE}" \
     ${NODE_IMAGE:+--image "${NODE_IMAGE}"} --kubeconfig "${KUBECONFIG_OUT}" --wait "${OOMLAB_KIND_WAIT:-180s}"
+  [[ ! -s "${OOMLAB_KIND_BOOT_LOG:-}" ]] || oomlab_log "$(cat "${OOMLAB_KIND_BOOT_LOG}")"
   oomlab_log "time: kind create -> node Ready: $((SECONDS - create_start)) s"
   export_kubeconfig
 fi
@@ -273,13 +291,35 @@ if [[ "${BUILD}" -eq 1 ]]; then
   oomlab_log "building images (hack/images.sh)"
   oomlab_as_root "${HACK_DIR}/images.sh"
 fi
+# An image the node's containerd already holds with the engine's ID (or, where the engine does not
+# have it, at all: preloaded in the node image) needs no kind load.
+node_container="$(kind_ get nodes --name "${NAME}" | head -n1)"
+node_image_id() { # image: its ID in the node's containerd, empty when it has none
+  # shellcheck disable=SC2016  # expanded by the node's shell
+  oomlab_docker exec "${node_container}" sh -c 'crictl inspecti "$1" 2>/dev/null | jq -r .status.id' \
+    inspecti "$1" 2>/dev/null || true
+}
+check_start=${SECONDS}
+to_load=()
 for image in "${IMAGES[@]}"; do
-  oomlab_docker image inspect "${image}" >/dev/null 2>&1 ||
-    oomlab_die "image ${image} is missing: run hack/images.sh (or drop --no-build)"
+  engine_id="$(oomlab_docker image inspect --format '{{.Id}}' "${image}" 2>/dev/null || true)"
+  node_id="$(node_image_id "${image}")"
+  if [[ -n "${node_id}" && ( -z "${engine_id}" || "${engine_id}" == "${node_id}" ) ]]; then
+    oomlab_log "${image}: already in the node's containerd (${node_id:7:12}), no kind load"
+  elif [[ -n "${engine_id}" ]]; then
+    to_load+=("${image}")
+  else
+    oomlab_die "image ${image} is in neither the engine nor the node: run hack/images.sh (or drop --no-build)"
+  fi
+  [[ "${image}" != oomlab/operator:dev ]] || OOMLAB_OPERATOR_IMAGE_ID="${engine_id:-${node_id}}"
 done
-load_start=${SECONDS}
-oomlab_run kind_ load docker-image --name "${NAME}" "${IMAGES[@]}"
-oomlab_log "time: kind load docker-image ${IMAGES[*]}: $((SECONDS - load_start)) s"
+oomlab_log "time: images checked in the node: $((SECONDS - check_start)) s"
+if [[ ${#to_load[@]} -gt 0 ]]; then
+  load_start=${SECONDS}
+  oomlab_run kind_ load docker-image --name "${NAME}" "${to_load[@]}"
+  oomlab_log "time: kind load docker-image ${to_load[*]}: $((SECONDS - load_start)) s"
+fi
+export OOMLAB_OPERATOR_IMAGE_ID
 
 # --- 5. deploy --------------------------------------------------------------------------------------
 # Under emulation the API server can drop connections or answer with empty lists for a while
@@ -300,6 +340,8 @@ if [[ "${BEHAVIOR}" == LimitedSwap ]]; then
   oomlab_run "${KUBECTL}" --kubeconfig "${KUBECONFIG_OUT}" label node "${node}" --overwrite \
     "oomlab.dev/cgroup-version=${CGROUP}" "oomlab.dev/thp=${thp:-unknown}" >&2
 fi
+# kind's containerd has the runc handler the local cluster's RuntimeClass names.
+oomlab_run "${KUBECTL}" --kubeconfig "${KUBECONFIG_OUT}" apply -f "${ROOT}/manifests/cluster/runtimeclasses.yaml" >&2
 deploy_start=${SECONDS}
 KUBECONFIG="${KUBECONFIG_OUT}" "${HACK_DIR}/deploy-operator.sh"
 oomlab_log "time: operator deployed and Ready: $((SECONDS - deploy_start)) s"

@@ -3,7 +3,9 @@
 # of its own (this host is cgroup v1, where the kubelet refuses LimitedSwap). The guest boots the
 # VM engine's image (hack/vm-engine-image.sh: Debian kernel, docker.io, a 2 GiB swapfile, THP
 # madvise), read-only, through overlays; then hack/kind-up.sh --config limited-swap runs here
-# against the guest's dockerd (DOCKER_HOST), with the oomlab/kind-node image.
+# against the guest's dockerd (DOCKER_HOST), with the oomlab/kind-node:<version>-preloaded image:
+# oomlab/memhog:dev and oomlab/operator:dev are baked into its containerd store on this host
+# (hack/kind-node-image.sh --preload, fast here), so no `kind load` runs in the guest.
 #
 #   hack/kind-vm.sh up [--swap SIZE]   boot the guest, create the cluster, load the images, deploy
 #                                      the operator; print the kubeconfig path (swap default 2G)
@@ -12,12 +14,12 @@
 #   hack/kind-vm.sh key                the cache key of the guest's disk for the current inputs
 #
 # Speed (qemu TCG: `docker load` of the 1 GB node image alone took 318 s): the guest's disk with
-# the node image and the memhog/operator images already loaded in its Docker is cached as a qcow2
-# layer over the VM engine's disk, ${OOMLAB_CACHE}/kind-vm/<key>/disk.qcow2, <key> hashing the
-# engine image's key, the node image archive's key and the workload images' (their IDs in this
-# host's engine, or with OOMLAB_KIND_VM_IMAGES=guest their inputs as git sees them); each run
-# boots a throwaway overlay of it. Every step's time is printed and appended to
-# ${OOMLAB_STATE}/kind-vm-times.tsv.
+# the node image already loaded in its Docker is cached as a qcow2 layer over the VM engine's
+# disk, ${OOMLAB_CACHE}/kind-vm/<key>/disk.qcow2, <key> hashing the engine image's key and the
+# node image archive's key (which covers the preloaded images' IDs); each run boots a throwaway
+# overlay of it. kind's fixed 30 s wait for the node's systemd is lengthened by hack/kind-up.sh
+# for a remote engine (hack/kind/docker-wait-boot.sh). Every step's time is printed and appended
+# to ${OOMLAB_STATE}/kind-vm-times.tsv.
 # Network: no tap. qemu's user-mode network with restrict=on (the guest sends nothing off the
 # machine) and two forwards from this host's 127.0.0.1: the guest's dockerd (tcp 2375) and the API
 # server, which the node publishes on the guest's port OOMLAB_KIND_VM_API_PORT. In the guest,
@@ -25,18 +27,14 @@
 # services (100.82.0.0/16) are those of manifests/kind/limited-swap.yaml and hack/kind-up.sh.
 # The cluster is named oomlab (kubeconfig context kind-oomlab, which the tests accept), in its own
 # kubeconfig: ${OOMLAB_STATE}/kind-vm/kubeconfig.
-# Needs: root, qemu (installed if missing), zstd, the node image archive (hack/kind-node-image.sh
-# --no-load), kind and kubectl (hack/k8s-build.sh kind k8s), and oomlab/memhog:dev and
-# oomlab/operator:dev in this host's Docker engine (make images), copied with docker save; or,
-# with OOMLAB_KIND_VM_IMAGES=guest, hack/images.sh builds them in the guest's engine instead
-# (slower, but this host's engine is not used: where it is busy or locked).
+# Needs: root, qemu (installed if missing), zstd, kind and kubectl (hack/k8s-build.sh kind k8s),
+# and oomlab/memhog:dev and oomlab/operator:dev in this host's Docker engine (make images): `up`
+# builds the preloaded node image archive from them (docker save) when its inputs changed.
 # Env: OOMLAB_KIND_VM_MEMORY (MiB, 4096), OOMLAB_KIND_VM_CPUS (2), OOMLAB_KIND_VM_DOCKER_PORT
 #      (23760), OOMLAB_KIND_VM_API_PORT (26443), OOMLAB_KIND_VM_DISK_SIZE (16G),
-#      OOMLAB_KIND_VM_READY_SECONDS (900), OOMLAB_KIND_VM_LOCK (a lock file held around `docker
-#      save` from this host's engine, e.g. /run/oomlab-cluster.lock; none by default: a caller
-#      already holding it would wait for itself), OOMLAB_KIND_VM_NODE_ARCHIVE
-#      (the node image archive hack/kind-node-image.sh wrote, with its .key beside it),
-#      OOMLAB_KIND_VM_IMAGES (host: docker save from this host's engine; guest: built there).
+#      OOMLAB_KIND_VM_READY_SECONDS (900: dockerd, kind create's Ready node, the operator's
+#      rollout), OOMLAB_DOCKER_LOCK (a lock file held around reading this host's engine, e.g.
+#      /tmp/oomlab-live.lock; none by default: a caller already holding it would wait for itself).
 set -euo pipefail
 
 # shellcheck source=hack/k8s-env.sh
@@ -48,16 +46,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/k8s-env.sh"
 : "${OOMLAB_KIND_VM_API_PORT:=26443}"
 : "${OOMLAB_KIND_VM_DISK_SIZE:=16G}"
 : "${OOMLAB_KIND_VM_READY_SECONDS:=900}"
-: "${OOMLAB_KIND_VM_LOCK:=}"
-: "${OOMLAB_KIND_VM_IMAGES:=host}"
 : "${OOMLAB_KIND_VM_STATE:=${OOMLAB_STATE}/kind-vm}"
 : "${OOMLAB_KIND_VM_CACHE:=${OOMLAB_CACHE}/kind-vm}"
 
 NAME=oomlab
-NODE_IMAGE="oomlab/kind-node:${OOMLAB_K8S_VERSION}"
-NODE_ARCHIVE="${OOMLAB_KIND_VM_NODE_ARCHIVE:-${OOMLAB_CACHE}/kind-node/kind-node-${OOMLAB_K8S_VERSION}.tar.zst}"
-NODE_ARCHIVE_KEY="${NODE_ARCHIVE%.tar.zst}.key"
 WORKLOAD_IMAGES=(oomlab/memhog:dev oomlab/operator:dev)
+PRELOAD_ARGS=(--preload oomlab/memhog:dev --preload oomlab/operator:dev)
+NODE_IMAGE="$(OOMLAB_KIND_NODE_IMAGE='' "${HACK_DIR}/kind-node-image.sh" --print-name "${PRELOAD_ARGS[@]}")"
+NODE_ARCHIVE="${OOMLAB_CACHE}/kind-node/kind-node-${NODE_IMAGE##*:}.tar.zst"
+NODE_ARCHIVE_KEY="${NODE_ARCHIVE%.tar.zst}.key"
 PIDFILE="${OOMLAB_KIND_VM_STATE}/qemu.pid"
 KUBECONFIG_OUT="${OOMLAB_KIND_VM_STATE}/kubeconfig"
 TIMES_LOG="${OOMLAB_STATE}/kind-vm-times.tsv"
@@ -129,39 +126,14 @@ stop_guest() {
   rm -rf "${OOMLAB_KIND_VM_STATE}"
 }
 
-# --- the cached disk: node and workload images already in the guest's Docker -----------------------
-host_image_id() { oomlab_docker image inspect --format '{{.Id}}' "$1"; }
-
-# What the workload images are made of: their IDs in this host's engine, or (built in the guest)
-# the files hack/images.sh builds them from, committed and changed.
-IMAGE_INPUTS=(workloads operator Dockerfile pyproject.toml hack/images.sh hack/lib/rootfs.sh)
-workload_images_key() {
-  if [[ "${OOMLAB_KIND_VM_IMAGES}" == guest ]]; then
-    (cd "${OOMLAB_REPO_ROOT}" && git ls-files -s -- "${IMAGE_INPUTS[@]}" && git diff HEAD -- "${IMAGE_INPUTS[@]}")
-  else
-    for image in "${WORKLOAD_IMAGES[@]}"; do host_image_id "${image}"; done
-  fi
-}
-
+# --- the cached disk: the node image (workload images preloaded in it) in the guest's Docker -------
 disk_key() { # engine-image-dir
   {
     basename "$1"
-    cat "${NODE_ARCHIVE_KEY}"
-    printf '%s\n' "${OOMLAB_KIND_VM_IMAGES}"
-    workload_images_key
+    printf '%s %s\n' "${NODE_IMAGE}" "$(cat "${NODE_ARCHIVE_KEY}")"
     printf '%s\n' "${OOMLAB_KIND_VM_DISK_SIZE}"
     sed -n '/^# --- the cached disk/,/^# --- end of the cached disk/p' "${BASH_SOURCE[0]}"
   } | sha256sum | cut -c1-16
-}
-
-load_workload_images() {
-  if [[ "${OOMLAB_KIND_VM_IMAGES}" == guest ]]; then
-    DOCKER_HOST="${ADDRESS}" "${HACK_DIR}/images.sh" >&2
-    return
-  fi
-  local lock=()
-  [[ -z "${OOMLAB_KIND_VM_LOCK}" ]] || lock=(flock -o "${OOMLAB_KIND_VM_LOCK}")
-  "${lock[@]}" "$(oomlab_docker_bin)" save "${WORKLOAD_IMAGES[@]}" | guest_docker load -q >&2
 }
 
 seed_disk() { # engine-image-dir out-dir
@@ -172,16 +144,15 @@ seed_disk() { # engine-image-dir out-dir
   oomlab_qemu_overlay "${image}/disk.raw" "${tmp}/disk.qcow2" "${OOMLAB_KIND_VM_DISK_SIZE}"
   start_qemu "${image}" "${tmp}/disk.qcow2"
   timed "seed: boot -> dockerd answers" wait_engine
-  timed "seed: docker load ${NODE_IMAGE} (1 GB)" \
+  timed "seed: docker load ${NODE_IMAGE} ($(du -h "${NODE_ARCHIVE}" | cut -f1) zstd)" \
     bash -c "zstd -dc '${NODE_ARCHIVE}' | DOCKER_HOST='${ADDRESS}' '$(oomlab_docker_bin)' load -q >&2"
   # The image's root filesystem is 6G; the disk is bigger: grow it (online) to the disk's size.
   timed "seed: resize2fs /dev/vda" guest_root resize2fs /dev/vda >&2
-  timed "seed: ${WORKLOAD_IMAGES[*]} into the guest's engine (${OOMLAB_KIND_VM_IMAGES})" load_workload_images
   timed "seed: poweroff" poweroff_guest || oomlab_die "the guest did not power off: not caching its disk"
   {
     echo "engine image $(basename "${image}")"
     echo "node image ${NODE_IMAGE} (archive key $(cat "${NODE_ARCHIVE_KEY}"))"
-    for img in "${WORKLOAD_IMAGES[@]}"; do echo "${img} $(guest_docker image inspect --format '{{.Id}}' "${img}") (${OOMLAB_KIND_VM_IMAGES})"; done
+    sed 's/^/preloaded in it: /' "${OOMLAB_CACHE}/kind-node/preload-${NODE_IMAGE##*:}.ids"
     echo "seeded $(date -u +%FT%TZ)"
   } >"${tmp}/inputs.txt"
   rm -rf "${out}"
@@ -203,7 +174,9 @@ set_swap() { # size
 
 # hack/kind-up.sh against the guest's dockerd; its log kept in the state directory.
 kind_up() {
-  env DOCKER_HOST="${ADDRESS}" OOMLAB_KIND_WAIT=15m OOMLAB_KIND_NODE_IMAGE="${NODE_IMAGE}" \
+  env DOCKER_HOST="${ADDRESS}" OOMLAB_KIND_WAIT="${OOMLAB_KIND_VM_READY_SECONDS}s" \
+    OOMLAB_KIND_NODE_BOOT_SECONDS="${OOMLAB_KIND_VM_READY_SECONDS}" \
+    OOMLAB_OPERATOR_ROLLOUT_SECONDS="${OOMLAB_KIND_VM_READY_SECONDS}" OOMLAB_KIND_NODE_IMAGE="${NODE_IMAGE}" \
     "${HACK_DIR}/kind-up.sh" --config limited-swap --name "${NAME}" --no-build \
     --kubeconfig "${KUBECONFIG_OUT}" --api-server-port "${OOMLAB_KIND_VM_API_PORT}" \
     2>&1 >/dev/null | tee "${OOMLAB_KIND_VM_STATE}/kind-up.log" >&2
@@ -220,23 +193,13 @@ cmd_up() {
   done
   oomlab_need_root "boots a VM"
   oomlab_apt_install qemu-system-x86 qemu-utils zstd
-  [[ -s "${NODE_ARCHIVE}" && -s "${NODE_ARCHIVE_KEY}" ]] ||
-    oomlab_die "no ${NODE_ARCHIVE}: run hack/kind-node-image.sh --no-load"
   local image
-  case "${OOMLAB_KIND_VM_IMAGES}" in
-    guest) ;;
-    host)
-      for image in "${WORKLOAD_IMAGES[@]}"; do
-        host_image_id "${image}" >/dev/null 2>&1 ||
-          oomlab_die "${image} is not in this host's Docker engine: run make images (or OOMLAB_KIND_VM_IMAGES=guest)"
-      done
-      ;;
-    *) oomlab_die "OOMLAB_KIND_VM_IMAGES must be host or guest, not '${OOMLAB_KIND_VM_IMAGES}'" ;;
-  esac
   if qemu_pid >/dev/null; then
     oomlab_log "the kind guest already runs (qemu pid $(qemu_pid)): reusing it"
   else
     local key disk
+    timed "node image ${NODE_IMAGE} with ${WORKLOAD_IMAGES[*]} (on this host)" \
+      "${HACK_DIR}/kind-node-image.sh" --no-load "${PRELOAD_ARGS[@]}" >&2
     image="$("${HACK_DIR}/vm-engine-image.sh" build)"
     key="$(disk_key "${image}")"
     disk="${OOMLAB_KIND_VM_CACHE}/${key}"

@@ -65,14 +65,30 @@ def kubectl(
     )
 
 
+def runtime_classes() -> list[str]:
+    """The RuntimeClass names the cluster offers."""
+    names = kubectl("get", "runtimeclass", "-o", "name").stdout.split()
+    return sorted(name.removeprefix("runtimeclass.node.k8s.io/") for name in names)
+
+
 def deploy_operator() -> None:
     """CRD, RBAC and operator with ``kubectl apply -k manifests/``, then a fresh operator pod (a
-    rebuilt image under the same tag needs a new pod to take effect), ready."""
+    rebuilt image under the same tag needs a new pod to take effect), ready: within
+    OOMLAB_OPERATOR_ROLLOUT_SECONDS (180; longer under emulation)."""
     deployment = f"deployment/{OPERATOR_DEPLOYMENT}"
+    rollout_s = int(os.environ.get("OOMLAB_OPERATOR_ROLLOUT_SECONDS", "180"))
     kubectl("apply", "-k", str(ROOT / "manifests"))
     kubectl("wait", "--for=condition=Established", "crd/oomexperiments.oomlab.dev", "--timeout=60s")
     kubectl("-n", OPERATOR_NAMESPACE, "rollout", "restart", deployment)
-    kubectl("-n", OPERATOR_NAMESPACE, "rollout", "status", deployment, "--timeout=180s")
+    kubectl(
+        "-n",
+        OPERATOR_NAMESPACE,
+        "rollout",
+        "status",
+        deployment,
+        f"--timeout={rollout_s}s",
+        timeout=rollout_s + 60,
+    )
 
 
 def operator_rss_bytes() -> int:

@@ -14,6 +14,7 @@ from cluster import (
     Namespace,
     experiment,
     kubectl,
+    runtime_classes,
     sample,
     small_spec,
 )
@@ -136,11 +137,6 @@ def test_nonexistent_runtime_class_lands_in_invalid_naming_the_ones_that_exist(
     valid = next(c for c in status["conditions"] if c["type"] == "Valid")
     assert (valid["status"], valid["reason"]) == ("False", "RuntimeClassNotFound")
     assert ns.pods_of("no-such-runtime") == []
-
-
-def runtime_classes() -> list[str]:
-    names = kubectl("get", "runtimeclass", "-o", "name").stdout.split()
-    return sorted(name.removeprefix("runtimeclass.node.k8s.io/") for name in names)
 
 
 def test_runc_class_runs_and_the_status_and_printer_column_name_its_handler(
