@@ -145,39 +145,36 @@ def _run_sweep(
     """Create the report's sweep (replacing one a dead report left), follow its status until
     Done or the deadline, read its experiments into the cells, and delete it unless ``keep``.
     The deadline: the busiest machine's cells one after another, each its timeout plus slack."""
+    import typer
     from kubernetes.client.exceptions import ApiException
 
     from oomlab import kube
     from oomlab.cli import kube_sweep
-    from oomlab.rules.sweep import SWEEP_LABEL
 
     per_machine = Counter(p.cell.column.machine for p in planned)
-    deadline = time.monotonic() + max(per_machine.values()) * (timeout_s + 120)
+    wait_s = max(per_machine.values()) * (timeout_s + 120)
     name = SWEEP_NAME if not keep else f"{SWEEP_NAME}-{time.strftime('%H%M%S')}"
     body = report_sweep(name, planned, keep=keep)
     labels = {variant_name(p.cell): f"{p.cell.column.label}: {p.cell.scenario.key}"
               for p in planned}  # fmt: skip
-    status: dict[str, Any] = {}
     seen: set[str] = set()
+
+    def progress(status: dict[str, Any]) -> None:
+        for row in newly_finished(status, seen):
+            if on_done:
+                on_done(f"  {labels.get(str(row.get('variant')), '?')}: "
+                        f"{row.get('observed') or row.get('phase')}")  # fmt: skip
+
     began = time.monotonic()
     try:
         _replace_leftover(NAMESPACE, name)
-        kube_sweep.create_sweep(NAMESPACE, body)
         if on_step:
             on_step(f"the cluster: sweep {name}, {len(planned)} cells")
-        while time.monotonic() < deadline:
-            status = kube_sweep.sweep_status(NAMESPACE, name)
-            for row in newly_finished(status, seen):
-                label = labels.get(str(row.get("variant")), "?")
-                if on_done:
-                    on_done(f"  {label}: {row.get('observed') or row.get('phase')}")
-            if status.get("phase") in ("Done", "Invalid"):
-                break
-            time.sleep(kube_sweep.POLL_S * 2)
-        items, _version = kube.list_experiments(NAMESPACE, label_selector=f"{SWEEP_LABEL}={name}")
-    except ApiException as exc:
+        status, items = kube_sweep.run_sweep(NAMESPACE, body, timeout_s=wait_s, on_status=progress)
+    except (ApiException, typer.BadParameter) as exc:
+        why = exc.message if isinstance(exc, typer.BadParameter) else kube.error_message(exc)
         for each in planned:
-            each.cell.error = f"the API server refused the sweep: {kube.error_message(exc)}"
+            each.cell.error = f"the API server refused the sweep: {why}"
         return
     finally:
         part.steps.append(Step(f"the cluster: sweep {name}", round(time.monotonic() - began, 3)))

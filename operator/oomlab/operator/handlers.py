@@ -174,8 +174,8 @@ def stop_alarms(*, memo: kopf.Memo, **_: Any) -> None:
 
 
 # The indexing functions and the probe are coroutines: kopf runs plain functions in its thread
-# pool, so each experiment event queued a thread hop behind a burst's others, and /healthz (the
-# probe) waited in that queue past the liveness timeout (measured: a restart mid-burst on kind).
+# pool, where each experiment event queues behind a burst's others. On kind a burst once restarted
+# the operator through its liveness probe; that queue is the likely cause, not a proven one.
 
 
 @kopf.index("", "v1", "nodes")

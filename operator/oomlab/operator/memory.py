@@ -24,7 +24,7 @@ log = logging.getLogger("oomlab.operator.memory")
 
 TRIM_INTERVAL_S = 30.0
 """How often freed memory goes back: a burst's memory is returned within this long, and one
-trim (a gc pass and a walk over the heaps' free chunks) costs a few milliseconds."""
+trim (a walk over the heaps' free chunks) costs a few milliseconds."""
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
