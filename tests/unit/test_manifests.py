@@ -514,6 +514,7 @@ def test_rbac_is_least_privilege() -> None:
     assert granted[("", "events")] == {"create"}
     assert granted[("events.k8s.io", "events")] == {"create"}
     assert granted[("", "nodes")] == {"get", "list", "watch"}
+    assert granted[("", "nodes/stats")] == granted[("", "nodes/configz")] == {"get"}
     assert granted[("apiextensions.k8s.io", "customresourcedefinitions")] == {
         "get",
         "list",

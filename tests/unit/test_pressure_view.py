@@ -70,6 +70,7 @@ def test_a_summary_sample() -> None:
         }
     )
     assert sample.to_status() == {
+        "source": "kubelet",
         "at": "T1",
         "memoryAvailableBytes": 90 * MiB,
         "nodeSwapUsedBytes": 10 * MiB,
@@ -172,6 +173,9 @@ def test_without_node_samples_the_workloads_swap_bounds_the_free_swap() -> None:
         "nodeSwapFreeBytes": 2_147_479_552 - 500 * MiB,
     }
     assert view.workload_swap_view(None, VM) == {"source": "workload", "workloadSwapBytes": None}
+    peak_only = Progress(lines=3, cgroup={"swap_usage_bytes": None, "swap_peak_bytes": 7 * MiB})
+    assert view.workload_swap_bytes(peak_only) == 7 * MiB
+    assert view.workload_swap_bytes(Progress(lines=3, cgroup={})) is None
 
 
 def test_bystanders_run_with_the_workloads_least_privilege() -> None:

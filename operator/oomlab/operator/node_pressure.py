@@ -47,6 +47,7 @@ from oomlab.operator.pressure_view import (
     sample_before,
     sample_from_summary,
     thresholds_from,
+    workload_swap_bytes,
     workload_swap_view,
 )
 from oomlab.operator.state import OperatorState, node_facts, state_of
@@ -320,6 +321,8 @@ async def _finish_once(
     swap_base = samples[0].swap_used_bytes if samples else None
     swap_peak = max((s.swap_used_bytes or 0 for s in samples), default=None)
     swap_used = None if swap_base is None or swap_peak is None else swap_peak - swap_base
+    if swap_used is None:  # no kubelet summary: the workload's own cgroup says
+        swap_used = workload_swap_bytes(progress)
     told = classify_node_outcome(
         verdict,
         limit_bytes=spec.limit_bytes,

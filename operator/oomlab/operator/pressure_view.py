@@ -101,6 +101,7 @@ class Sample:
 
     def to_status(self) -> dict[str, Any]:
         return {
+            "source": "kubelet",
             "at": self.at,
             "memoryAvailableBytes": self.available_bytes,
             "nodeSwapUsedBytes": self.swap_used_bytes,
@@ -330,15 +331,22 @@ def sample_before(samples: Sequence[Sample], moment: str | None) -> Sample | Non
     return samples[-1]
 
 
-def workload_swap_view(progress: Progress | None, node: NodeFacts | None) -> dict[str, Any]:
-    """Without the kubelet's summary (no nodes/proxy, as the deployed operator's RBAC has it):
-    the workload's own swap from its last JSON line, and the node's free swap estimated as its
-    capacity minus that (an upper bound: nothing else's swap is known)."""
+def workload_swap_bytes(progress: Progress | None) -> int | None:
+    """The workload's own swap as its last JSON line with a cgroup read says (memory.swap.current,
+    else memory.swap.peak); None when no line says."""
     cgroup = (progress.cgroup if progress else None) or {}
     held = cgroup.get("swap_usage_bytes")
     if held is None:
         held = cgroup.get("swap_peak_bytes")
+    return held if isinstance(held, int) else None
+
+
+def workload_swap_view(progress: Progress | None, node: NodeFacts | None) -> dict[str, Any]:
+    """Without the kubelet's summary (neither through the API server's proxy nor from the kubelet):
+    the workload's own swap from its last JSON line, and the node's free swap estimated as its
+    capacity minus that (an upper bound: nothing else's swap is known)."""
+    held = workload_swap_bytes(progress)
     view: dict[str, Any] = {"source": "workload", "workloadSwapBytes": held}
-    if isinstance(held, int) and node is not None and node.swap_capacity_bytes is not None:
+    if held is not None and node is not None and node.swap_capacity_bytes is not None:
         view["nodeSwapFreeBytes"] = node.swap_capacity_bytes - held
     return view
