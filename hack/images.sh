@@ -19,6 +19,9 @@
 # Usage: hack/images.sh [base|pybase|memhog|operator|all]...   (default: all)
 # Env:   OOMLAB_FORCE=1  rebuild even if the inputs did not change
 #        OOMLAB_DEBIAN_MIRROR=URL  mirror for debootstrap (default: the one apt uses)
+#        OOMLAB_OPERATOR_IMAGE=REF the operator image's name (default oomlab/operator:dev): a branch's
+#                                  operator under its own tag, deployed by the e2e tier when it
+#                                  names the same REF, leaves everyone else's :dev alone
 set -euo pipefail
 
 # shellcheck source=hack/lib.sh
@@ -33,7 +36,7 @@ BASE_PACKAGES=(python3-minimal)
 PYBASE_IMAGE=oomlab-pybase:bookworm
 PYBASE_PACKAGES=(python3 python3-venv)
 MEMHOG_IMAGE=oomlab/memhog:dev
-OPERATOR_IMAGE=oomlab/operator:dev
+OPERATOR_IMAGE="${OOMLAB_OPERATOR_IMAGE:-oomlab/operator:dev}"
 
 # The classic builder: BuildKit would try to fetch a Dockerfile frontend image (no registry here).
 export DOCKER_BUILDKIT=0

@@ -74,11 +74,15 @@ def runtime_classes() -> list[str]:
 def deploy_operator() -> None:
     """CRD, RBAC and operator with ``kubectl apply -k manifests/``, then a fresh operator pod (a
     rebuilt image under the same tag needs a new pod to take effect), ready: within
-    OOMLAB_OPERATOR_ROLLOUT_SECONDS (180; longer under emulation)."""
+    OOMLAB_OPERATOR_ROLLOUT_SECONDS (180; longer under emulation). OOMLAB_OPERATOR_IMAGE, when
+    set, replaces the manifests' oomlab/operator:dev."""
     deployment = f"deployment/{OPERATOR_DEPLOYMENT}"
     rollout_s = int(os.environ.get("OOMLAB_OPERATOR_ROLLOUT_SECONDS", "180"))
     kubectl("apply", "-k", str(ROOT / "manifests"))
     kubectl("wait", "--for=condition=Established", "crd/oomexperiments.oomlab.dev", "--timeout=60s")
+    image = os.environ.get("OOMLAB_OPERATOR_IMAGE")
+    if image:  # a branch's operator under its own tag (hack/images.sh names it the same way)
+        kubectl("-n", OPERATOR_NAMESPACE, "set", "image", deployment, f"operator={image}")
     kubectl("-n", OPERATOR_NAMESPACE, "rollout", "restart", deployment)
     kubectl(
         "-n",
