@@ -101,9 +101,11 @@ def node_pressure_status(ns: Namespace, name: str) -> dict[str, Any]:
     return pressure
 
 
-def assert_cleaned_up(ns: Namespace, name: str) -> None:
-    """Every pod the experiment made has ended (its bystanders deleted, the workload's pod
-    Succeeded or Failed), and deleting the experiment leaves none of them."""
+def assert_cleaned_up(ns: Namespace, name: str, workload_phase: str) -> None:
+    """Every pod the experiment made has ended (its bystanders deleted, the workload's pod in
+    ``workload_phase``), and deleting the experiment leaves none of them. The operator writes
+    its observation as soon as the container has terminated; the kubelet reports the pod's
+    terminal phase a little later, once it has torn the pod down, so this waits for it."""
     uid = ns.get(name)["metadata"]["uid"]  # type: ignore[index]
 
     def describe() -> str:
@@ -117,6 +119,7 @@ def assert_cleaned_up(ns: Namespace, name: str) -> None:
         )
 
     wait_for(ended, CLEANUP_S, f"{name}'s pods to end and its bystanders to go", describe)
+    assert [p["status"]["phase"] for p in ns.pods(uid)] == [workload_phase], describe()
     ns.delete(name)
     wait_for(lambda: ns.pods(uid) == [], CLEANUP_S, f"{name}'s pods to go with it", describe)
 
@@ -159,8 +162,7 @@ def test_burstable_without_limit_completes_in_swap(
     assert observed["workloadSwapPeakBytes"] > 0
     assert observed["nodeAtEnd"]["source"] == "kubelet"
     assert pressure["nodeReadyAfter"] is True
-    assert [p.status.phase for p in ns.pods_of("vm-fill")] == ["Succeeded"]
-    assert_cleaned_up(ns, "vm-fill")
+    assert_cleaned_up(ns, "vm-fill", "Succeeded")
 
 
 @pytest.mark.node_pressure
@@ -205,5 +207,4 @@ def test_a_best_effort_bystander_goes_first_then_the_workload_is_evicted_with_sw
     assert at_end["nodeSwapFreeBytes"] > 1024 * MiB, "evicted with most of the swap free"
     assert pressure["memoryPressure"]["since"] is not None
     assert pressure["nodeReadyAfter"] is True
-    assert [p.status.phase for p in ns.pods_of("vm-evict")] == ["Failed"]
-    assert_cleaned_up(ns, "vm-evict")
+    assert_cleaned_up(ns, "vm-evict", "Failed")

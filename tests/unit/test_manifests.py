@@ -511,7 +511,7 @@ def test_rbac_is_least_privilege() -> None:
     assert granted[("oomlab.dev", "oomexperiments")] == {"get", "list", "watch", "patch", "create"}
     assert granted[("oomlab.dev", "oomexperiments/status")] == {"get", "patch", "update"}
     assert granted[("", "pods")] == {"get", "list", "watch", "create", "delete", "patch"}
-    assert granted[("", "events")] == {"create"}
+    assert granted[("", "events")] == {"create", "list"}
     assert granted[("events.k8s.io", "events")] == {"create"}
     assert granted[("", "nodes")] == {"get", "list", "watch"}
     assert granted[("", "nodes/stats")] == granted[("", "nodes/configz")] == {"get"}
