@@ -18,6 +18,7 @@ on this cgroup v1 host) deselects them. See README "Node memory pressure".
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -98,6 +99,7 @@ def node_pressure_status(ns: Namespace, name: str) -> dict[str, Any]:
         timeout=FILL_TIMEOUT_S + RECOVERY_S,
     )
     pressure: dict[str, Any] = status["nodePressure"]
+    print(f"{name} status.nodePressure:", json.dumps(pressure, sort_keys=True))  # for the record
     return pressure
 
 
