@@ -239,7 +239,10 @@ if [[ -n "${API_SERVER_PORT}" ]]; then
   # by default), which can pass before an emulated API server first answers.
   # The static pods' liveness probes (kubeadm: 15 s timeout, 8 failures) restarted a busy API
   # server twice mid-init in a TCG guest: kubeadm patches them from hack/kind/kubeadm-patches,
-  # which the docker shim copies into the node before kubeadm runs.
+  # which the docker shim copies into the node before kubeadm runs. The controller manager and the
+  # scheduler of the one control plane node run without leader election: under TCG their lease
+  # renewals (5 s timeout) failed, and each exit on a lost lease (5 restarts in 15 min, the
+  # operator's Deployment not rolled out meanwhile); kind v0.33 appends these extraArgs to its own.
   cat >>"${REMOTE_CONFIG}" <<'EOF'
 kubeadmConfigPatches:
   - |
@@ -258,6 +261,14 @@ kubeadmConfigPatches:
     kind: ClusterConfiguration
     apiServer:
       certSANs: [localhost, "127.0.0.1"]
+    controllerManager:
+      extraArgs:
+        - name: leader-elect
+          value: "false"
+    scheduler:
+      extraArgs:
+        - name: leader-elect
+          value: "false"
   - |
     apiVersion: kubeadm.k8s.io/v1beta4
     kind: InitConfiguration
