@@ -205,6 +205,14 @@ vm-node-old-up: images ## Add a second cgroup v2 LimitedSwap node whose kubelet 
 vm-node-old-down: ## Stop the second (older kubelet) VM node and remove everything it made.
 	hack/vm-node-old.sh down
 
+# The LimitedSwap checks (every e2e test on a LimitedSwap node but the node-pressure fills) with
+# the older kubelet's node as their LimitedSwap node. The node stays up: make vm-node-old-down.
+.PHONY: test-e2e-old-kubelet
+test-e2e-old-kubelet: venv vm-node-old-up ## The LimitedSwap e2e checks on the v1.34.4 kubelet's VM node (vm-node-old-up adds it and it stays up; not in make test).
+	source hack/k8s-env.sh && export KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} \
+	  OOMLAB_REQUIRE_CLUSTER=1 OOMLAB_REQUIRE_LIMITED_SWAP=1 OOMLAB_E2E_KUBELET=$${OOMLAB_OLD_KUBELET_VERSION} && \
+	  $(PYTEST) -s tests/e2e -m "limited_swap and not node_pressure"
+
 .PHONY: bench-vm
 bench-vm: venv ## The LimitedSwap VM node vs the host's node: start -> Ready, apply -> final (ratio), status latency.
 	KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(BIN)/python bench/vm_node.py

@@ -64,6 +64,7 @@ BRIDGE="${OOMLAB_KIND_BRIDGE:-kindbr0}"
 NODE_IMAGE="${OOMLAB_KIND_NODE_IMAGE:-}"
 LOCAL_NODE_IMAGE="oomlab/kind-node:${OOMLAB_K8S_VERSION:-v1.37.2}"
 IMAGES=(oomlab/memhog:dev oomlab/operator:dev)
+KUBEADM_PATCHES=/kind/oomlab-kubeadm-patches # in the node, for a remote engine (see below)
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
@@ -161,7 +162,9 @@ elif [[ "${REMOTE}" -eq 1 ]]; then
   ln -s "${HACK_DIR}/kind/docker-wait-boot.sh" "${SHIM_DIR}/docker"
   OOMLAB_REAL_DOCKER="$(oomlab_docker_bin)"
   OOMLAB_KIND_BOOT_LOG="${SHIM_DIR}/boot.log"
-  export OOMLAB_REAL_DOCKER OOMLAB_KIND_BOOT_LOG
+  # kubeadm's patches for the static pods' probes (the config below points kubeadm at them)
+  OOMLAB_KIND_NODE_COPY="${HACK_DIR}/kind/kubeadm-patches:${KUBEADM_PATCHES}"
+  export OOMLAB_REAL_DOCKER OOMLAB_KIND_BOOT_LOG OOMLAB_KIND_NODE_COPY
   oomlab_log "a remote engine: kind waits up to ${OOMLAB_KIND_NODE_BOOT_SECONDS:-600} s for the node's" \
     "systemd (hack/kind/docker-wait-boot.sh), not kind's fixed 30 s"
   kind_() { PATH="${SHIM_DIR}:${PATH}" "${KIND}" "$@"; }
@@ -234,6 +237,12 @@ if [[ -n "${API_SERVER_PORT}" ]]; then
   # 1.36, v1beta4 from 1.36 on (kind v0.33), where the control plane timeout moved;
   # kubeadm 1.37 also bootstraps admin.conf's ClusterRoleBinding within kubernetesAPICall (1 min
   # by default), which can pass before an emulated API server first answers.
+  # The static pods' liveness probes (kubeadm: 15 s timeout, 8 failures) restarted a busy API
+  # server twice mid-init in a TCG guest: kubeadm patches them from hack/kind/kubeadm-patches,
+  # which the docker shim copies into the node before kubeadm runs. The controller manager and the
+  # scheduler of the one control plane node run without leader election: under TCG their lease
+  # renewals (5 s timeout) failed, and each exit on a lost lease (5 restarts in 15 min, the
+  # operator's Deployment not rolled out meanwhile); kind v0.33 appends these extraArgs to its own.
   cat >>"${REMOTE_CONFIG}" <<'EOF'
 kubeadmConfigPatches:
   - |
@@ -243,17 +252,33 @@ kubeadmConfigPatches:
       certSANs: [localhost, "127.0.0.1"]
       timeoutForControlPlane: 15m0s
   - |
+    apiVersion: kubeadm.k8s.io/v1beta3
+    kind: InitConfiguration
+    patches:
+      directory: KUBEADM_PATCHES
+  - |
     apiVersion: kubeadm.k8s.io/v1beta4
     kind: ClusterConfiguration
     apiServer:
       certSANs: [localhost, "127.0.0.1"]
+    controllerManager:
+      extraArgs:
+        - name: leader-elect
+          value: "false"
+    scheduler:
+      extraArgs:
+        - name: leader-elect
+          value: "false"
   - |
     apiVersion: kubeadm.k8s.io/v1beta4
     kind: InitConfiguration
     timeouts:
       controlPlaneComponentHealthCheck: 15m0s
       kubernetesAPICall: 15m0s
+    patches:
+      directory: KUBEADM_PATCHES
 EOF
+  sed -i "s|KUBEADM_PATCHES|${KUBEADM_PATCHES}|" "${REMOTE_CONFIG}"
   grep -q "apiServerPort: ${API_SERVER_PORT}" "${REMOTE_CONFIG}" ||
     oomlab_die "${CONFIG_FILE#"${ROOT}"/} has no top-level 'networking:' to add the API server port to"
   CONFIG_FILE="${REMOTE_CONFIG}"
@@ -262,6 +287,18 @@ fi
 export_kubeconfig() {
   [[ -z "${API_SERVER_PORT}" ]] ||
     kc config set-cluster "kind-${NAME}" --server "https://127.0.0.1:${API_SERVER_PORT}" >/dev/null
+}
+
+# The control plane's containers in the node (attempt = restarts + 1); with --logs also the last
+# lines of every one that exited: what a slow machine did to kubeadm init.
+control_plane_containers() { # [--logs]
+  local node="${NAME}-control-plane" id
+  oomlab_log "containers in ${node}:"
+  oomlab_docker exec "${node}" crictl ps -a >&2 || return 0
+  [[ "${1:-}" == --logs ]] || return 0
+  for id in $(oomlab_docker exec "${node}" crictl ps -a -q --state exited 2>/dev/null); do
+    oomlab_docker exec "${node}" crictl logs --tail 15 "${id}" 2>&1 | sed "s/^/  ${id:0:8}: /" >&2 || true
+  done
 }
 
 if kind_ get clusters 2>/dev/null | grep -qx "${NAME}"; then
@@ -275,9 +312,16 @@ if kind_ get clusters 2>/dev/null | grep -qx "${NAME}"; then
   fi
 else
   create_start=${SECONDS}
-  oomlab_run kind_ create cluster --name "${NAME}" --config "${CONFIG_FILE}" \
-    ${NODE_IMAGE:+--image "${NODE_IMAGE}"} --kubeconfig "${KUBECONFIG_OUT}" --wait "${OOMLAB_KIND_WAIT:-180s}"
+  # A remote engine's node is kept when the create fails (--retain), to say why, then deleted.
+  if ! oomlab_run kind_ create cluster --name "${NAME}" --config "${CONFIG_FILE}" \
+    ${NODE_IMAGE:+--image "${NODE_IMAGE}"} --kubeconfig "${KUBECONFIG_OUT}" \
+    --wait "${OOMLAB_KIND_WAIT:-180s}" ${API_SERVER_PORT:+--retain}; then
+    [[ ! -s "${OOMLAB_KIND_BOOT_LOG:-}" ]] || oomlab_log "$(cat "${OOMLAB_KIND_BOOT_LOG}")"
+    [[ -z "${API_SERVER_PORT}" ]] || { control_plane_containers --logs; kind_ delete cluster --name "${NAME}" >&2; }
+    oomlab_die "kind create cluster ${NAME} failed after $((SECONDS - create_start)) s"
+  fi
   [[ ! -s "${OOMLAB_KIND_BOOT_LOG:-}" ]] || oomlab_log "$(cat "${OOMLAB_KIND_BOOT_LOG}")"
+  [[ -z "${API_SERVER_PORT}" ]] || control_plane_containers
   oomlab_log "time: kind create -> node Ready: $((SECONDS - create_start)) s"
   export_kubeconfig
 fi

@@ -8,6 +8,8 @@
 # check then finds it at once: the same condition, waited for longer, and kind still runs nothing
 # in the node before systemd is up. Every other call goes to the real docker unchanged:
 # $OOMLAB_REAL_DOCKER. With OOMLAB_KIND_BOOT_LOG set, how long the wait took is appended there.
+# With OOMLAB_KIND_NODE_COPY=SRC:DEST, the directory SRC (on this host) is copied to DEST in the
+# node once it is up, before kind runs anything in it (kubeadm's patches: hack/kind-up.sh).
 # hack/kind-up.sh puts this script on kind's PATH only, as `docker`, for an engine on another
 # machine (DOCKER_HOST=tcp://...).
 set -euo pipefail
@@ -40,3 +42,7 @@ done
 [[ -z "${OOMLAB_KIND_BOOT_LOG:-}" ]] ||
   echo "time: node ${name} systemd at multi-user.target after docker run: $((SECONDS - start)) s" \
     >>"${OOMLAB_KIND_BOOT_LOG}"
+if [[ -n "${OOMLAB_KIND_NODE_COPY:-}" ]]; then
+  "${real}" exec "${name}" mkdir -p "${OOMLAB_KIND_NODE_COPY#*:}"
+  "${real}" cp "${OOMLAB_KIND_NODE_COPY%%:*}/." "${name}:${OOMLAB_KIND_NODE_COPY#*:}"
+fi

@@ -17,6 +17,7 @@ from kubernetes import client
 from lab import Lab, wait_for
 from oomlab import kube
 from oomlab.experiment import GROUP, LABEL_EXPERIMENT_UID, PLURAL, VERSION, ExperimentSpec
+from oomlab.rules.nodes import kubelet_placement, node_facts_from_node
 from oomlab.runners.kubernetes import ClusterExperiment, KubernetesRunner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,6 +122,19 @@ def small_spec(**overrides: Any) -> dict[str, Any]:
     }
     spec.update(overrides)
     return spec
+
+
+def with_kubelet_of(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``spec`` (an experiment's or a pod's) that also asks for ``node``'s kubelet when
+    the node is tainted for it (hack/vm-node-old.sh): the kubelet version's nodeSelector and
+    toleration added. For any other node, the same terms as before."""
+    facts = node_facts_from_node(node)
+    if not (facts.kubelet_tainted and facts.kubelet_version):
+        return dict(spec)
+    terms = kubelet_placement(facts.kubelet_version).pod_fields(
+        spec.get("nodeSelector") or {}, spec.get("tolerations") or []
+    )
+    return {**spec, **terms}
 
 
 def sample(name: str, **spec: Any) -> dict[str, Any]:

@@ -22,6 +22,18 @@ from cluster import Namespace, deploy_operator, kubeconfig
 from lab import ClusterUnavailable, connect, scratch_namespace, unavailable
 from oomlab.rules.nodes import node_facts_from_node
 
+KUBELET_CHOICE = "OOMLAB_E2E_KUBELET"
+"""A kubelet version (v1.34.4): the LimitedSwap checks run on the LimitedSwap node whose kubelet it
+is (make test-e2e-old-kubelet), instead of the cluster's own."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that runs on a LimitedSwap node is marked limited_swap: ``-m limited_swap``
+    picks the LimitedSwap checks (make test-e2e-old-kubelet)."""
+    for item in items:
+        if {"limited_swap_node", "limited_swap_nodes"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.limited_swap)
+
 
 @pytest.fixture(scope="session")
 def api() -> client.ApiClient:
@@ -68,8 +80,21 @@ def limited_swap_nodes(api: client.ApiClient) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def limited_swap_node(limited_swap_nodes: list[dict[str, Any]]) -> dict[str, Any]:
-    """The LimitedSwap node an experiment that asks only for LimitedSwap lands on: not one tainted
-    for its kubelet version."""
+    """The LimitedSwap node the checks run on: the one whose kubelet is $OOMLAB_E2E_KUBELET when
+    that is set, else the one an experiment that asks only for LimitedSwap lands on (not tainted
+    for its kubelet version). Tests send their experiments and pods there with
+    cluster.with_kubelet_of (a node tainted for its kubelet must be asked for by that version)."""
+    wanted = os.environ.get(KUBELET_CHOICE)
+    if wanted:
+        chosen = [
+            n for n in limited_swap_nodes if node_facts_from_node(n).kubelet_version == wanted
+        ]
+        if chosen:
+            return chosen[0]
+        pytest.fail(
+            f"no Ready LimitedSwap node with kubelet {wanted} ({KUBELET_CHOICE}): make "
+            "vm-node-old-up adds one with the older kubelet"
+        )
     ordinary = [n for n in limited_swap_nodes if not node_facts_from_node(n).kubelet_tainted]
     if ordinary:
         return ordinary[0]

@@ -5,8 +5,10 @@ checked against what the kernel set.
 The check that can fail: the swap limit the workload reads from its own cgroup
 (``memory.swap.max``) must equal the operator's prediction to the byte, in whole pages, from the
 node's own ``capacity.memory`` and ``nodeInfo.swap.capacity``; the test also computes it itself
-from the Node object; on every LimitedSwap node present, whatever its kubelet version (the second
-VM node of hack/vm-node-old.sh runs v1.34.4 next to the cluster's own, on the same guest kernel).
+from the Node object. The checks run on the cluster's own LimitedSwap node, or with
+OOMLAB_E2E_KUBELET=v1.34.4 (make test-e2e-old-kubelet) on the second VM node of
+hack/vm-node-old.sh, whose kubelet is v1.34.4 on the same guest kernel; the last test runs on
+every LimitedSwap node present, whatever its kubelet version.
 Skipped when the cluster has no LimitedSwap node, unless
 OOMLAB_REQUIRE_LIMITED_SWAP=1 (CI with the VM node), where that is a failure. The Docker side is
 observed on this host's engine with ``oomlab parity`` (the memhog image must be there).
@@ -31,9 +33,9 @@ import time
 from typing import Any
 
 import pytest
-from cluster import Namespace, experiment, kubectl, runtime_classes, sample
+from cluster import Namespace, experiment, kubectl, runtime_classes, sample, with_kubelet_of
 
-from oomlab.rules.nodes import kubelet_placement, node_facts_from_node
+from oomlab.rules.nodes import node_facts_from_node
 
 MiB = 2**20
 PAGE = 4096
@@ -80,7 +82,10 @@ def test_expected_outcome_on_both_nodes_of_this_machine() -> None:
     assert expected_outcome(seed[0], 510 * MiB, seed[1]) is None
 
 
-def run(ns: Namespace, body: dict[str, Any]) -> dict[str, Any]:
+def run(ns: Namespace, body: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """Run the experiment on the LimitedSwap ``node`` (asking for its kubelet when it is tainted
+    for it); its final status."""
+    body = {**body, "spec": with_kubelet_of(body["spec"], node)}
     name = body["metadata"]["name"]
     started = time.monotonic()
     created = ns.apply(body)
@@ -114,7 +119,7 @@ def ended_on_the_node(
 ) -> dict[str, Any]:
     """Run the experiment, check it ended in ``phase`` on the LimitedSwap ``node``; its
     status.kubernetes."""
-    status = run(ns, body)
+    status = run(ns, body, node)
     assert status["phase"] == phase, status
     return on_the_node(status, node)
 
@@ -134,7 +139,7 @@ def test_burstable_seed_gets_the_predicted_swap_and_the_outcome_it_implies(
     swap = expected_swap_limit(limited_swap_node, 400 * MiB)
     assert swap > 0
     expected = expected_outcome(500 * MiB, swap, 1000 * MiB)
-    status = run(ns, sample("seed-limited-swap"))
+    status = run(ns, sample("seed-limited-swap"), limited_swap_node)
     k8s = on_the_node(status, limited_swap_node)
     assert status["phase"] in ("Completed", "OOMKilled"), status
     if expected:
@@ -247,7 +252,6 @@ def test_every_limited_swap_node_sets_the_predicted_swap_limit_whatever_its_kube
     formula must hold on both."""
     seen: dict[str, str] = {}
     for node in limited_swap_nodes:
-        facts = node_facts_from_node(node)
         name = node["metadata"]["name"]
         spec: dict[str, Any] = {
             "swapBehavior": "LimitedSwap",
@@ -261,10 +265,6 @@ def test_every_limited_swap_node_sets_the_predicted_swap_limit_whatever_its_kube
             "resources": {"requests": {"memory": "100Mi"}, "limits": {"memory": "200Mi"}},
             "timeoutSeconds": RUN_TIMEOUT_S,
         }
-        if facts.kubelet_tainted and facts.kubelet_version:
-            pinned = kubelet_placement(facts.kubelet_version)
-            spec["nodeSelector"].update(pinned.node_selector)
-            spec["tolerations"] = pinned.tolerations
         k8s = ended_on_the_node(ns, experiment(f"kubelet-{name}", spec), node, "Completed")
         swap = expected_swap_limit(node, 100 * MiB)
         assert k8s["swapLimitBytes"] == k8s["predictedSwapBytes"] == swap > 0, (name, k8s)

@@ -18,7 +18,7 @@ import re
 import time
 from typing import Any
 
-from cluster import Namespace, experiment, kubectl, small_spec
+from cluster import Namespace, experiment, kubectl, small_spec, with_kubelet_of
 
 from lab import wait_for
 
@@ -43,7 +43,7 @@ def test_swap_cost_of_a_run_that_swapped_on_the_limited_swap_node(
     ns: Namespace, limited_swap_node: dict[str, Any]
 ) -> None:
     started = time.monotonic()
-    created = ns.apply(experiment("swap-cost", SWAPPING))
+    created = ns.apply(experiment("swap-cost", with_kubelet_of(SWAPPING, limited_swap_node)))
     assert created["spec"].get("measureSwapCost") is True, (
         "the cluster's CRD dropped spec.measureSwapCost: apply manifests/crd/ from this tree"
     )
