@@ -581,6 +581,49 @@ def test_a_kept_sweep_has_its_own_name_and_is_not_deleted(monkeypatch: pytest.Mo
     assert all(c.agrees for c in part.cells)
 
 
+def test_ctrl_c_while_the_sweep_runs_deletes_it_and_stops_the_engines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C lands in the main thread: the cluster's wait runs there, so it stops at once and
+    the sweep goes; the engines' thread ends the run under way and starts no other."""
+    from oomlab.cli import kube_sweep
+    from oomlab.cli.container_runs import Row
+
+    api = FakeSweepApi(finished_as_predicted)
+    api.install(monkeypatch)
+    stops: list[threading.Event] = []
+    measure = rep.measure
+
+    def keeping_stop(*args: Any, **kwargs: Any) -> rep.Report:
+        stops.append(kwargs["stop"])
+        return measure(*args, **kwargs)
+
+    runs: list[str] = []
+    running = threading.Event()
+
+    def interrupted(_ns: str, _name: str) -> dict[str, Any]:
+        assert threading.current_thread() is threading.main_thread()
+        assert running.wait(5), "an engine run is under way"
+        raise KeyboardInterrupt
+
+    def one_run(_report: Any, name: str, _runner: Any, run: Any) -> Row:
+        runs.append(name)
+        running.set()
+        assert stops[0].wait(5), "the interrupt reaches the engines' thread"
+        return Row(run, None, None, "stopped")
+
+    monkeypatch.setattr(rep, "measure", keeping_stop)
+    monkeypatch.setattr(rep, "container_runner", lambda _engine: type("Up", (), {"info": 1})())
+    monkeypatch.setattr(rep, "_timed", lambda *_: None)
+    monkeypatch.setattr(rep, "_observe", one_run)
+    monkeypatch.setattr(kube_sweep, "sweep_status", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        rep.measure_all(model.columns(["docker"], ["runc"]), cluster=True)
+    assert api.calls == [("create", "oomlab-report"), ("delete", "oomlab-report")]
+    assert not api.sweeps
+    assert runs == ["docker/runc: no-swap"]
+
+
 def test_cells_the_sweep_did_not_finish_say_so() -> None:
     from oomlab.cli import report_sweep as rs
 
