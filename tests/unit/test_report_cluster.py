@@ -465,6 +465,7 @@ class FakeSweepApi:
         self.sweeps: dict[str, dict[str, Any]] = {"oomlab-report": {}} if leftover else {}
         self.calls: list[tuple[str, str]] = []
         self.experiments: list[dict[str, Any]] = []
+        self.created: dict[str, Any] = {}
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         from oomlab import kube
@@ -484,7 +485,7 @@ class FakeSweepApi:
         name = body["metadata"]["name"]
         assert name not in self.sweeps, "created over a sweep that still exists"
         self.calls.append(("create", name))
-        self.sweeps[name] = body
+        self.sweeps[name] = self.created = body
         planned = plan({**body, "metadata": {**body["metadata"], "namespace": namespace}})
         assert planned.error is None and not planned.invalid
         self.plan = planned
@@ -562,6 +563,15 @@ def test_the_cluster_columns_are_one_sweep_read_back_into_the_same_cells(
     assert not body  # deleted
     kinds = {c.node_kind for c in api.plan.cells}
     assert kinds == {"host", "vm", "vm-v1.34.4"}
+    # two at a time on each machine, the longest first: re-access passes, then those that swap
+    assert api.created["spec"]["maxRunningPerNodeKind"] == 2
+    vm = [c.axes["variants"]["name"] for c in api.plan.cells if c.node_kind == "vm"]
+    assert vm == ["limited-runc.reaccess", "limited-crun.reaccess", "limited-runc.swap",
+                  "limited-runc.swap-unset", "limited-crun.swap", "limited-crun.swap-unset",
+                  "limited-runc.no-swap", "limited-runc.streaming", "limited-crun.no-swap",
+                  "limited-crun.streaming"]  # fmt: skip
+    host = [c.axes["variants"]["name"] for c in api.plan.cells if c.node_kind == "host"]
+    assert host[0] == "noswap-runc.reaccess" and len(host) == len(model.SCENARIOS)
     text = render.render_markdown(rep.Report(started="now", cluster=part))
     assert "memory.swap.max as predicted in 20 of 20 cells" in text
     assert "memory.min/low/high as predicted in 20 of 20 cells" in text
