@@ -465,6 +465,7 @@ class FakeSweepApi:
         self.sweeps: dict[str, dict[str, Any]] = {"oomlab-report": {}} if leftover else {}
         self.calls: list[tuple[str, str]] = []
         self.experiments: list[dict[str, Any]] = []
+        self.created: dict[str, Any] = {}
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         from oomlab import kube
@@ -484,7 +485,7 @@ class FakeSweepApi:
         name = body["metadata"]["name"]
         assert name not in self.sweeps, "created over a sweep that still exists"
         self.calls.append(("create", name))
-        self.sweeps[name] = body
+        self.sweeps[name] = self.created = body
         planned = plan({**body, "metadata": {**body["metadata"], "namespace": namespace}})
         assert planned.error is None and not planned.invalid
         self.plan = planned
@@ -562,6 +563,15 @@ def test_the_cluster_columns_are_one_sweep_read_back_into_the_same_cells(
     assert not body  # deleted
     kinds = {c.node_kind for c in api.plan.cells}
     assert kinds == {"host", "vm", "vm-v1.34.4"}
+    # two at a time on each machine, the longest first: re-access passes, then those that swap
+    assert api.created["spec"]["maxRunningPerNodeKind"] == 2
+    vm = [c.axes["variants"]["name"] for c in api.plan.cells if c.node_kind == "vm"]
+    assert vm == ["limited-runc.reaccess", "limited-crun.reaccess", "limited-runc.swap",
+                  "limited-runc.swap-unset", "limited-crun.swap", "limited-crun.swap-unset",
+                  "limited-runc.no-swap", "limited-runc.streaming", "limited-crun.no-swap",
+                  "limited-crun.streaming"]  # fmt: skip
+    host = [c.axes["variants"]["name"] for c in api.plan.cells if c.node_kind == "host"]
+    assert host[0] == "noswap-runc.reaccess" and len(host) == len(model.SCENARIOS)
     text = render.render_markdown(rep.Report(started="now", cluster=part))
     assert "memory.swap.max as predicted in 20 of 20 cells" in text
     assert "memory.min/low/high as predicted in 20 of 20 cells" in text
@@ -579,6 +589,49 @@ def test_a_kept_sweep_has_its_own_name_and_is_not_deleted(monkeypatch: pytest.Mo
     assert verb == "create" and name.startswith("oomlab-report-")
     assert api.sweeps[name]["metadata"]["labels"] == {cc.REPORT_LABEL: "kept"}
     assert all(c.agrees for c in part.cells)
+
+
+def test_ctrl_c_while_the_sweep_runs_deletes_it_and_stops_the_engines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C lands in the main thread: the cluster's wait runs there, so it stops at once and
+    the sweep goes; the engines' thread ends the run under way and starts no other."""
+    from oomlab.cli import kube_sweep
+    from oomlab.cli.container_runs import Row
+
+    api = FakeSweepApi(finished_as_predicted)
+    api.install(monkeypatch)
+    stops: list[threading.Event] = []
+    measure = rep.measure
+
+    def keeping_stop(*args: Any, **kwargs: Any) -> rep.Report:
+        stops.append(kwargs["stop"])
+        return measure(*args, **kwargs)
+
+    runs: list[str] = []
+    running = threading.Event()
+
+    def interrupted(_ns: str, _name: str) -> dict[str, Any]:
+        assert threading.current_thread() is threading.main_thread()
+        assert running.wait(5), "an engine run is under way"
+        raise KeyboardInterrupt
+
+    def one_run(_report: Any, name: str, _runner: Any, run: Any) -> Row:
+        runs.append(name)
+        running.set()
+        assert stops[0].wait(5), "the interrupt reaches the engines' thread"
+        return Row(run, None, None, "stopped")
+
+    monkeypatch.setattr(rep, "measure", keeping_stop)
+    monkeypatch.setattr(rep, "container_runner", lambda _engine: type("Up", (), {"info": 1})())
+    monkeypatch.setattr(rep, "_timed", lambda *_: None)
+    monkeypatch.setattr(rep, "_observe", one_run)
+    monkeypatch.setattr(kube_sweep, "sweep_status", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        rep.measure_all(model.columns(["docker"], ["runc"]), cluster=True)
+    assert api.calls == [("create", "oomlab-report"), ("delete", "oomlab-report")]
+    assert not api.sweeps
+    assert runs == ["docker/runc: no-swap"]
 
 
 def test_cells_the_sweep_did_not_finish_say_so() -> None:

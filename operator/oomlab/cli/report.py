@@ -13,6 +13,7 @@ This module measures; :mod:`report_findings` judges and :mod:`report_render` wri
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -84,9 +85,11 @@ def measure(
     on_step: Callable[[str], None] | None = None,
     on_done: Callable[[Row], None] | None = None,
     skip: Sequence[str] = (),
+    stop: threading.Event | None = None,
 ) -> Report:
     """Every scenario on every column, in order; an unreachable engine or a refusing runtime is
-    a row with its reason, never a crash; a cell ``skip`` names is a row saying so."""
+    a row with its reason, never a crash; a cell ``skip`` names is a row saying so. Once
+    ``stop`` is set no further run starts (the report was interrupted in another thread)."""
     report = Report(started=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     started = time.monotonic()
     runners: dict[str, ContainerRunner | None] = {}
@@ -121,6 +124,8 @@ def measure(
                 planned.insert(0, (twin_name, unconstrained_twin(run)))
             observed = []
             for name, each in planned:
+                if stop is not None and stop.is_set():
+                    return report  # unfinished: the caller is on its way out
                 if on_step:
                     on_step(name)
                 observed.append(_observe(report, name, runner, each))
@@ -147,9 +152,11 @@ def measure_all(
     keep_sweep: bool = False,
 ) -> Report:
     """:func:`measure` per machine, and the cluster's columns, each group in its own thread: the
-    wall time is the slowest group's, not the sum. One group runs in this thread (Ctrl-C then
-    stops it as before)."""
+    wall time is the slowest group's, not the sum. The cluster's group (else the first) runs in
+    this thread, where Ctrl-C lands: the sweep's wait stops and the sweep is deleted at once,
+    and the other groups start no further run (the one under way ends and is removed)."""
     started = time.monotonic()
+    stop = threading.Event()
     by_machine: dict[str, list[Column]] = {}
     for column in cols:
         by_machine.setdefault(machine_of(column.engine), []).append(column)
@@ -159,7 +166,7 @@ def measure_all(
         def engines(group: list[Column] = group) -> Report:
             return measure(
                 group, scenarios, image=image, timeout_s=timeout_s, on_step=on_step,
-                on_done=on_done, skip=skip,
+                on_done=on_done, skip=skip, stop=stop,
             )  # fmt: skip
 
         jobs[machine] = engines
@@ -174,13 +181,7 @@ def measure_all(
 
         jobs["cluster"] = on_cluster
     report = Report(started=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
-    parts: dict[str, Any] = {}
-    if len(jobs) == 1:
-        parts = {name: job() for name, job in jobs.items()}
-    else:
-        with ThreadPoolExecutor(len(jobs)) as pool:
-            futures = {name: pool.submit(job) for name, job in jobs.items()}
-            parts = {name: future.result() for name, future in futures.items()}
+    parts = _run_groups(jobs, "cluster" if cluster else next(iter(jobs), ""), stop)
     order = {column: index for index, column in enumerate(cols)}
     for name, part in parts.items():
         report.groups[name] = part.wall_s
@@ -194,3 +195,23 @@ def measure_all(
     report.cells.sort(key=lambda cell: order[cell.column])
     report.wall_s = round(time.monotonic() - started, 3)
     return report
+
+
+def _run_groups(
+    jobs: dict[str, Callable[[], Any]], here: str, stop: threading.Event
+) -> dict[str, Any]:
+    """Every job's result by name: ``here`` in this thread, the others in threads of their own.
+    An exception here (Ctrl-C included) sets ``stop``, so the others start nothing more, and
+    goes on once they have returned."""
+    others = {name: job for name, job in jobs.items() if name != here}
+    parts: dict[str, Any] = {}
+    with ThreadPoolExecutor(max(1, len(others))) as pool:
+        futures = {name: pool.submit(job) for name, job in others.items()}
+        try:
+            if here in jobs:
+                parts[here] = jobs[here]()
+            parts.update({name: future.result() for name, future in futures.items()})
+        except BaseException:
+            stop.set()
+            raise
+    return {name: parts[name] for name in jobs}

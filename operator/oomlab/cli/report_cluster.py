@@ -42,8 +42,9 @@ def measure_cluster(
     keep: bool = False,
 ) -> ClusterPart:
     """Every scenario on every cluster column, as one OOMSweep the operator runs: the host
-    node, the VM node and the second kubelet's VM at the same time, one experiment at a time on
-    each (:mod:`oomlab.cli.report_sweep`). The sweep is deleted afterwards unless ``keep``."""
+    node, the VM node and the second kubelet's VM at the same time, two experiments at a time on
+    each, the longest first (:mod:`oomlab.cli.report_sweep`). The sweep is deleted afterwards
+    unless ``keep``."""
     part = ClusterPart()
     started = time.monotonic()
     why_not = _reach_cluster()
