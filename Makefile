@@ -140,7 +140,7 @@ bench-scale: venv ## 200 experiments at once vs 200 bare pods, on the cluster at
 	KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(BIN)/python bench/scale.py
 
 .PHONY: bench-sweep
-bench-sweep: venv ## An OOMSweep of 100+ cells vs the same experiments applied directly (ratio), then operator RSS after 1,000 created and deleted, on the cluster at $$KUBECONFIG.
+bench-sweep: venv ## An OOMSweep of 100 host + 8 VM-node cells vs the same experiments applied directly (ratio per node kind), then operator RSS after 1,000 created and deleted, on the cluster at $$KUBECONFIG.
 	KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_LOCAL)} $(BIN)/python bench/sweep_bench.py
 
 # --- kind on this machine: the offline node image, a cluster, the e2e suite on it ---
