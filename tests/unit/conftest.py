@@ -20,6 +20,12 @@ HERMETIC_TEST = "test_hermetic.py::test_the_unit_tier_reaches_nothing_the_enviro
 TRAPPED_RUN = pytest.StashKey[TrappedRun]()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The hermetic test blocks until the trapped run ends: run last, every other test runs
+    # alongside the trapped run instead of after it.
+    items.sort(key=lambda item: item.nodeid.endswith(HERMETIC_TEST))
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     if os.environ.get(INNER_RUN):
         return
