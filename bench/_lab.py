@@ -20,7 +20,6 @@ TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path[:0] = [str(TESTS), str(TESTS / "e2e")]
 
 from cluster import (  # noqa: E402
-    TERMINAL,
     deploy_operator,
     experiment,
     kubeconfig,
@@ -38,6 +37,7 @@ from oomlab.experiment import (  # noqa: E402
     ExperimentSpec,
     build_pod,
 )
+from oomlab.rules.classify import TERMINAL_PHASES as TERMINAL  # noqa: E402
 
 
 class Watcher:

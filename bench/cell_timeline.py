@@ -27,10 +27,9 @@ from kubernetes import client, watch
 
 from _lab import project_cluster
 from oomlab.experiment import ANNOTATION_EXPERIMENT, GROUP, LABEL_NAME, PLURAL, POD_APP, VERSION
+from oomlab.rules.classify import TERMINAL_PHASES as TERMINAL
 from oomlab.rules.sweep import SWEEP_LABEL
 from oomlab.sweep import SWEEP_PLURAL
-
-TERMINAL = {"Completed", "OOMKilled", "Failed", "TimedOut", "Invalid"}
 
 
 @dataclass

@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from oomlab.rules.classify import TERMINAL_PHASES as TERMINAL
 from oomlab.rules.semantics import SwapBehavior
 from oomlab.rules.sweep import CELL_LABEL, SWEEP_LABEL
 from oomlab.sweep import plan, sweep_document
 
 HOST_KIND = SwapBehavior.NO_SWAP.value
 VM_KIND = SwapBehavior.LIMITED_SWAP.value
-TERMINAL = frozenset({"Completed", "OOMKilled", "Failed", "TimedOut", "Invalid"})
 
 
 def _small(index: int) -> dict[str, Any]:

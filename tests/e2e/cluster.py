@@ -27,7 +27,6 @@ LOCAL_KUBECONFIG = (
 )
 OPERATOR_NAMESPACE = "oomlab-system"
 OPERATOR_DEPLOYMENT = "oomlab-operator"
-TERMINAL = {"Completed", "OOMKilled", "Failed", "TimedOut", "Invalid"}
 
 
 def kubeconfig() -> str | None:

@@ -19,13 +19,13 @@ from lab import IMAGE, Lab, wait_for
 from oomlab import kube
 from oomlab.handover import OBSERVATION_ANNOTATION
 from oomlab.operator.config import ENV_DOCKER_HOST_SWAP_BYTES
+from oomlab.rules.classify import TERMINAL_PHASES as TERMINAL
 from oomlab.rules.docker import DockerFlags
 from oomlab.rules.results import CgroupVersion, HostFacts, Outcome, Progress, RunResult
 
 MiB = 2**20
 SAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "samples"
 RunOperator = Callable[..., AbstractContextManager[KopfRunner]]
-TERMINAL = {"Completed", "OOMKilled", "Failed", "TimedOut", "Invalid"}
 COMPLETED = RunResult(
     runner="docker",
     outcome=Outcome.COMPLETED,

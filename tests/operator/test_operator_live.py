@@ -18,11 +18,11 @@ from kopf.testing import KopfRunner
 
 from lab import IMAGE, Lab, wait_for
 from oomlab.experiment import pod_name
+from oomlab.rules.classify import TERMINAL_PHASES as TERMINAL
 
 MiB = 2**20
 SAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "samples"
 RunOperator = Callable[..., AbstractContextManager[KopfRunner]]
-TERMINAL = {"Completed", "OOMKilled", "Failed", "TimedOut", "Invalid"}
 
 
 def sample(name: str) -> dict[str, Any]:

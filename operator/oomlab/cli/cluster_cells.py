@@ -20,6 +20,7 @@ from typing import Any
 
 from oomlab.cli.report_model import Measured, Scenario
 from oomlab.cli.verdict import Verdict
+from oomlab.rules.classify import TERMINAL_PHASES
 from oomlab.rules.nodes import NodeFacts, Placement, kubelet_placement, node_facts_from_node
 from oomlab.rules.runtimeclass import check_runtime_class, node_view, runtime_class_from_doc
 from oomlab.rules.semantics import (
@@ -36,7 +37,6 @@ NAMESPACE = "default"
 REPORT_LABEL = "oomlab.dev/report"
 FALLBACK_BURSTABLE_REQUEST = 400 * MiB
 """Without a LimitedSwap node to size it from: samples/seed-limited-swap.yaml's request."""
-TERMINAL = {"Completed", "OOMKilled", "Failed", "TimedOut", "Invalid"}
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ class ClusterCell:
     @property
     def observed(self) -> str | None:
         return self.k8s.get("outcome") or (
-            self.status.get("phase") if self.status.get("phase") in TERMINAL else None
+            self.status.get("phase") if self.status.get("phase") in TERMINAL_PHASES else None
         )
 
     @property

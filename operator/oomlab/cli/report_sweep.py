@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from oomlab.cli.cluster_cells import REPORT_LABEL, TERMINAL, ClusterCell
+from oomlab.cli.cluster_cells import REPORT_LABEL, ClusterCell
+from oomlab.rules.classify import TERMINAL_PHASES
 from oomlab.rules.semantics import QoSClass, SwapBehavior
 from oomlab.rules.timestamps import parse_time
 from oomlab.sweep import sweep_document
@@ -112,7 +113,7 @@ def read_back(
             cell.seconds = _seconds(body)
         if row.get("phase") == "Invalid" and body is None:
             cell.error = f"the operator found it invalid: {row.get('message') or '?'}"
-        elif finished_waiting and cell.observed not in TERMINAL:
+        elif finished_waiting and cell.observed not in TERMINAL_PHASES:
             phase = row.get("phase") or "not started"
             cell.error = f"not finished when the report stopped waiting (phase {phase})"
         done.append(cell)
@@ -124,7 +125,7 @@ def newly_finished(status: Mapping[str, Any], seen: set[str]) -> list[Mapping[st
     fresh = []
     for row in status.get("cells") or []:
         variant = str(row.get("variant") or "")
-        if variant and variant not in seen and row.get("phase") in TERMINAL:
+        if variant and variant not in seen and row.get("phase") in TERMINAL_PHASES:
             seen.add(variant)
             fresh.append(row)
     return fresh

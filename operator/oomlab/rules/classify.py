@@ -36,6 +36,10 @@ class Phase(StrEnum):
         return self not in (Phase.PENDING, Phase.RUNNING)
 
 
+TERMINAL_PHASES = frozenset(phase.value for phase in Phase if phase.terminal)
+"""status.phase values an experiment never leaves."""
+
+
 OUTCOME_PHASE = {
     Outcome.COMPLETED: Phase.COMPLETED,
     Outcome.OOM_KILLED: Phase.OOM_KILLED,

@@ -22,7 +22,7 @@ from kubernetes.config import ConfigException
 from urllib3.exceptions import HTTPError
 
 from oomlab.experiment import ExperimentSpec
-from oomlab.rules.classify import Phase
+from oomlab.rules.classify import TERMINAL_PHASES, Phase
 from oomlab.rules.nodes import node_facts_from_node, placement_for
 from oomlab.rules.results import CgroupVersion, Outcome, Progress, RunResult, RuntimeInfo
 from oomlab.rules.runtimeclass import admits, node_view
@@ -32,7 +32,6 @@ from oomlab.runners.base import RUN_LABEL
 log = logging.getLogger(__name__)
 
 RUNNER = "kubernetes"
-TERMINAL = frozenset(phase.value for phase in Phase if phase.terminal)
 GONE = 410
 GRACE_S = 120.0
 """How long after the experiments' own timeouts the runner still waits for the operator: the
@@ -138,7 +137,7 @@ def swap_cost_known(body: Mapping[str, Any]) -> bool:
 
 def is_final(body: Mapping[str, Any], *, with_swap_cost: bool = True) -> bool:
     """The operator has written the end (and, when asked, the swap cost)."""
-    return phase_of(body) in TERMINAL and (not with_swap_cost or swap_cost_known(body))
+    return phase_of(body) in TERMINAL_PHASES and (not with_swap_cost or swap_cost_known(body))
 
 
 def result_from_body(
