@@ -179,7 +179,7 @@ kind-vm-down: ## Stop the kind guest (the cluster goes with it).
 	hack/kind-vm.sh down
 
 .PHONY: kind-vm-e2e
-kind-vm-e2e: venv kind-vm-up ## The LimitedSwap e2e checks on the kind-in-VM cluster, then kind-vm-down (not in CI: over 20 min here).
+kind-vm-e2e: setup kind-vm-up ## The LimitedSwap e2e checks on the kind-in-VM cluster, then kind-vm-down (not in CI: over 20 min here). setup: the checks' Docker side runs on this host and needs its swap.
 	start=$$(date +%s); KUBECONFIG=$(KUBECONFIG_KIND_VM) OOMLAB_REQUIRE_CLUSTER=1 OOMLAB_OPERATOR_ROLLOUT_SECONDS=900 \
 	  OOMLAB_REQUIRE_LIMITED_SWAP=1 $(PYTEST) -s tests/e2e/test_limited_swap.py; rc=$$?; \
 	  echo "+++ time: LimitedSwap e2e checks: $$(( $$(date +%s) - start )) s (exit $$rc)"; \
